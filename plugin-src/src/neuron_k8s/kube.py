@@ -1,0 +1,354 @@
+"""The few Kubernetes API calls the plugin and the extender need, over the standard library.
+
+A full client library costs tens of MiB of memory in a DaemonSet that runs on every node; this
+one does get, merge-patch, post and watch, and a Reflector that keeps a local view current.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import os
+import random
+import ssl
+import tempfile
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from .logs import get_logger
+
+log = get_logger("kube")
+
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+class ApiError(Exception):
+    """The API server answered with an error status (or could not be reached: status 0)."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+
+def _error_from(status: int, body: bytes) -> ApiError:
+    try:
+        doc = json.loads(body)
+        return ApiError(status, str(doc.get("reason", "")), str(doc.get("message", "")))
+    except ValueError:
+        return ApiError(status, "", body[:200].decode(errors="replace"))
+
+
+class KubeClient:
+    """A minimal, thread-safe API client. Each thread keeps its own connection."""
+
+    def __init__(
+        self,
+        server: str,
+        token: str | None = None,
+        token_file: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        url = urllib.parse.urlsplit(server.rstrip("/"))
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ValueError(f"API server address must be http(s)://host[:port], got {server!r}")
+        self.server = server.rstrip("/")
+        self._scheme = url.scheme
+        self._host = url.hostname
+        self._port = url.port or (443 if url.scheme == "https" else 80)
+        self._prefix = url.path
+        self._token = token
+        self._token_file = token_file
+        self._ssl = ssl_context
+        self._timeout = timeout
+        self._local = threading.local()
+
+    # --- construction -------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, kubeconfig: str | None = None) -> KubeClient | None:
+        """From a kubeconfig file when one is given, else from the pod's service account when
+        running in a cluster, else None (standalone)."""
+        if kubeconfig:
+            return cls._from_kubeconfig(kubeconfig)
+        host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get(
+            "KUBERNETES_SERVICE_PORT", "443"
+        )
+        token_file = os.path.join(SERVICE_ACCOUNT_DIR, "token")
+        if not host or not os.path.exists(token_file):
+            return None
+        ctx = ssl.create_default_context(cafile=os.path.join(SERVICE_ACCOUNT_DIR, "ca.crt"))
+        if ":" in host:
+            host = f"[{host}]"
+        return cls(f"https://{host}:{port}", token_file=token_file, ssl_context=ctx)
+
+    @classmethod
+    def for_url(cls, base_url: str, token: str | None = None) -> KubeClient:
+        """For tests and local servers: no certificate verification."""
+        ctx = None
+        if base_url.startswith("https"):
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        return cls(base_url, token=token, ssl_context=ctx)
+
+    @classmethod
+    def _from_kubeconfig(cls, path: str) -> KubeClient:
+        import yaml  # only kubeconfig files need it
+
+        with open(path) as f:
+            cfg = yaml.safe_load(f) or {}
+        by_name = {
+            kind: {e["name"]: e.get(kind[:-1], {}) for e in cfg.get(kind) or []}
+            for kind in ("clusters", "users", "contexts")
+        }
+        ctx_name = cfg.get("current-context")
+        context = by_name["contexts"].get(ctx_name) or next(
+            iter(by_name["contexts"].values()), {}
+        )
+        cluster = by_name["clusters"].get(context.get("cluster"), {})
+        user = by_name["users"].get(context.get("user"), {})
+        server = cluster.get("server")
+        if not server:
+            raise ValueError(f"kubeconfig {path}: no server for context {ctx_name!r}")
+        base = os.path.dirname(os.path.abspath(path))
+        ssl_ctx = None
+        if server.startswith("https"):
+            ssl_ctx = ssl.create_default_context()
+            if cluster.get("insecure-skip-tls-verify"):
+                ssl_ctx.check_hostname = False
+                ssl_ctx.verify_mode = ssl.CERT_NONE
+            elif cluster.get("certificate-authority-data"):
+                ssl_ctx.load_verify_locations(
+                    cadata=base64.b64decode(cluster["certificate-authority-data"]).decode()
+                )
+            elif cluster.get("certificate-authority"):
+                ssl_ctx.load_verify_locations(os.path.join(base, cluster["certificate-authority"]))
+            cert, key = _client_cert_files(user, base)
+            if cert:
+                ssl_ctx.load_cert_chain(cert, key)
+        token = user.get("token")
+        token_file = os.path.join(base, user["tokenFile"]) if user.get("tokenFile") else None
+        return cls(server, token=token, token_file=token_file, ssl_context=ssl_ctx)
+
+    # --- requests -----------------------------------------------------------------------
+    def _conn(self, timeout: float | None) -> http.client.HTTPConnection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            if self._scheme == "https":
+                conn = http.client.HTTPSConnection(
+                    self._host, self._port, timeout=timeout, context=self._ssl
+                )
+            else:
+                conn = http.client.HTTPConnection(self._host, self._port, timeout=timeout)
+            self._local.conn = conn
+        conn.timeout = timeout
+        if conn.sock is not None:
+            conn.sock.settimeout(timeout)
+        return conn
+
+    def _drop_conn(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def _headers(self, content_type: str | None = None) -> dict[str, str]:
+        headers = {"Accept": "application/json", "User-Agent": "neuron-k8s/0.1"}
+        token = self._token
+        if self._token_file:
+            # Projected service account tokens rotate: read the file each time.
+            with open(self._token_file) as f:
+                token = f.read().strip()
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        if content_type:
+            headers["Content-Type"] = content_type
+        return headers
+
+    def _url(self, path: str, params: dict[str, Any] | None) -> str:
+        query = f"?{urllib.parse.urlencode(params)}" if params else ""
+        return f"{self._prefix}{path}{query}"
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]:
+        data = json.dumps(body).encode() if body is not None else None
+        headers = self._headers(content_type if data is not None else None)
+        url = self._url(path, params)
+        for attempt in (1, 2):
+            conn = self._conn(self._timeout)
+            try:
+                conn.request(method, url, body=data, headers=headers)
+                resp = conn.getresponse()
+                raw = resp.read()
+            except (OSError, http.client.HTTPException) as err:
+                # A kept-alive connection the server closed: retry once on a fresh one.
+                self._drop_conn()
+                if attempt == 2:
+                    raise ApiError(0, "Unreachable", f"{method} {path}: {err}") from err
+                continue
+            if resp.status >= 400:
+                raise _error_from(resp.status, raw)
+            return json.loads(raw) if raw else {}
+        raise AssertionError("unreachable")
+
+    def get(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        return self.request("GET", path, params)
+
+    def merge_patch(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self.request("PATCH", path, body=body, content_type="application/merge-patch+json")
+
+    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self.request("POST", path, body=body)
+
+    def watch(self, path: str, params: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        """Yield watch events until the server ends the stream. An ERROR event with status 410
+        (the resource version is too old) raises ApiError(410): the caller must list again."""
+        query = dict(params or {})
+        query["watch"] = "true"
+        query.setdefault("allowWatchBookmarks", "true")
+        timeout = float(query.get("timeoutSeconds", 300)) + 30
+        if self._scheme == "https":
+            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+                self._host, self._port, timeout=timeout, context=self._ssl
+            )
+        else:
+            conn = http.client.HTTPConnection(self._host, self._port, timeout=timeout)
+        try:
+            conn.request("GET", self._url(path, query), headers=self._headers())
+            resp = conn.getresponse()
+            if resp.status >= 400:
+                raise _error_from(resp.status, resp.read())
+            while True:
+                line = resp.readline()
+                if not line:
+                    return
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                if event.get("type") == "ERROR":
+                    status = event.get("object") or {}
+                    raise ApiError(
+                        int(status.get("code", 500)),
+                        str(status.get("reason", "")),
+                        str(status.get("message", "")),
+                    )
+                yield event
+        finally:
+            conn.close()
+
+
+def _client_cert_files(user: dict[str, Any], base: str) -> tuple[str | None, str | None]:
+    """Client certificate and key paths; inline data is written to private temp files, since
+    ssl can only load a chain from files."""
+    out: list[str | None] = []
+    for field in ("client-certificate", "client-key"):
+        if user.get(f"{field}-data"):
+            fd, name = tempfile.mkstemp(prefix="neuron-k8s-", suffix=".pem")
+            with os.fdopen(fd, "wb") as f:
+                f.write(base64.b64decode(user[f"{field}-data"]))
+            out.append(name)
+        elif user.get(field):
+            out.append(os.path.join(base, user[field]))
+        else:
+            out.append(None)
+    return out[0], out[1]
+
+
+class Reflector:
+    """Keeps a local view of a collection current: list, then watch from the list's resource
+    version; re-list when the server says the version is too old; reconnect with capped
+    backoff when the server is away. Callbacks run on the reflector's own thread.
+
+    on_synced(items) is called after every (re-)list with the full list, so the owner can
+    replace its view wholesale; on_event(type, object) for each watch event after that."""
+
+    def __init__(
+        self,
+        client: KubeClient,
+        path: str,
+        params: dict[str, Any] | None,
+        on_event: Callable[[str, dict[str, Any]], None],
+        on_synced: Callable[[list[dict[str, Any]]], None] | None = None,
+        name: str = "",
+        watch_timeout: int = 300,
+    ) -> None:
+        self._client = client
+        self._path = path
+        self._params = dict(params or {})
+        self._on_event = on_event
+        self._on_synced = on_synced
+        self.name = name or path
+        self._watch_timeout = watch_timeout
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.synced = threading.Event()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f"reflector-{self.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _list(self) -> str:
+        doc = self._client.get(self._path, self._params)
+        items = doc.get("items") or []
+        kind = doc.get("kind", "")
+        if kind.endswith("List"):
+            # Items of a list carry no kind; callbacks are easier to write when they do.
+            for item in items:
+                item.setdefault("kind", kind[: -len("List")])
+        if self._on_synced:
+            self._on_synced(items)
+        self.synced.set()
+        return str((doc.get("metadata") or {}).get("resourceVersion", ""))
+
+    def _run(self) -> None:
+        backoff = 0.5
+        version = ""
+        while not self._stop.is_set():
+            try:
+                if not version:
+                    version = self._list()
+                    log.debug("listed", reflector=self.name, resource_version=version)
+                params = dict(self._params, resourceVersion=version,
+                              timeoutSeconds=self._watch_timeout)
+                for event in self._client.watch(self._path, params):
+                    if self._stop.is_set():
+                        return
+                    obj = event.get("object") or {}
+                    rv = (obj.get("metadata") or {}).get("resourceVersion")
+                    if rv:
+                        version = str(rv)
+                    if event.get("type") != "BOOKMARK":
+                        self._on_event(str(event.get("type")), obj)
+                backoff = 0.5
+            except ApiError as err:
+                if err.status == 410:
+                    version = ""
+                    continue
+                log.warning("watch failed", reflector=self.name, error=str(err))
+                self._stop.wait(backoff * (1 + random.random()))
+                backoff = min(backoff * 2, 30.0)
+            except (OSError, ValueError, http.client.HTTPException) as err:
+                log.warning("watch interrupted", reflector=self.name, error=str(err))
+                self._stop.wait(backoff * (1 + random.random()))
+                backoff = min(backoff * 2, 30.0)
+            except Exception as err:  # a callback bug must not kill the view silently
+                log.error("reflector callback failed", reflector=self.name, error=str(err),
+                          exc_info=True)
+                version = ""
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
