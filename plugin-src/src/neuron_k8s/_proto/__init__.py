@@ -1,0 +1,1 @@
+"""gRPC stubs generated from plugin-src/proto at build time (see plugin-src/setup.py)."""
