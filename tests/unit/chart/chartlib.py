@@ -1,0 +1,228 @@
+"""Helpers for the chart tests: render charts/neuron with the pinned helm binary.
+
+helm is taken from PATH (tox puts .tools/bin first); a missing or wrong helm fails the tests with
+a sentence saying how to install it. Renders are cached per argument set, so many small tests
+cost few helm runs.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[3]
+CHART = REPO / "charts" / "neuron"
+EXAMPLES = CHART / "examples"
+INSTALL_TOOLS = REPO / "scripts" / "install-tools.sh"
+CHART_DOCS = REPO / "scripts" / "chart-docs.sh"
+
+# The cluster version the e2e harness runs; kube-scheduler's default tag derives from it.
+KUBE_VERSION = "v1.34.4"
+NAMESPACE = "neuron-system"
+RELEASE = "neuron"
+
+# values block -> (workload kind, app.kubernetes.io/component label)
+COMPONENTS = {
+    "devicePlugin": ("DaemonSet", "device-plugin"),
+    "extender": ("Deployment", "extender"),
+    "scheduler": ("Deployment", "scheduler"),
+}
+
+
+def pinned_helm_version() -> str:
+    match = re.search(r"^HELM_VERSION=(\S+)$", INSTALL_TOOLS.read_text(), re.MULTILINE)
+    assert match, f"no HELM_VERSION= line in {INSTALL_TOOLS}"
+    return match.group(1)
+
+
+@functools.cache
+def helm_binary() -> str:
+    path = shutil.which("helm")
+    if path is None:
+        pytest.fail(
+            "helm is not on PATH: run `bash scripts/install-tools.sh` and put "
+            f"{REPO / '.tools' / 'bin'} first on PATH (`tox -e unit` does both)",
+            pytrace=False,
+        )
+    return path
+
+
+@functools.cache
+def _helm(args: tuple[str, ...], stdin: str | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HELM_")}
+    # Keep helm away from the user's repositories, plugins and cluster.
+    scratch = tempfile.mkdtemp(prefix="helm-home-")
+    env.update(
+        HELM_CACHE_HOME=scratch,
+        HELM_CONFIG_HOME=scratch,
+        HELM_DATA_HOME=scratch,
+        KUBECONFIG=os.path.join(scratch, "no-kubeconfig"),
+    )
+    return subprocess.run(
+        [helm_binary(), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
+def helm(*args: str) -> subprocess.CompletedProcess:
+    return _helm(tuple(args))
+
+
+@functools.cache
+def _values_file(serialized: str) -> str:
+    handle, path = tempfile.mkstemp(prefix="values-", suffix=".yaml")
+    with os.fdopen(handle, "w") as out:
+        out.write(serialized)
+    return path
+
+
+def _template_args(
+    values: dict | None,
+    files: Iterable[str | Path],
+    set_values: Iterable[str],
+    namespace: str,
+    release: str,
+    kube_version: str,
+) -> list[str]:
+    args = ["template", release, str(CHART), "--namespace", namespace]
+    if kube_version:
+        args += ["--kube-version", kube_version]
+    for f in files:
+        path = Path(f)
+        args += ["--values", str(path if path.is_absolute() else EXAMPLES / path)]
+    if values:
+        args += ["--values", _values_file(json.dumps(values, sort_keys=True))]
+    for s in set_values:
+        args += ["--set", s]
+    return args
+
+
+def render(
+    values: dict | None = None,
+    *,
+    files: Iterable[str | Path] = (),
+    set_values: Iterable[str] = (),
+    namespace: str = NAMESPACE,
+    release: str = RELEASE,
+    kube_version: str = KUBE_VERSION,
+) -> list[dict[str, Any]]:
+    """Render the chart and return its objects (helm test hooks included)."""
+    args = _template_args(values, files, set_values, namespace, release, kube_version)
+    result = helm(*args)
+    if result.returncode != 0:
+        raise AssertionError(f"helm {' '.join(args)} failed:\n{result.stderr}")
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def render_error(
+    values: dict | None = None,
+    *,
+    files: Iterable[str | Path] = (),
+    set_values: Iterable[str] = (),
+    namespace: str = NAMESPACE,
+    kube_version: str = KUBE_VERSION,
+) -> str:
+    """Render the chart expecting a refusal; return helm's error output."""
+    args = _template_args(values, files, set_values, namespace, RELEASE, kube_version)
+    result = helm(*args)
+    assert result.returncode != 0, f"helm {' '.join(args)} unexpectedly succeeded"
+    return result.stderr
+
+
+def notes(values: dict | None = None, *, namespace: str = NAMESPACE) -> str:
+    """The NOTES.txt text of a client-side dry-run install."""
+    args = ["install", RELEASE, str(CHART), "--namespace", namespace, "--dry-run=client"]
+    if values:
+        args += ["--values", _values_file(json.dumps(values, sort_keys=True))]
+    result = helm(*args)
+    assert result.returncode == 0, result.stderr
+    assert "NOTES:" in result.stdout, result.stdout
+    return result.stdout.split("NOTES:", 1)[1]
+
+
+# ---- finding things in rendered objects -------------------------------------------------------
+
+
+def objects_of(objs: list[dict], kind: str, component: str | None = None) -> list[dict]:
+    found = [o for o in objs if o["kind"] == kind]
+    if component is not None:
+        label = COMPONENTS[component][1] if component in COMPONENTS else component
+        found = [
+            o
+            for o in found
+            if o["metadata"].get("labels", {}).get("app.kubernetes.io/component") == label
+        ]
+    return found
+
+
+def one(objs: list[dict], kind: str, component: str | None = None) -> dict:
+    found = objects_of(objs, kind, component)
+    assert len(found) == 1, f"expected one {kind} of {component}, got {len(found)}"
+    return found[0]
+
+
+def workload(objs: list[dict], component: str) -> dict:
+    return one(objs, COMPONENTS[component][0], component)
+
+
+def pod_spec(obj: dict) -> dict:
+    return obj["spec"] if obj["kind"] == "Pod" else obj["spec"]["template"]["spec"]
+
+
+def container(obj: dict) -> dict:
+    containers = pod_spec(obj)["containers"]
+    assert len(containers) == 1
+    return containers[0]
+
+
+def env_of(obj: dict) -> dict[str, Any]:
+    """Container env as name -> value (or the valueFrom mapping)."""
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container(obj).get("env", [])}
+
+
+def scheduler_config(objs: list[dict]) -> dict:
+    """The KubeSchedulerConfiguration embedded in the scheduler's ConfigMap, parsed."""
+    configmap = one(objs, "ConfigMap", "scheduler")
+    (text,) = configmap["data"].values()
+    return yaml.safe_load(text)
+
+
+def nested(values: dict, dotted: str, value: Any) -> dict:
+    """{'a': {'b': value}} from 'a.b'."""
+    out: dict = {}
+    cursor = out
+    keys = dotted.split(".")
+    for key in keys[:-1]:
+        cursor = cursor.setdefault(key, {})
+    cursor[keys[-1]] = value
+    return _merge(values, out)
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def values_yaml() -> dict:
+    return yaml.safe_load((CHART / "values.yaml").read_text())

@@ -1,0 +1,176 @@
+"""Chart-wide behaviour: object set, names, namespaces, labels, the pinned helm."""
+
+import pytest
+from chartlib import (
+    COMPONENTS,
+    NAMESPACE,
+    helm,
+    one,
+    pinned_helm_version,
+    render,
+    render_error,
+    scheduler_config,
+    workload,
+)
+
+CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding"}
+STANDARD_LABELS = {
+    "helm.sh/chart": "neuron-0.1.0",
+    "app.kubernetes.io/name": "neuron",
+    "app.kubernetes.io/instance": "neuron",
+    "app.kubernetes.io/version": "0.1.0",
+    "app.kubernetes.io/managed-by": "Helm",
+    "app.kubernetes.io/part-of": "neuron",
+}
+
+
+def kinds_and_names(objs):
+    return sorted((o["kind"], o["metadata"]["name"]) for o in objs)
+
+
+def test_helm_on_path_is_the_pinned_version():
+    result = helm("version", "--short")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(pinned_helm_version() + "+"), result.stdout
+
+
+def test_defaults_render_every_object_with_default_names(default_objects):
+    assert kinds_and_names(default_objects) == sorted(
+        [
+            ("ServiceAccount", "neuron-device-plugin"),
+            ("ClusterRole", "neuron-device-plugin"),
+            ("ClusterRoleBinding", "neuron-device-plugin"),
+            ("DaemonSet", "neuron-device-plugin"),
+            ("ServiceAccount", "neuron-extender"),
+            ("ClusterRole", "neuron-extender"),
+            ("ClusterRoleBinding", "neuron-extender"),
+            ("Deployment", "neuron-extender"),
+            ("Service", "neuron-extender"),
+            ("ServiceAccount", "neuron-scheduler"),
+            ("ClusterRole", "neuron-scheduler"),
+            ("ClusterRoleBinding", "neuron-scheduler"),
+            ("ClusterRoleBinding", "neuron-scheduler-as-kube-scheduler"),
+            ("ClusterRoleBinding", "neuron-scheduler-as-volume-scheduler"),
+            ("ConfigMap", "neuron-scheduler-config"),
+            ("Deployment", "neuron-scheduler"),
+            ("Pod", "neuron-test"),
+        ]
+    )
+
+
+def test_release_name_without_chart_name_prefixes_it():
+    objs = render(release="prod")
+    assert workload(objs, "devicePlugin")["metadata"]["name"] == "prod-neuron-device-plugin"
+
+
+def test_name_override_changes_names_and_name_label():
+    objs = render({"nameOverride": "inferentia"})
+    daemonset = workload(objs, "devicePlugin")
+    assert daemonset["metadata"]["name"] == "neuron-inferentia-device-plugin"
+    assert daemonset["metadata"]["labels"]["app.kubernetes.io/name"] == "inferentia"
+    selector = daemonset["spec"]["selector"]["matchLabels"]
+    assert selector["app.kubernetes.io/name"] == "inferentia"
+
+
+def test_fullname_override_replaces_base_name():
+    objs = render({"fullnameOverride": "acc"})
+    names = {o["metadata"]["name"] for o in objs if o["kind"] in ("DaemonSet", "Deployment")}
+    assert names == {"acc-device-plugin", "acc-extender", "acc-scheduler"}
+
+
+def test_namespaced_objects_go_to_release_namespace(default_objects):
+    for obj in default_objects:
+        if obj["kind"] not in CLUSTER_SCOPED:
+            assert obj["metadata"]["namespace"] == NAMESPACE, obj["metadata"]["name"]
+
+
+def test_cluster_scoped_objects_carry_no_namespace(default_objects):
+    for obj in default_objects:
+        if obj["kind"] in CLUSTER_SCOPED:
+            assert "namespace" not in obj["metadata"], obj["metadata"]["name"]
+
+
+def test_namespace_override_moves_every_namespaced_object_and_reference():
+    objs = render({"namespaceOverride": "accel"})
+    for obj in objs:
+        if obj["kind"] not in CLUSTER_SCOPED:
+            assert obj["metadata"]["namespace"] == "accel", obj["metadata"]["name"]
+        if obj["kind"] == "ClusterRoleBinding":
+            assert {s["namespace"] for s in obj["subjects"]} == {"accel"}
+    config = scheduler_config(objs)
+    assert config["leaderElection"]["resourceNamespace"] == "accel"
+    assert ".accel.svc." in config["extenders"][0]["urlPrefix"]
+
+
+def test_standard_labels_on_every_object(default_objects):
+    for obj in default_objects:
+        labels = obj["metadata"]["labels"]
+        for key, value in STANDARD_LABELS.items():
+            assert labels[key] == value, (obj["kind"], obj["metadata"]["name"], key)
+        assert labels["app.kubernetes.io/component"] in {
+            "device-plugin",
+            "extender",
+            "scheduler",
+            "test",
+        }
+
+
+@pytest.mark.parametrize("component", sorted(COMPONENTS))
+def test_pod_templates_carry_standard_labels(default_objects, component):
+    labels = workload(default_objects, component)["spec"]["template"]["metadata"]["labels"]
+    for key, value in STANDARD_LABELS.items():
+        assert labels[key] == value
+
+
+def test_common_labels_on_every_object():
+    objs = render({"commonLabels": {"team": "ml-platform"}})
+    for obj in objs:
+        assert obj["metadata"]["labels"]["team"] == "ml-platform", obj["metadata"]["name"]
+
+
+def test_common_labels_cannot_replace_standard_labels():
+    objs = render({"commonLabels": {"app.kubernetes.io/name": "other"}})
+    for obj in objs:
+        assert obj["metadata"]["labels"]["app.kubernetes.io/name"] == "neuron"
+
+
+def test_part_of_sets_label():
+    objs = render({"partOf": "ml-stack"})
+    for obj in objs:
+        assert obj["metadata"]["labels"]["app.kubernetes.io/part-of"] == "ml-stack"
+
+
+def test_cluster_domain_builds_extender_url():
+    config = scheduler_config(render({"clusterDomain": "corp.internal"}))
+    url = config["extenders"][0]["urlPrefix"]
+    assert url == f"http://neuron-extender.{NAMESPACE}.svc.corp.internal:12345"
+
+
+@pytest.mark.parametrize("component", sorted(COMPONENTS))
+def test_selector_labels_are_a_subset_of_pod_labels(default_objects, component):
+    obj = workload(default_objects, component)
+    selector = obj["spec"]["selector"]["matchLabels"]
+    labels = obj["spec"]["template"]["metadata"]["labels"]
+    assert selector.items() <= labels.items()
+    assert selector == {
+        "app.kubernetes.io/name": "neuron",
+        "app.kubernetes.io/instance": "neuron",
+        "app.kubernetes.io/component": COMPONENTS[component][1],
+    }
+
+
+def test_every_component_disabled_is_refused():
+    error = render_error(
+        {
+            "devicePlugin": {"enabled": False},
+            "extender": {"enabled": False},
+            "scheduler": {"enabled": False},
+        }
+    )
+    assert "Nothing to install" in error
+
+
+def test_service_selects_the_extender_pods(default_objects):
+    service = one(default_objects, "Service", "extender")
+    labels = workload(default_objects, "extender")["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
