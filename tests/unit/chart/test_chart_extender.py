@@ -1,0 +1,118 @@
+"""The scheduler extender Deployment, Service, RBAC and their validation."""
+
+import pytest
+from chartlib import container, env_of, one, pod_spec, render, render_error, workload
+
+
+def objs_with(values):
+    return render({"extender": values})
+
+
+def test_runs_neuron_scheduler_extender_command(default_objects):
+    assert container(workload(default_objects, "extender"))["command"] == [
+        "neuron-scheduler-extender"
+    ]
+
+
+def test_not_placed_by_the_charts_scheduler_by_default(default_objects):
+    assert "schedulerName" not in pod_spec(workload(default_objects, "extender"))
+
+
+def test_scheduler_name_value():
+    obj = workload(objs_with({"schedulerName": "other-scheduler"}), "extender")
+    assert pod_spec(obj)["schedulerName"] == "other-scheduler"
+
+
+def test_scheduler_name_equal_to_charts_scheduler_is_refused():
+    error = render_error({"extender": {"schedulerName": "my-scheduler"}})
+    assert 'extender.schedulerName must not be "my-scheduler"' in error
+
+
+def test_port_default_12345_env_and_container_port(default_objects):
+    obj = workload(default_objects, "extender")
+    assert container(obj)["ports"] == [{"name": "http", "containerPort": 12345, "protocol": "TCP"}]
+    assert env_of(obj)["NEURON_EXTENDER_PORT"] == "12345"
+
+
+def test_port_value():
+    obj = workload(objs_with({"port": 8000}), "extender")
+    assert container(obj)["ports"][0]["containerPort"] == 8000
+    assert env_of(obj)["NEURON_EXTENDER_PORT"] == "8000"
+
+
+def test_probes_on_health_endpoints(default_objects):
+    c = container(workload(default_objects, "extender"))
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+
+
+def test_log_level_env(default_objects):
+    assert env_of(workload(default_objects, "extender"))["NEURON_EXTENDER_LOG_LEVEL"] == "info"
+    obj = workload(objs_with({"logLevel": "warning"}), "extender")
+    assert env_of(obj)["NEURON_EXTENDER_LOG_LEVEL"] == "warning"
+
+
+def test_priority_class_system_cluster_critical_by_default(default_objects):
+    assert pod_spec(workload(default_objects, "extender"))["priorityClassName"] == (
+        "system-cluster-critical"
+    )
+
+
+def test_service_defaults(default_objects):
+    service = one(default_objects, "Service", "extender")
+    assert service["metadata"]["name"] == "neuron-extender"
+    assert service["spec"]["type"] == "ClusterIP"
+    assert service["spec"]["ports"] == [
+        {"name": "http", "port": 12345, "targetPort": "http", "protocol": "TCP"}
+    ]
+
+
+def test_service_port_value():
+    service = one(objs_with({"service": {"port": 80}}), "Service", "extender")
+    assert service["spec"]["ports"][0]["port"] == 80
+
+
+def test_service_type_value():
+    service = one(objs_with({"service": {"type": "NodePort"}}), "Service", "extender")
+    assert service["spec"]["type"] == "NodePort"
+
+
+def test_service_annotations():
+    annotations = {"service.kubernetes.io/topology-mode": "Auto"}
+    service = one(objs_with({"service": {"annotations": annotations}}), "Service", "extender")
+    assert service["metadata"]["annotations"] == annotations
+
+
+def test_service_selector_follows_selector_labels_override():
+    objs = objs_with({"selectorLabelsOverride": {"app": "neuron-scheduler"}})
+    assert one(objs, "Service", "extender")["spec"]["selector"] == {"app": "neuron-scheduler"}
+
+
+@pytest.mark.parametrize("replicas", [2, 3])
+def test_more_than_one_replica_is_refused(replicas):
+    error = render_error({"extender": {"replicas": replicas}})
+    assert f"extender.replicas={replicas} is not supported" in error
+
+
+def test_cluster_role_rules(default_objects):
+    rules = one(default_objects, "ClusterRole", "extender")["rules"]
+    assert rules == [
+        {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "patch"]},
+        {"apiGroups": [""], "resources": ["pods/binding", "bindings"], "verbs": ["create"]},
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+    ]
+
+
+def test_cluster_role_binding_binds_role_to_service_account(default_objects):
+    binding = one(default_objects, "ClusterRoleBinding", "extender")
+    assert binding["roleRef"]["name"] == "neuron-extender"
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "neuron-extender", "namespace": "neuron-system"}
+    ]
+
+
+def test_extender_alone_renders_without_scheduler():
+    objs = render({"scheduler": {"enabled": False}})
+    assert workload(objs, "extender")
+    assert not [o for o in objs if o["kind"] == "ConfigMap"]
