@@ -13,9 +13,15 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   ldflags+=" -X $pkg.gitVersion=$version -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
   ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
 done
+version_of() {
+  case "$(basename "$1")" in
+    kubeadm) "$1" version -o short 2>/dev/null ;;
+    *) "$1" --version 2>/dev/null | awk '{print $NF}' ;;
+  esac
+}
 cd "$here"
 for cmd in ${CMDS:-kubeadm kubelet kube-apiserver kube-controller-manager kube-scheduler kube-proxy}; do
-  if [ -x "$out/$cmd" ] && [ "$("$out/$cmd" --version 2>/dev/null | awk '{print $NF}')" = "$version" ] \
+  if [ -x "$out/$cmd" ] && [ "$(version_of "$out/$cmd")" = "$version" ] \
      && [ "$out/$cmd" -nt go.mod ]; then
     echo "k8s: $cmd $version already built"; continue
   fi
