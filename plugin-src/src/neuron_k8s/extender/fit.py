@@ -1,0 +1,131 @@
+"""Whether, and how well, a pod fits one node: the per-node work behind filter and prioritize,
+memoised so that thousands of nodes in a few shapes and usages cost one dict lookup each.
+
+Reasons are worded per instance type and request, not per node's exact usage: kube-scheduler
+groups identical reasons in the pod's FailedScheduling event ("0/5000 nodes are available:
+4990 ..."), so per-node counts would turn it into thousands of distinct lines.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from ..allocator import NoFit, Request, choose_all, request_error, score
+from ..topology import Shape
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    reason: str | None  # None: the pod fits
+    unresolvable: bool  # no eviction on the node would make it fit
+    score: int  # 0-10, meaningful when it fits
+
+
+def describe(requests: tuple[Request, ...]) -> str:
+    parts = []
+    for r in requests:
+        if r.resource.whole_devices:
+            parts.append(f"{r.count} Neuron device{'s' if r.count != 1 else ''}")
+        else:
+            parts.append(f"{r.count} NeuronCore{'s' if r.count != 1 else ''}")
+    return " + ".join(parts)
+
+
+def evaluate(shape: Shape, requests: tuple[Request, ...], used: int, unhealthy: int) -> Verdict:
+    """The verdict for a pod's requests on a node of `shape` with `used` cores (mask) in use and
+    `unhealthy` devices (mask)."""
+    for r in requests:
+        error = request_error(shape, r)
+        if error:
+            return Verdict(error, True, 0)
+    try:
+        placements = choose_all(shape, requests, used, unhealthy)
+    except NoFit:
+        return _no_fit(shape, requests, used, unhealthy)
+    return Verdict(None, False, score(shape, placements, used, unhealthy))
+
+
+def _fits(shape: Shape, requests: tuple[Request, ...], used: int, unhealthy: int) -> bool:
+    try:
+        choose_all(shape, requests, used, unhealthy)
+    except NoFit:
+        return False
+    return True
+
+
+def _no_fit(shape: Shape, requests: tuple[Request, ...], used: int, unhealthy: int) -> Verdict:
+    want = describe(requests)
+    if not _fits(shape, requests, 0, 0):
+        return Verdict(
+            f"the pod's containers together ask for {want}, which cannot all be placed "
+            f"contiguously on an empty {shape.name}",
+            True,
+            0,
+        )
+    if unhealthy and not _fits(shape, requests, 0, unhealthy):
+        bad = bin(unhealthy & ((1 << shape.devices) - 1)).count("1")
+        return Verdict(
+            f"{bad} of {shape.devices} Neuron devices of this {shape.name} are unhealthy; the "
+            f"healthy ones cannot hold {want}",
+            True,
+            0,
+        )
+    return Verdict(
+        f"not enough contiguous free Neuron capacity on this {shape.name} for {want} "
+        "(in use by other pods)",
+        False,
+        0,
+    )
+
+
+class VerdictCache:
+    """Verdicts per (requests, node class). A node class is an int interned from (shape, used,
+    unhealthy): hashing an int is far cheaper than hashing the Shape dataclass each time.
+    Class ids are never reused, so a view holding an id from before a reset stays correct."""
+
+    def __init__(self, max_entries: int = 200_000) -> None:
+        self._lock = threading.Lock()
+        self._classes: dict[tuple[Shape, int, int], int] = {}
+        self._next = 0
+        self._verdicts: dict[tuple[Request, ...], dict[int, Verdict]] = {}
+        self._entries = 0
+        self._max = max_entries
+
+    def class_of(self, shape: Shape, used: int, unhealthy: int) -> int:
+        key = (shape, used, unhealthy)
+        with self._lock:
+            cls = self._classes.get(key)
+            if cls is None:
+                if len(self._classes) >= self._max:
+                    self._classes.clear()
+                cls = self._classes[key] = self._next
+                self._next += 1
+            return cls
+
+    def table(self, requests: tuple[Request, ...]) -> dict[int, Verdict]:
+        """The verdicts of one request tuple, to look up many nodes with one hash each."""
+        table = self._verdicts.get(requests)
+        if table is None:
+            with self._lock:
+                if self._entries >= self._max:
+                    self._verdicts.clear()
+                    self._entries = 0
+                table = self._verdicts.setdefault(requests, {})
+        return table
+
+    def verdict(
+        self,
+        table: dict[int, Verdict],
+        cls: int,
+        shape: Shape,
+        requests: tuple[Request, ...],
+        used: int,
+        unhealthy: int,
+    ) -> Verdict:
+        v = table.get(cls)
+        if v is None:
+            v = evaluate(shape, requests, used, unhealthy)
+            table[cls] = v
+            self._entries += 1  # approximate under races; it only bounds memory
+        return v

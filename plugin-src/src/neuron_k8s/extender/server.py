@@ -1,0 +1,265 @@
+"""The extender's HTTP server: POST /filter, /prioritize and /bind as kube-scheduler calls them,
+GET /healthz, /readyz and /metrics.
+
+Status codes: kube-scheduler reads a body only from a 200 and reports any other status as a
+bare code, so answers it can act on (a pod that fits nowhere, a bind that failed, not ready
+yet) are 200 with the reason in "Error" or in FailedNodes; 400 is kept for requests that are
+not extender requests at all (bad JSON, wrong types), 404/405 for wrong paths and methods.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from ..logs import get_logger
+from .metrics import Metrics
+from .protocol import (
+    ProtocolError,
+    binding_result,
+    decode,
+    encode,
+    filter_error,
+    parse_binding_args,
+    parse_extender_args,
+    priority_list,
+)
+from .verbs import Extender
+
+log = get_logger("extender.http")
+
+VERBS = ("filter", "prioritize", "bind")
+PROBES = ("healthz", "readyz", "metrics")
+# A NodeList of thousands of full Node objects (nodeCacheCapable: false) is tens of MiB.
+MAX_BODY = 256 * 1024 * 1024
+NOT_READY = "the Neuron extender is still listing nodes and pods; retry shortly"
+
+
+class _BodyError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _error_doc(verb: str, message: str) -> Any:
+    if verb == "filter":
+        return filter_error(message)
+    return binding_result(message)  # {"Error": ...}; also the error shape of prioritize
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # kube-scheduler keeps connections alive
+    server_version = "neuron-scheduler-extender"
+    extender: Extender
+    metrics: Metrics
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("http", client=self.client_address[0], message=format % args)
+
+    # --- plumbing -------------------------------------------------------------------------
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            return self._read_chunked()
+        length = self.headers.get("Content-Length")
+        if length is None:
+            self.close_connection = True
+            raise _BodyError(411, "a request body with Content-Length is required")
+        try:
+            n = int(length)
+        except ValueError:
+            self.close_connection = True
+            raise _BodyError(400, f"bad Content-Length {length!r}") from None
+        if n < 0 or n > MAX_BODY:
+            self.close_connection = True
+            raise _BodyError(413, f"request body of {n} bytes is too large")
+        return self.rfile.read(n)
+
+    def _read_chunked(self) -> bytes:
+        parts, total = [], 0
+        while True:
+            line = self.rfile.readline(1024)
+            try:
+                size = int(line.split(b";")[0].strip(), 16)
+            except ValueError:
+                self.close_connection = True
+                raise _BodyError(400, "malformed chunked body") from None
+            if size == 0:
+                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return b"".join(parts)
+            total += size
+            if total > MAX_BODY:
+                self.close_connection = True
+                raise _BodyError(413, "request body is too large")
+            parts.append(self.rfile.read(size))
+            self.rfile.readline(1024)
+
+    def _path(self) -> str:
+        return urllib.parse.urlsplit(self.path).path.strip("/")
+
+    def _not_found(self, path: str) -> None:
+        known = (
+            ", ".join(f"POST /{v}" for v in VERBS) + ", " + ", ".join(f"GET /{p}" for p in PROBES)
+        )
+        self._send(404, encode({"Error": f"no such endpoint /{path}; this server has {known}"}))
+
+    def _discard_body(self) -> None:
+        # Keep the connection usable after refusing a request that carried a body.
+        with contextlib.suppress(_BodyError):
+            self._read_body()
+
+    # --- methods --------------------------------------------------------------------------
+    def do_GET(self) -> None:
+        path = self._path()
+        if path == "healthz":
+            self._send(200, b"ok\n", "text/plain; charset=utf-8")
+        elif path == "readyz":
+            if self.extender.ready:
+                self._send(200, b"ok\n", "text/plain; charset=utf-8")
+            else:
+                self._send(503, NOT_READY.encode() + b"\n", "text/plain; charset=utf-8")
+        elif path == "metrics":
+            self._send(200, self.metrics.render(), "text/plain; version=0.0.4; charset=utf-8")
+        elif path in VERBS:
+            self._send(
+                405,
+                encode(_error_doc(path, f"/{path} takes POST with a JSON body")),
+                headers={"Allow": "POST"},
+            )
+        else:
+            self._not_found(path)
+        if path in VERBS or path in PROBES:
+            self.metrics.requests.labels(path, str(self._status)).inc()
+
+    do_HEAD = do_GET
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self._status = code
+        super().send_response(code, message)
+
+    def do_POST(self) -> None:
+        path = self._path()
+        if path not in VERBS:
+            self._discard_body()
+            if path in PROBES:
+                self._send(405, encode({"Error": f"/{path} takes GET"}), headers={"Allow": "GET"})
+            else:
+                self._not_found(path)
+            return
+        start = time.perf_counter()
+        status, doc = self._verb(path)
+        self._send(status, encode(doc))
+        self.metrics.latency.labels(path).observe(time.perf_counter() - start)
+        self.metrics.requests.labels(path, str(status)).inc()
+
+    def _other(self) -> None:
+        self._discard_body()
+        path = self._path()
+        if path in VERBS:
+            self._send(
+                405, encode(_error_doc(path, f"/{path} takes POST")), headers={"Allow": "POST"}
+            )
+        elif path in PROBES:
+            self._send(405, encode({"Error": f"/{path} takes GET"}), headers={"Allow": "GET"})
+        else:
+            self._not_found(path)
+
+    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _other
+
+    def _verb(self, verb: str) -> tuple[int, Any]:
+        try:
+            doc = decode(self._read_body())
+            if verb == "bind":
+                bargs = parse_binding_args(doc)
+                if not self.extender.ready:
+                    return 200, binding_result(NOT_READY)
+                outcome = self.extender.bind(bargs)
+                self.metrics.binds.labels(outcome.outcome).inc()
+                if outcome.error:
+                    log.warning(
+                        "bind failed", pod=bargs.pod_key, node=bargs.node, error=outcome.error
+                    )
+                return 200, binding_result(outcome.error)
+            args = parse_extender_args(doc)
+            if verb == "filter":
+                if not self.extender.ready:
+                    return 200, filter_error(NOT_READY)
+                result = self.extender.filter(args)
+                failed = len(result["FailedNodes"])
+                unresolvable = len(result["FailedAndUnresolvableNodes"])
+                m = self.metrics.filtered
+                m.labels("passed").inc(len(args.names) - failed - unresolvable)
+                m.labels("failed").inc(failed)
+                m.labels("unresolvable").inc(unresolvable)
+                return 200, result
+            if not self.extender.ready:
+                return 200, priority_list([(n, 0) for n in args.names])
+            return 200, self.extender.prioritize(args)
+        except _BodyError as err:
+            return err.status, _error_doc(verb, str(err))
+        except ProtocolError as err:
+            log.warning("malformed request", verb=verb, error=str(err))
+            return 400, _error_doc(verb, f"malformed {verb} request: {err}")
+        except Exception as err:  # one bad request must not take the server down
+            log.error("request failed", verb=verb, error=str(err), exc_info=True)
+            return 500, _error_doc(verb, f"internal error in the Neuron extender: {err}")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+
+class ExtenderServer:
+    """Serves an Extender on address:port (port 0 picks a free one)."""
+
+    def __init__(self, extender: Extender, address: str = "0.0.0.0", port: int = 12345) -> None:
+        self.extender = extender
+        self.metrics = Metrics(extender.state, lambda: extender.ready)
+        handler = type("Handler", (_Handler,), {"extender": extender, "metrics": self.metrics})
+        server_cls = _Server
+        if ":" in address:
+            server_cls = type("Server6", (_Server,), {"address_family": socket.AF_INET6})
+        self.httpd = server_cls((address, port), handler)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self.httpd.server_address[1])
+
+    def serve_forever(self) -> None:
+        self.httpd.serve_forever(poll_interval=0.2)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self.serve_forever, name="extender-http", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -1,0 +1,420 @@
+"""The extender's in-memory view of the cluster: each node's Neuron shape and which of its cores
+are taken, derived only from node and pod objects (fed by watches) plus the reservations of
+binds in flight. Nothing is stored on nodes, so a restarted extender rebuilds exactly the same
+view from the API.
+
+Usage of a node = the cores of the pods recorded on it (their allocation annotation, while they
+hold resources) OR the cores of reservations. A reservation lives from the moment bind picks
+the IDs until either the bind fails (released) or the pod watch shows the pod bound with its
+annotation (the pod record then carries the usage), or the pod goes away. Keeping it until the
+watch catches up closes the window in which a lagging watch would show the cores free.
+
+Writers hold the lock and replace immutable NodeView entries; filter and prioritize read the
+`nodes` dict without locking (single dict reads are atomic in CPython), so a filter over
+thousands of nodes never waits on the watch threads.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..allocator import Resource, choose_all, mask
+from ..logs import get_logger
+from ..pods import (
+    ALLOCATION,
+    INSTANCE_TYPE_LABEL,
+    UNHEALTHY_DEVICES,
+    BadPod,
+    ContainerAllocation,
+    ContainerRequest,
+    holds_resources,
+    parse_id_list,
+    read_allocation,
+)
+from ..topology import Shape, shape_from_capacity
+from .fit import VerdictCache
+
+log = get_logger("extender.state")
+
+LEGACY_INSTANCE_TYPE_LABEL = "beta.kubernetes.io/instance-type"
+NO_CAPACITY = (
+    "no Neuron capacity on this node (no aws.amazon.com/neuron or aws.amazon.com/neuroncore "
+    "in its status.capacity)"
+)
+UNKNOWN_NODE = "node unknown to the Neuron extender (not yet seen by its node watch)"
+
+
+class Unavailable(Exception):
+    """A reservation cannot be made; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeView:
+    name: str
+    shape: Shape | None
+    problem: str | None  # why the node offers no Neuron capacity, when shape is None
+    unhealthy: int  # device mask
+    used: int  # core mask: pods and reservations
+    cls: int  # interned (shape, used, unhealthy) for the verdict cache; -1 without a shape
+
+
+@dataclass(frozen=True, slots=True)
+class PodUse:
+    uid: str
+    key: str  # namespace/name
+    node: str
+    cores: int
+    allocations: tuple[ContainerAllocation, ...]
+
+
+@dataclass(slots=True)
+class Reservation:
+    uid: str
+    key: str
+    node: str
+    cores: int
+    allocations: tuple[ContainerAllocation, ...]
+    confirmed_at: float | None = None  # when the Binding was created (monotonic)
+
+
+def _count(value: Any) -> int:
+    try:
+        return max(int(str(value)), 0)
+    except ValueError:
+        return 0
+
+
+def read_node(
+    obj: dict[str, Any], instance_type_label: str = INSTANCE_TYPE_LABEL
+) -> tuple[Shape | None, str | None, int]:
+    """(shape, problem, unhealthy device mask) of a node object."""
+    meta = obj.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    itype = labels.get(instance_type_label) or labels.get(LEGACY_INSTANCE_TYPE_LABEL)
+    capacity = (obj.get("status") or {}).get("capacity") or {}
+    devices = _count(capacity.get(Resource.NEURON.value)) or _count(
+        capacity.get(Resource.NEURONDEVICE.value)
+    )
+    cores = _count(capacity.get(Resource.NEURONCORE.value))
+    try:
+        shape = shape_from_capacity(itype if isinstance(itype, str) else None, devices, cores)
+    except ValueError as err:
+        return None, f"cannot read this node's Neuron shape: {err}", 0
+    if shape is None:
+        return None, NO_CAPACITY, 0
+    unhealthy = 0
+    raw = (meta.get("annotations") or {}).get(UNHEALTHY_DEVICES) or ""
+    try:
+        unhealthy = mask(d for d in parse_id_list(str(raw)) if 0 <= d < shape.devices)
+    except ValueError:
+        # Unreadable health: assume healthy rather than refuse the node; the kubelet still
+        # refuses pods beyond allocatable.
+        log.warning("unreadable unhealthy-devices annotation", node=meta.get("name"), value=raw)
+    return shape, None, unhealthy
+
+
+def pod_use(obj: dict[str, Any]) -> PodUse | None:
+    """The cores a pod holds according to its own annotation, or None."""
+    meta = obj.get("metadata") or {}
+    if not (meta.get("annotations") or {}).get(ALLOCATION):
+        return None
+    if not holds_resources(obj):
+        return None
+    try:
+        recorded = read_allocation(obj)
+    except BadPod as err:
+        log.warning("unreadable allocation", pod=_key(obj), error=str(err))
+        return None
+    if recorded is None:
+        return None
+    node, allocations = recorded
+    bound_to = (obj.get("spec") or {}).get("nodeName")
+    if bound_to and bound_to != node:
+        # Written by a bind attempt on another node that failed without cleaning up: the pod
+        # runs elsewhere and holds nothing on `node`.
+        return None
+    cores = 0
+    for a in allocations:
+        cores |= mask(a.placement.cores)
+    return PodUse(str(meta.get("uid") or _key(obj)), _key(obj), node, cores, tuple(allocations))
+
+
+def _key(obj: dict[str, Any]) -> str:
+    meta = obj.get("metadata") or {}
+    return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+
+
+def _uid(obj: dict[str, Any]) -> str:
+    meta = obj.get("metadata") or {}
+    return str(meta.get("uid") or _key(obj))
+
+
+class ClusterState:
+    def __init__(
+        self,
+        verdicts: VerdictCache | None = None,
+        instance_type_label: str = INSTANCE_TYPE_LABEL,
+        clock: Callable[[], float] = time.monotonic,
+        relist_grace: float = 60.0,
+    ) -> None:
+        self._lock = threading.RLock()
+        self.verdicts = verdicts or VerdictCache()
+        self._label = instance_type_label
+        self._clock = clock
+        self._relist_grace = relist_grace
+        self.nodes: dict[str, NodeView] = {}
+        self._node_info: dict[str, tuple[Shape | None, str | None, int]] = {}
+        self._pods: dict[str, PodUse] = {}
+        self._reservations: dict[str, Reservation] = {}
+        # node -> holder -> core mask; a holder is ("pod", uid) or ("res", uid).
+        self._holders: dict[str, dict[tuple[str, str], int]] = {}
+
+    # --- derived views --------------------------------------------------------------------
+    def _refresh(self, node: str) -> None:
+        info = self._node_info.get(node)
+        if info is None:
+            self.nodes.pop(node, None)
+            return
+        shape, problem, unhealthy = info
+        used = 0
+        for cores in self._holders.get(node, {}).values():
+            used |= cores
+        old = self.nodes.get(node)
+        if old and (old.shape, old.problem, old.unhealthy, old.used) == (
+            shape,
+            problem,
+            unhealthy,
+            used,
+        ):
+            return
+        cls = self.verdicts.class_of(shape, used, unhealthy) if shape else -1
+        self.nodes[node] = NodeView(node, shape, problem, unhealthy, used, cls)
+
+    def _hold(self, node: str, holder: tuple[str, str], cores: int | None) -> None:
+        holders = self._holders.setdefault(node, {})
+        if cores is None:
+            holders.pop(holder, None)
+            if not holders:
+                del self._holders[node]
+        else:
+            holders[holder] = cores
+        self._refresh(node)
+
+    # --- nodes ----------------------------------------------------------------------------
+    def replace_nodes(self, items: Iterable[dict[str, Any]]) -> None:
+        with self._lock:
+            seen = {}
+            for obj in items:
+                name = (obj.get("metadata") or {}).get("name")
+                if name:
+                    seen[name] = read_node(obj, self._label)
+            gone = set(self._node_info) - set(seen)
+            self._node_info = seen
+            for name in gone | set(seen):
+                self._refresh(name)
+
+    def apply_node(self, event: str, obj: dict[str, Any]) -> None:
+        name = (obj.get("metadata") or {}).get("name")
+        if not name:
+            return
+        with self._lock:
+            if event == "DELETED":
+                self._node_info.pop(name, None)
+            else:
+                self._node_info[name] = read_node(obj, self._label)
+            self._refresh(name)
+
+    # --- pods -----------------------------------------------------------------------------
+    def _set_pod(self, uid: str, use: PodUse | None) -> None:
+        old = self._pods.get(uid)
+        if old == use:
+            return
+        if old is not None:
+            del self._pods[uid]
+            self._hold(old.node, ("pod", uid), None)
+        if use is not None:
+            self._pods[uid] = use
+            self._hold(use.node, ("pod", uid), use.cores)
+
+    def _drop_reservation(self, uid: str) -> None:
+        r = self._reservations.pop(uid, None)
+        if r is not None:
+            self._hold(r.node, ("res", uid), None)
+
+    def _observe(self, obj: dict[str, Any], gone: bool) -> None:
+        uid = _uid(obj)
+        use = None if gone else pod_use(obj)
+        self._set_pod(uid, use)
+        r = self._reservations.get(uid)
+        if r is not None and r.confirmed_at is not None:
+            bound = bool((obj.get("spec") or {}).get("nodeName"))
+            # Once the watch shows the pod bound, its annotation (written before the Binding)
+            # is authoritative; a pod that is gone or finished holds nothing.
+            if gone or bound or not holds_resources(obj) or self._recorded(r):
+                self._drop_reservation(uid)
+
+    def _recorded(self, r: Reservation) -> bool:
+        """Whether the pod's own record already carries exactly the reservation's cores."""
+        p = self._pods.get(r.uid)
+        return p is not None and p.node == r.node and p.cores == r.cores
+
+    def replace_pods(self, items: Iterable[dict[str, Any]]) -> None:
+        with self._lock:
+            seen: set[str] = set()
+            for obj in items:
+                seen.add(_uid(obj))
+                self._observe(obj, gone=False)
+            for uid in [u for u in self._pods if u not in seen]:
+                self._set_pod(uid, None)
+            # A confirmed reservation whose pod is missing from a fresh list: the pod was
+            # deleted while the watch was down. The grace covers a list that began before
+            # the pod existed.
+            now = self._clock()
+            for uid, r in list(self._reservations.items()):
+                if (
+                    uid not in seen
+                    and r.confirmed_at is not None
+                    and now - r.confirmed_at > self._relist_grace
+                ):
+                    self._drop_reservation(uid)
+
+    def apply_pod(self, event: str, obj: dict[str, Any]) -> None:
+        uid = _uid(obj)
+        if event != "DELETED" and uid not in self._pods and uid not in self._reservations:
+            # Fast path for the many pods that never asked the extender for anything.
+            annotations = (obj.get("metadata") or {}).get("annotations") or {}
+            if ALLOCATION not in annotations:
+                return
+        with self._lock:
+            self._observe(obj, gone=event == "DELETED")
+
+    # --- reservations ---------------------------------------------------------------------
+    def reserve(
+        self, uid: str, key: str, node: str, requests: Sequence[ContainerRequest]
+    ) -> Reservation:
+        """Pick and hold cores for every container of the pod on `node`. A pod that already
+        holds a valid set there (a retried bind) keeps it."""
+        with self._lock:
+            existing = self._reservations.get(uid)
+            if existing is not None:
+                if existing.confirmed_at is None:
+                    raise Unavailable(f"a bind of pod {key} is already in progress")
+                if existing.node != node:
+                    raise Unavailable(f"pod {key} is already bound to {existing.node}")
+                return existing
+            view = self.nodes.get(node)
+            if view is None:
+                raise Unavailable(UNKNOWN_NODE)
+            if view.shape is None:
+                raise Unavailable(view.problem or NO_CAPACITY)
+            others = 0
+            for holder, cores in self._holders.get(node, {}).items():
+                if holder[1] != uid:
+                    others |= cores
+            own = self._pods.get(uid)
+            if (
+                own is not None
+                and own.node == node
+                and not own.cores & others
+                and _same(own.allocations, requests)
+            ):
+                allocations = own.allocations
+            else:
+                placements = choose_all(
+                    view.shape, [c.request for c in requests], others, view.unhealthy
+                )
+                allocations = tuple(
+                    ContainerAllocation(c.container, p)
+                    for c, p in zip(requests, placements, strict=True)
+                )
+            cores = 0
+            for a in allocations:
+                cores |= mask(a.placement.cores)
+            r = Reservation(uid, key, node, cores, allocations)
+            self._reservations[uid] = r
+            self._hold(node, ("res", uid), cores)
+            return r
+
+    def confirm(self, r: Reservation) -> None:
+        """The Binding exists: keep the reservation until the watch shows the pod bound."""
+        with self._lock:
+            if self._reservations.get(r.uid) is r:
+                r.confirmed_at = self._clock()
+                # The watch may have shown our annotation before the Binding returned.
+                if self._recorded(r):
+                    self._drop_reservation(r.uid)
+
+    def release(self, r: Reservation) -> None:
+        with self._lock:
+            if self._reservations.get(r.uid) is r:
+                self._drop_reservation(r.uid)
+
+    # --- reading --------------------------------------------------------------------------
+    def own_use(self, uid: str) -> tuple[str, int] | None:
+        """Where the pod itself already holds cores (a retried pod), so that filter does not
+        count the pod against itself."""
+        r = self._reservations.get(uid)
+        if r is not None:
+            return r.node, r.cores
+        p = self._pods.get(uid)
+        return (p.node, p.cores) if p is not None else None
+
+    def used_without(self, node: str, uid: str) -> int:
+        with self._lock:
+            used = 0
+            for holder, cores in self._holders.get(node, {}).items():
+                if holder[1] != uid:
+                    used |= cores
+            return used
+
+    def pod_uses(self) -> dict[str, PodUse]:
+        with self._lock:
+            return dict(self._pods)
+
+    def reservations(self) -> dict[str, Reservation]:
+        with self._lock:
+            return dict(self._reservations)
+
+    def holders(self, node: str) -> dict[tuple[str, str], int]:
+        with self._lock:
+            return dict(self._holders.get(node, {}))
+
+    def usage(self) -> dict[str, int]:
+        """node -> used core mask, for every node anything is held on."""
+        with self._lock:
+            out = {}
+            for node, holders in self._holders.items():
+                used = 0
+                for cores in holders.values():
+                    used |= cores
+                out[node] = used
+            return out
+
+    def totals(self) -> dict[str, int]:
+        """Figures for metrics."""
+        with self._lock:
+            views = list(self.nodes.values())
+            neuron = [v for v in views if v.shape is not None]
+            return {
+                "nodes": len(views),
+                "neuron_nodes": len(neuron),
+                "cores": sum(v.shape.cores for v in neuron if v.shape),
+                "cores_used": sum(bin(v.used).count("1") for v in neuron),
+                "pods": len(self._pods),
+                "reservations": len(self._reservations),
+            }
+
+
+def _same(allocations: Sequence[ContainerAllocation], requests: Sequence[ContainerRequest]) -> bool:
+    if len(allocations) != len(requests):
+        return False
+    return all(
+        a.container == r.container
+        and a.placement.resource == r.request.resource
+        and len(a.placement.ids) == r.request.count
+        for a, r in zip(allocations, requests, strict=True)
+    )
