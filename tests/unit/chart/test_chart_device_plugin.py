@@ -44,7 +44,9 @@ def fake(**settings):
 
 
 def node_affinity_terms(obj):
-    required = pod_spec(obj)["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    required = pod_spec(obj)["affinity"]["nodeAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ]
     return required["nodeSelectorTerms"]
 
 
@@ -173,7 +175,9 @@ def test_required_node_affinity_on_default_instance_types(default_objects):
 
 
 def test_instance_type_label_key_override():
-    terms = node_affinity_terms(daemonset({"instanceTypeLabel": "beta.kubernetes.io/instance-type"}))
+    terms = node_affinity_terms(
+        daemonset({"instanceTypeLabel": "beta.kubernetes.io/instance-type"})
+    )
     assert terms[0]["matchExpressions"][0]["key"] == "beta.kubernetes.io/instance-type"
 
 
@@ -189,9 +193,7 @@ def test_empty_instance_types_drops_the_affinity():
 def test_user_node_affinity_replaces_instance_type_affinity():
     node_affinity = {
         "requiredDuringSchedulingIgnoredDuringExecution": {
-            "nodeSelectorTerms": [
-                {"matchExpressions": [{"key": "neuron", "operator": "Exists"}]}
-            ]
+            "nodeSelectorTerms": [{"matchExpressions": [{"key": "neuron", "operator": "Exists"}]}]
         }
     }
     obj = daemonset({"affinity": {"nodeAffinity": node_affinity}})

@@ -28,9 +28,7 @@ def test_enabled_false_removes_every_object_of_the_component(component):
     objs = render({component: {"enabled": False}, **extra})
     label = COMPONENTS[component][1]
     assert [
-        o
-        for o in objs
-        if o["metadata"]["labels"]["app.kubernetes.io/component"] == label
+        o for o in objs if o["metadata"]["labels"]["app.kubernetes.io/component"] == label
     ] == []
 
 

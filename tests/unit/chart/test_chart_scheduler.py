@@ -225,7 +225,9 @@ def test_command_and_default_args(default_objects):
 
 
 def test_command_value():
-    obj = workload(render({"scheduler": {"command": ["/usr/local/bin/kube-scheduler"]}}), "scheduler")
+    obj = workload(
+        render({"scheduler": {"command": ["/usr/local/bin/kube-scheduler"]}}), "scheduler"
+    )
     assert container(obj)["command"] == ["/usr/local/bin/kube-scheduler"]
 
 
@@ -307,9 +309,7 @@ def test_cluster_role_adds_leases_and_configmaps(default_objects):
     ],
 )
 def test_cluster_role_bindings(default_objects, name, role):
-    bindings = {
-        b["metadata"]["name"]: b for b in objects_of(default_objects, "ClusterRoleBinding")
-    }
+    bindings = {b["metadata"]["name"]: b for b in objects_of(default_objects, "ClusterRoleBinding")}
     binding = bindings[name]
     assert binding["roleRef"] == {
         "apiGroup": "rbac.authorization.k8s.io",

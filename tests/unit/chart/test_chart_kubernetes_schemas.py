@@ -1,0 +1,115 @@
+"""Every rendered object is valid against the Kubernetes 1.34 OpenAPI schemas, offline.
+
+kubernetes-validate ships the schemas of each release; strict mode also refuses unknown fields,
+which catches misspelled or misplaced keys that the API server would drop or refuse.
+"""
+
+import kubernetes_validate
+import pytest
+from chartlib import EXAMPLES, render
+
+K8S_VERSION = "1.34"
+DIGEST = "sha256:" + "cd" * 32
+
+# Values that switch on every optional branch of the templates.
+EVERYTHING = {
+    "commonLabels": {"team": "ml"},
+    "namespaceOverride": "accel",
+    "devicePlugin": {
+        "image": {"digest": DIGEST},
+        "imagePullSecrets": [{"name": "regcred"}],
+        "fake": {
+            "enabled": True,
+            "devices": 2,
+            "coresPerDevice": 2,
+            "healthFile": "/var/lib/neuron-fake/unhealthy",
+        },
+        "serviceAccount": {"annotations": {"a": "b"}},
+        "nodeSelector": {"pool": "neuron"},
+        "affinity": {
+            "podAntiAffinity": {
+                "preferredDuringSchedulingIgnoredDuringExecution": [
+                    {
+                        "weight": 1,
+                        "podAffinityTerm": {
+                            "topologyKey": "kubernetes.io/hostname",
+                            "labelSelector": {"matchLabels": {"x": "y"}},
+                        },
+                    }
+                ]
+            }
+        },
+        "podAnnotations": {"a": "b"},
+        "podLabels": {"c": "d"},
+        "extraEnv": [{"name": "X", "value": "1"}],
+        "extraArgs": ["--sysfs-root=/host/sys"],
+        "extraVolumes": [{"name": "sys", "hostPath": {"path": "/sys", "type": "Directory"}}],
+        "extraVolumeMounts": [{"name": "sys", "mountPath": "/host/sys", "readOnly": True}],
+        "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 2}},
+    },
+    "extender": {
+        "schedulerName": "default-scheduler",
+        "imagePullSecrets": [{"name": "regcred"}],
+        "service": {"type": "NodePort", "annotations": {"a": "b"}},
+        "podAnnotations": {"a": "b"},
+        "extraEnv": [{"name": "Y", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+        "extraArgs": ["--x"],
+        "extraVolumes": [{"name": "tmp", "emptyDir": {}}],
+        "extraVolumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0}},
+    },
+    "scheduler": {
+        "replicas": 2,
+        "image": {"tag": "v1.34.4"},
+        "imagePullSecrets": [{"name": "regcred"}],
+        "podAnnotations": {"a": "b"},
+        "extraEnv": [{"name": "Z", "value": "1"}],
+        "extraArgs": ["--kube-api-qps=50"],
+        "extraVolumes": [{"name": "tmp", "emptyDir": {}}],
+        "extraVolumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        "extenderConfig": {"manageNeuronDevice": True},
+    },
+    "test": {
+        "nodeSelector": {"pool": "neuron"},
+        "imagePullSecrets": [{"name": "regcred"}],
+    },
+}
+
+CASES = {
+    "defaults": {},
+    "everything": {"values": EVERYTHING},
+    "no-scheduler": {"values": {"scheduler": {"enabled": False}}},
+    **{f"example-{p.stem}": {"files": [p.name]} for p in sorted(EXAMPLES.glob("*.yaml"))},
+}
+
+
+def all_objects():
+    params = []
+    for case, kwargs in CASES.items():
+        for obj in render(kwargs.get("values"), files=kwargs.get("files", ())):
+            params.append(pytest.param(obj, id=f"{case}:{obj['kind']}/{obj['metadata']['name']}"))
+    return params
+
+
+def test_validator_uses_the_schemas_of_the_target_release():
+    service_account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "x"}}
+    assert kubernetes_validate.validate(service_account, K8S_VERSION, strict=True) == K8S_VERSION
+
+
+@pytest.mark.parametrize("obj", all_objects())
+def test_object_is_valid_kubernetes_1_34(obj):
+    try:
+        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+    except kubernetes_validate.ValidationError as error:
+        pytest.fail(f"{'/'.join(str(p) for p in error.path)}: {error.message}")
+
+
+def test_validator_catches_a_misplaced_field():
+    bad = {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": "x", "namespace": "y"},
+        "spec": {},
+    }
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(bad, K8S_VERSION, strict=True)
