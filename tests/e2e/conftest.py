@@ -1,0 +1,262 @@
+"""Fixtures and helpers for the end-to-end suite.
+
+The suite runs against the cluster named by `--kube-config` (pytest-helm-charts' option and its
+`kube_cluster` fixture). cluster/harness.py creates a kind cluster on this machine and sets
+NEURON_E2E_KIND_CLUSTER; the cases that need fake devices or a look inside nodes (testinfra over
+`docker exec`) run only then. Against any other cluster they are skipped, except in CI, where a
+missing kind cluster is an error: CI must run them for real.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import testinfra
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+KIND_CLUSTER = os.environ.get("NEURON_E2E_KIND_CLUSTER", "")
+NAMESPACE = os.environ.get("NEURON_E2E_NAMESPACE", "neuron")
+RELEASE = os.environ.get("NEURON_E2E_RELEASE", "neuron")
+SCHEDULER = os.environ.get("NEURON_E2E_SCHEDULER", "my-scheduler")
+IMAGE = os.environ.get("NEURON_E2E_IMAGE", "neuron-k8s:0.1.0")
+PULL_POLICY = "Never" if KIND_CLUSTER else "IfNotPresent"
+HEALTH_FILE = "/var/lib/neuron-fake/unhealthy"
+PLUGIN_DIR = "/var/lib/kubelet/device-plugins"
+SOCKETS = ("neuron-devplugin.sock", "neuroncore-devplugin.sock")
+
+NEURON = "aws.amazon.com/neuron"
+NEURONCORE = "aws.amazon.com/neuroncore"
+INSTANCE_TYPE = "node.kubernetes.io/instance-type"
+ALLOCATION = "neuron.k8s.local/allocation"
+
+# Devices and cores per device of the instance types kind-config.yaml imitates (Neuron facts).
+FAKE_SHAPES = {"inf2.48xlarge": (12, 2), "trn1.32xlarge": (16, 2)}
+
+
+def needs_kind() -> None:
+    """Skip a case that needs the kind cluster's fake devices, except in CI."""
+    if KIND_CLUSTER:
+        return
+    if os.environ.get("CI"):
+        pytest.fail("CI must run the e2e suite on the harness's kind cluster")
+    pytest.skip("needs the kind cluster with fake devices (run through cluster/harness.py)")
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 120, every: float = 1) -> Any:
+    """Poll `check` until it returns something truthy; fail naming `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except ApiException as err:
+            last = err
+        else:
+            if last:
+                return last
+        time.sleep(every)
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
+
+
+@dataclass
+class Cluster:
+    core: client.CoreV1Api
+    apps: client.AppsV1Api
+    kubeconfig: str
+
+    def neuron_nodes(self) -> dict[str, client.V1Node]:
+        """Nodes that advertise Neuron capacity, by name."""
+        out = {}
+        for node in self.core.list_node().items:
+            if int((node.status.capacity or {}).get(NEURONCORE, "0")) > 0:
+                out[node.metadata.name] = node
+        return out
+
+    def node_of_type(self, instance_type: str) -> str:
+        for name, node in self.neuron_nodes().items():
+            if node.metadata.labels.get(INSTANCE_TYPE) == instance_type:
+                return name
+        pytest.skip(f"no {instance_type} node with Neuron capacity in this cluster")
+
+    def allocatable(self, node: str) -> tuple[int, int]:
+        alloc = self.core.read_node(node).status.allocatable or {}
+        return int(alloc.get(NEURON, "0")), int(alloc.get(NEURONCORE, "0"))
+
+    def kubectl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["kubectl", "--kubeconfig", self.kubeconfig, *args],
+            text=True,
+            capture_output=True,
+            check=check,
+        )
+
+    def helm(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["helm", "--kubeconfig", self.kubeconfig, *args],
+            text=True,
+            capture_output=True,
+            check=check,
+        )
+
+
+@pytest.fixture(scope="session")
+def cluster(pytestconfig: pytest.Config) -> Cluster:
+    kubeconfig = pytestconfig.getoption("--kube-config") or os.environ.get("KUBECONFIG", "")
+    config.load_kube_config(config_file=kubeconfig)
+    return Cluster(client.CoreV1Api(), client.AppsV1Api(), kubeconfig)
+
+
+@pytest.fixture(scope="session")
+def node_host() -> Callable[[str], Any]:
+    """A testinfra host for a kind node: commands run in the node container."""
+    needs_kind()
+    return lambda node: testinfra.get_host(f"docker://{node}")
+
+
+class Pods:
+    """Creates test pods in a namespace of their own and reads what they were given."""
+
+    def __init__(self, cluster: Cluster, namespace: str) -> None:
+        self.cluster = cluster
+        self.namespace = namespace
+
+    def create(
+        self,
+        name: str,
+        containers: list[dict[str, int]],
+        node: str | None = None,
+        node_type: str | None = None,
+    ) -> str:
+        """A pod whose containers each ask for {resource: count}, print the cores they got,
+        and then hold them."""
+        selector = {}
+        if node:
+            selector["kubernetes.io/hostname"] = node
+        if node_type:
+            selector[INSTANCE_TYPE] = node_type
+        body = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "neuron-e2e"}},
+            "spec": {
+                "schedulerName": SCHEDULER,
+                "terminationGracePeriodSeconds": 0,
+                "nodeSelector": selector or None,
+                "containers": [
+                    {
+                        "name": f"c{i}",
+                        "image": IMAGE,
+                        "imagePullPolicy": PULL_POLICY,
+                        "command": [
+                            "sh",
+                            "-c",
+                            'echo "CORES=$NEURON_RT_VISIBLE_CORES"; exec sleep 3600',
+                        ],
+                        "resources": {"limits": {r: str(n) for r, n in want.items()}},
+                    }
+                    for i, want in enumerate(containers)
+                ],
+            },
+        }
+        self.cluster.core.create_namespaced_pod(self.namespace, body)
+        return name
+
+    def get(self, name: str) -> client.V1Pod:
+        return self.cluster.core.read_namespaced_pod(name, self.namespace)
+
+    def wait_running(self, name: str, timeout: float = 120) -> client.V1Pod:
+        return wait_for(f"pod {name} running", lambda: self._phase_is(name, "Running"), timeout)
+
+    def _phase_is(self, name: str, phase: str) -> client.V1Pod | None:
+        pod = self.get(name)
+        return pod if pod.status.phase == phase else None
+
+    def cores(self, name: str, container: str = "c0") -> list[int]:
+        """NEURON_RT_VISIBLE_CORES as the container saw it."""
+
+        def read() -> str | None:
+            log = self.cluster.core.read_namespaced_pod_log(
+                name, self.namespace, container=container
+            )
+            return next((ln for ln in log.splitlines() if ln.startswith("CORES=")), None)
+
+        line = wait_for(f"{name}/{container} to print its cores", read, 60)
+        value = line.removeprefix("CORES=").strip()
+        assert value, f"{name}/{container} got no NEURON_RT_VISIBLE_CORES"
+        return [int(x) for x in value.split(",")]
+
+    def allocation(self, name: str) -> dict[str, Any]:
+        return json.loads(self.get(name).metadata.annotations[ALLOCATION])
+
+    def scheduling_failure(self, name: str) -> str:
+        """The latest FailedScheduling message of a pod."""
+        events = self.cluster.core.list_namespaced_event(
+            self.namespace, field_selector=f"involvedObject.name={name},reason=FailedScheduling"
+        ).items
+        return events[-1].message if events else ""
+
+    def wait_unschedulable(self, name: str, reason: str, timeout: float = 60) -> str:
+        def check() -> str | None:
+            pod = self.get(name)
+            assert pod.status.phase == "Pending", f"{name} is {pod.status.phase}, not Pending"
+            message = self.scheduling_failure(name)
+            return message if reason in message else None
+
+        return wait_for(f"{name} to be refused with {reason!r}", check, timeout)
+
+    def delete(self, *names: str) -> None:
+        for name in names:
+            self.cluster.core.delete_namespaced_pod(name, self.namespace, grace_period_seconds=0)
+        wait_for(f"pods {names} gone", lambda: not any(self._exists(n) for n in names), 120)
+
+    def _exists(self, name: str) -> bool:
+        try:
+            self.get(name)
+        except ApiException as err:
+            if err.status == 404:
+                return False
+            raise
+        return True
+
+
+@pytest.fixture
+def pods(cluster: Cluster) -> Iterator[Pods]:
+    """Test pods in a fresh namespace, deleted (and their cores freed) after the test."""
+    ns = f"e2e-{uuid.uuid4().hex[:8]}"
+    cluster.core.create_namespace({"metadata": {"name": ns}})
+    try:
+        yield Pods(cluster, ns)
+    finally:
+        cluster.core.delete_collection_namespaced_pod(ns, grace_period_seconds=0)
+        wait_for(
+            f"namespace {ns} pods gone", lambda: not cluster.core.list_namespaced_pod(ns).items, 120
+        )
+        cluster.core.delete_namespace(ns)
+
+
+def contiguous(ids: list[int]) -> bool:
+    return ids == list(range(ids[0], ids[0] + len(ids))) if ids else False
+
+
+def devices_of(cores: list[int], cores_per_device: int) -> list[int]:
+    return sorted({c // cores_per_device for c in cores})
+
+
+def valid_on(instance_type: str, cores: list[int]) -> bool:
+    """The set obeys the instance type's rule: trn1.32xlarge devices lie in one aligned block
+    of 1, 4, 8 or 16 devices; ring types only need contiguity (already checked)."""
+    if instance_type not in ("trn1.32xlarge", "trn1n.32xlarge"):
+        return True
+    devs = devices_of(cores, 2)
+    span = len(devs)
+    block = next(b for b in (1, 4, 8, 16) if b >= span)
+    return devs[0] // block == devs[-1] // block

@@ -1,0 +1,22 @@
+"""Every Neuron worker advertises the devices and cores of its instance type."""
+
+from conftest import FAKE_SHAPES, INSTANCE_TYPE, NEURON, NEURONCORE, Cluster, needs_kind
+
+
+def test_each_worker_advertises_the_fake_shape_of_its_instance_type(cluster: Cluster) -> None:
+    needs_kind()
+    nodes = cluster.neuron_nodes()
+    seen = {n.metadata.labels.get(INSTANCE_TYPE) for n in nodes.values()}
+    assert seen == set(FAKE_SHAPES), f"Neuron nodes by type: {seen}"
+    for name, node in nodes.items():
+        devices, per_device = FAKE_SHAPES[node.metadata.labels[INSTANCE_TYPE]]
+        for field in ("capacity", "allocatable"):
+            values = getattr(node.status, field)
+            assert int(values[NEURON]) == devices, f"{name} {field} {NEURON}"
+            assert int(values[NEURONCORE]) == devices * per_device, f"{name} {field} {NEURONCORE}"
+
+
+def test_nodes_without_a_neuron_instance_type_advertise_nothing(cluster: Cluster) -> None:
+    for node in cluster.core.list_node().items:
+        if node.metadata.labels.get(INSTANCE_TYPE) is None:
+            assert int((node.status.capacity or {}).get(NEURONCORE, "0")) == 0

@@ -1,0 +1,36 @@
+"""Restarting the kubelet: the plugin registers again and running pods keep their cores."""
+
+from conftest import NEURONCORE, PLUGIN_DIR, SOCKETS, Cluster, Pods, wait_for
+
+
+def test_plugin_registers_again_after_a_kubelet_restart_and_pods_keep_cores(
+    cluster: Cluster, pods: Pods, node_host
+) -> None:
+    pods.create("survivor", [{NEURONCORE: 2}])
+    pod = pods.wait_running("survivor")
+    cores = pods.cores("survivor")
+    node = pod.spec.node_name
+    host = node_host(node)
+    before = cluster.allocatable(node)
+    for sock in SOCKETS:
+        assert host.socket(f"unix://{PLUGIN_DIR}/{sock}").is_listening, sock
+
+    host.check_output("systemctl restart kubelet")
+    wait_for("kubelet active", lambda: host.service("kubelet").is_running, 60)
+    wait_for(
+        "plugin sockets back",
+        lambda: all(host.socket(f"unix://{PLUGIN_DIR}/{s}").is_listening for s in SOCKETS),
+        60,
+    )
+    wait_for("allocatable back", lambda: cluster.allocatable(node) == before, 90)
+
+    after = pods.get("survivor")
+    assert after.status.phase == "Running"
+    assert after.status.container_statuses[0].restart_count == 0
+    ids = "AWS_NEURON_IDS"
+    assert after.metadata.annotations[ids] == pod.metadata.annotations[ids]
+    assert pods.cores("survivor") == cores
+
+    pods.create("after-restart", [{NEURONCORE: 2}], node=node)
+    pods.wait_running("after-restart")
+    assert not set(pods.cores("after-restart")) & set(cores)

@@ -1,0 +1,77 @@
+"""helm upgrade rolls out, helm test passes, helm uninstall leaves nothing of ours behind.
+Runs last: it uninstalls the release."""
+
+from pathlib import Path
+
+from conftest import NAMESPACE, PLUGIN_DIR, RELEASE, SOCKETS, Cluster, needs_kind, wait_for
+
+CHART = str(Path(__file__).resolve().parents[2] / "charts" / "neuron")
+UNHEALTHY_ANNOTATION = "neuron.k8s.local/unhealthy-devices"
+
+INSTANCE = f"app.kubernetes.io/instance={RELEASE}"
+
+
+def test_helm_upgrade_with_changed_values_rolls_out(cluster: Cluster) -> None:
+    needs_kind()
+    cluster.helm(
+        "upgrade",
+        RELEASE,
+        CHART,
+        "-n",
+        NAMESPACE,
+        "--reuse-values",
+        "--set",
+        "extender.podAnnotations.e2e-revision=two",
+        "--wait",
+        "--timeout",
+        "3m",
+    )
+
+    def rolled() -> bool:
+        pods = cluster.core.list_namespaced_pod(
+            NAMESPACE, label_selector="app.kubernetes.io/component=extender"
+        ).items
+        return bool(pods) and all(
+            (p.metadata.annotations or {}).get("e2e-revision") == "two"
+            and p.status.phase == "Running"
+            for p in pods
+        )
+
+    wait_for("the extender to roll out with the new annotation", rolled, 120)
+
+
+def test_helm_test_passes(cluster: Cluster) -> None:
+    needs_kind()
+    result = cluster.helm(
+        "test", RELEASE, "-n", NAMESPACE, "--logs", "--timeout", "3m", check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_helm_uninstall_leaves_nothing_of_ours_behind(cluster: Cluster, node_host) -> None:
+    nodes = list(cluster.neuron_nodes())
+    cluster.helm("uninstall", RELEASE, "-n", NAMESPACE, "--wait", "--timeout", "3m")
+
+    def leftovers() -> list[str]:
+        out = cluster.kubectl(
+            "get",
+            "all,configmaps,serviceaccounts,roles,rolebindings,clusterroles,"
+            "clusterrolebindings,leases",
+            "-A",
+            "-l",
+            INSTANCE,
+            "-o",
+            "name",
+        ).stdout
+        return out.split()
+
+    wait_for("no object of the release left", lambda: not leftovers(), 120)
+    for node in nodes:
+        host = node_host(node)
+        wait_for(
+            f"plugin sockets removed on {node}",
+            lambda h=host: not any(h.file(f"{PLUGIN_DIR}/{s}").exists for s in SOCKETS),
+            60,
+        )
+        annotations = cluster.core.read_node(node).metadata.annotations or {}
+        assert UNHEALTHY_ANNOTATION not in annotations, f"{node} keeps {UNHEALTHY_ANNOTATION}"
