@@ -1,0 +1,338 @@
+"""How the plugin answers GetPreferredAllocation and Allocate, on top of the pure allocator.
+
+Allocate has two paths:
+- extender: the extender chose the IDs at bind time and wrote them on the pod. The plugin
+  finds the pod bound to this node whose allocation is not yet handed out (oldest
+  NEURON_ALLOC_TIME first) whose next container of this resource asks for as many IDs as the
+  kubelet sent, hands out exactly the extender's IDs, and once every container of the pod has
+  them, marks the pod with NEURON_ALLOCATED=true.
+- kubelet: no such pod (no extender, or no API): the kubelet's IDs, which GetPreferredAllocation
+  steered to a valid contiguous set.
+Either way the set is checked against the ledger, and refused if any core is in use.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import grpc
+
+from neuron_k8s.allocator import (
+    NoFit,
+    Placement,
+    Request,
+    Resource,
+    choose,
+    mask,
+    placement_of,
+)
+from neuron_k8s.logs import get_logger
+from neuron_k8s.pods import ContainerAllocation, visible_cores_env
+
+from .ledger import Grant, PodRecord, Use, cores_of, ids_of
+from .metrics import Metrics
+from .podresources import PodResourcesClient
+from .podview import PodSource
+from .state import PluginState
+
+log = get_logger("deviceplugin.allocation")
+
+ENV_VISIBLE_CORES = "NEURON_RT_VISIBLE_CORES"
+DEVICE_PERMISSIONS = "rw"
+
+
+class AllocationError(Exception):
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ContainerGrant:
+    placement: Placement
+    source: str
+    env: dict[str, str]
+    device_nodes: tuple[str, ...]
+
+
+def _ids_text(ids: Sequence[int]) -> str:
+    return ",".join(str(i) for i in ids)
+
+
+class AllocationService:
+    def __init__(
+        self,
+        state: PluginState,
+        metrics: Metrics,
+        pods: PodSource | None = None,
+        podresources: PodResourcesClient | None = None,
+    ) -> None:
+        self.state = state
+        self.metrics = metrics
+        self.pods = pods
+        self.podresources = podresources
+        # pod uid -> containers whose IDs were handed out (kept until the pod leaves the view)
+        self._handed: dict[str, set[str]] = {}
+
+    # --- input ---------------------------------------------------------------------------
+    def parse_ids(self, resource: Resource, ids: Sequence[str]) -> tuple[int, ...]:
+        """Device IDs of the request as integers; unknown IDs are refused by name."""
+        shape = self.state.shape
+        limit = shape.devices if resource.whole_devices else shape.cores
+        out, bad = [], []
+        for raw in ids:
+            if raw.isdigit() and int(raw) < limit and str(int(raw)) == raw:
+                out.append(int(raw))
+            else:
+                bad.append(raw)
+        if bad:
+            raise AllocationError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"unknown {resource.value} device IDs: {', '.join(repr(b) for b in bad)} "
+                f"(this node has IDs 0 to {limit - 1})",
+            )
+        if len(set(out)) != len(out):
+            raise AllocationError(
+                grpc.StatusCode.INVALID_ARGUMENT, f"duplicate {resource.value} device IDs"
+            )
+        return tuple(sorted(out))
+
+    # --- extender annotations ------------------------------------------------------------
+    def _done(self, record: PodRecord) -> set[str]:
+        done = set(self._handed.get(record.uid, ()))
+        view = self.state.ledger.kubelet or {}
+        for c in record.containers:
+            # After a plugin restart, the kubelet still knows which containers it allocated.
+            if c.placement.resource in view.get((record.namespace, record.name, c.container), {}):
+                done.add(c.container)
+        return done
+
+    def _next(self, resource: Resource, count: int) -> tuple[PodRecord, ContainerAllocation] | None:
+        """The pod and container the kubelet is most likely admitting: the oldest pod not yet
+        fully handed out whose next container of this resource asks for `count` IDs."""
+        records = sorted(
+            (r for r in self.state.ledger.pods.values() if r.holds and not r.allocated),
+            key=lambda r: (r.alloc_time, r.created, r.key),
+        )
+        for record in records:
+            done = self._done(record)
+            pending = [
+                c
+                for c in record.containers
+                if c.container not in done and c.placement.resource is resource
+            ]
+            if pending and len(pending[0].placement.ids) == count:
+                return record, pending[0]
+        return None
+
+    # --- GetPreferredAllocation ----------------------------------------------------------
+    def preferred(
+        self, resource: Resource, available: Sequence[str], must_include: Sequence[str], size: int
+    ) -> list[str]:
+        avail = self.parse_ids(resource, available)
+        must = self.parse_ids(resource, must_include)
+        shape = self.state.shape
+        with self.state.lock:
+            ledger = self.state.ledger
+            # What the kubelet offers is not assigned in its numbering: older records say so.
+            ledger.forget_reused(resource, avail)
+            if self.pods is not None:
+                found = self._next(resource, size)
+                if found:
+                    ids = found[1].placement.ids
+                    if set(ids) <= set(avail) and set(must) <= set(ids):
+                        self.metrics.preferred.labels(resource.value, "extender").inc()
+                        return [str(i) for i in ids]
+            everything = range(shape.devices if resource.whole_devices else shape.cores)
+            not_offered = cores_of(shape, resource, set(everything) - set(avail))
+            required = cores_of(shape, resource, must)
+            in_use = ledger.used_cores() & ~required
+            unhealthy = mask(self.state.unhealthy)
+            request = Request(resource, size)
+            how = "topology"
+            try:
+                chosen = choose(shape, request, not_offered | in_use, unhealthy, must).ids
+            except NoFit:
+                try:
+                    # Every valid set overlaps something in use: let Allocate say which.
+                    chosen = choose(shape, request, not_offered & ~required, unhealthy, must).ids
+                    how = "overlapping"
+                except NoFit as err:
+                    # No valid set among what the kubelet offers: keep its must-include IDs
+                    # and fill up in order; Allocate will still check the result.
+                    rest = [i for i in avail if i not in must]
+                    chosen = tuple(sorted((*must, *rest[: max(size - len(must), 0)])))
+                    how = "fallback"
+                    log.warning(
+                        "no valid set among the offered IDs",
+                        resource=resource.value,
+                        size=size,
+                        offered=_ids_text(avail),
+                        reason=str(err),
+                    )
+        self.metrics.preferred.labels(resource.value, how).inc()
+        return [str(i) for i in chosen]
+
+    # --- Allocate ------------------------------------------------------------------------
+    def allocate(
+        self, resource: Resource, requests: Sequence[Sequence[str]]
+    ) -> list[ContainerGrant]:
+        if not requests:
+            raise AllocationError(grpc.StatusCode.INVALID_ARGUMENT, "no container requests")
+        parsed = [self.parse_ids(resource, r) for r in requests]
+        for ids in parsed:
+            if not ids:
+                raise AllocationError(
+                    grpc.StatusCode.INVALID_ARGUMENT, "a container request has no device IDs"
+                )
+        if self.pods is not None:
+            with self.state.lock:
+                missing = any(self._next(resource, len(ids)) is None for ids in parsed)
+            if missing:
+                # The watch may not have delivered the pod being admitted yet: ask the API.
+                self.pods.relist()
+        with self.state.lock:
+            grants, finished = self._allocate_locked(resource, parsed)
+        for record in finished:
+            if self.pods is not None and self.pods.mark_allocated(record):
+                with self.state.lock:
+                    current = self.state.ledger.pods.get(record.uid)
+                    if current is not None:
+                        self.state.ledger.put_pod(_replace_allocated(current))
+        return grants
+
+    def _allocate_locked(
+        self, resource: Resource, parsed: list[tuple[int, ...]]
+    ) -> tuple[list[ContainerGrant], list[PodRecord]]:
+        shape = self.state.shape
+        ledger = self.state.ledger
+        self._handed = {uid: c for uid, c in self._handed.items() if uid in ledger.pods}
+        planned: list[tuple[Placement, str, PodRecord | None, str | None, tuple[int, ...]]] = []
+        claimed = 0
+        taken: dict[str, set[str]] = {}
+        for ids in parsed:
+            found = self._next_excluding(resource, len(ids), taken) if self.pods else None
+            if found:
+                record, container = found
+                placement, source = container.placement, "extender"
+                pod, cname = record.key, container.container
+                taken.setdefault(record.uid, set()).add(cname)
+                if placement.ids != ids:
+                    log.info(
+                        "handing out the extender's IDs",
+                        pod=pod,
+                        container=cname,
+                        resource=resource.value,
+                        extender_ids=_ids_text(placement.ids),
+                        kubelet_ids=_ids_text(ids),
+                    )
+            else:
+                record, pod, cname, source = None, None, None, "kubelet"
+                placement = placement_of(shape, resource, cores_of(shape, resource, ids))
+                ledger.forget_reused(resource, ids)
+            cores = mask(placement.cores)
+            conflicts = ledger.conflicts(cores, pod, cname)
+            if conflicts and self.podresources is not None:
+                # The cached kubelet view may be a few seconds old: look again before refusing.
+                ledger.set_kubelet(self.podresources.list())
+                if source == "kubelet":
+                    ledger.forget_reused(resource, ids)
+                conflicts = ledger.conflicts(cores, pod, cname)
+            if conflicts or cores & claimed:
+                self.metrics.conflicts.labels(resource.value).inc()
+                message = self._conflict_message(resource, placement, conflicts, cores & claimed)
+                log.warning("allocation refused", resource=resource.value, reason=message)
+                raise AllocationError(grpc.StatusCode.FAILED_PRECONDITION, message)
+            if not _contiguous(placement.cores):
+                log.warning(
+                    "non-contiguous cores handed out; the Neuron runtime may refuse them",
+                    resource=resource.value,
+                    cores=_ids_text(placement.cores),
+                )
+            claimed |= cores
+            planned.append((placement, source, record, cname, ids))
+
+        now = time.monotonic()
+        grants, touched = [], {}
+        for placement, source, record, cname, kubelet_ids in planned:
+            ledger.grant(
+                Grant(
+                    resource,
+                    placement.ids,
+                    mask(placement.cores),
+                    now,
+                    record.key if record else None,
+                    cname,
+                    kubelet_ids if source == "kubelet" else None,
+                )
+            )
+            if record is not None and cname is not None:
+                self._handed.setdefault(record.uid, set()).add(cname)
+                touched[record.uid] = record
+            self.metrics.allocations.labels(resource.value, source).inc()
+            grants.append(
+                ContainerGrant(
+                    placement,
+                    source,
+                    {ENV_VISIBLE_CORES: visible_cores_env(placement.cores)},
+                    tuple(self.state.inventory.nodes_for(placement.devices)),
+                )
+            )
+            log.info(
+                "allocated",
+                resource=resource.value,
+                source=source,
+                pod=record.key if record else None,
+                container=cname,
+                ids=_ids_text(placement.ids),
+                cores=_ids_text(placement.cores),
+            )
+        finished = [
+            r for r in touched.values() if {c.container for c in r.containers} <= self._done(r)
+        ]
+        self.state.refresh()
+        return grants, finished
+
+    def _next_excluding(
+        self, resource: Resource, count: int, taken: dict[str, set[str]]
+    ) -> tuple[PodRecord, ContainerAllocation] | None:
+        """_next, treating containers matched earlier in this same call as handed out."""
+        if not taken:
+            return self._next(resource, count)
+        saved = {uid: set(c) for uid, c in self._handed.items()}
+        try:
+            for uid, names in taken.items():
+                self._handed.setdefault(uid, set()).update(names)
+            return self._next(resource, count)
+        finally:
+            self._handed = saved
+
+    def _conflict_message(
+        self, resource: Resource, placement: Placement, conflicts: list[Use], within: int
+    ) -> str:
+        shape = self.state.shape
+        parts = []
+        for u in conflicts:
+            overlap = mask(placement.cores) & u.cores
+            parts.append(
+                f"{resource.value} {_ids_text(ids_of(shape, resource, overlap))} "
+                f"(NeuronCores {_ids_text(ids_of(shape, Resource.NEURONCORE, overlap))}) in use by "
+                f"{u.owner} as {u.resource.value} {_ids_text(u.ids)}"
+            )
+        if within:
+            parts.append(
+                f"{resource.value} {_ids_text(ids_of(shape, resource, within))} requested twice "
+                "in one call"
+            )
+        return f"refusing {resource.value} {_ids_text(placement.ids)}: " + "; ".join(parts)
+
+
+def _contiguous(cores: Sequence[int]) -> bool:
+    return not cores or list(cores) == list(range(cores[0], cores[0] + len(cores)))
+
+
+def _replace_allocated(record: PodRecord) -> PodRecord:
+    return replace(record, allocated=True)

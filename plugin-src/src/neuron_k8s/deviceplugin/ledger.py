@@ -1,0 +1,322 @@
+"""What is in use on this node, across both resources, from every source the plugin has.
+
+The kubelet accounts aws.amazon.com/neuron and aws.amazon.com/neuroncore separately: it does
+not know that core 2 sits on device 1. The plugin does, so it keeps one ledger of used cores
+(a device handed out whole uses all of its cores), fed by:
+
+- the kubelet's PodResources API (List): which IDs of each resource the kubelet assigned to the
+  containers of active pods; the truth for pods placed without the extender;
+- the pods bound to this node, through the Kubernetes API: the extender's allocation
+  annotations, which hold the real IDs (the kubelet's own IDs for those pods may differ);
+- the plugin's own recent grants, until one of the above shows them (or a TTL passes), which
+  closes the window between Allocate and the next PodResources poll.
+
+It answers two questions: which cores are in use (GetPreferredAllocation steers away from
+them, Allocate refuses sets that overlap them), and which IDs of a resource are in use through
+something the kubelet does not know under that ID (the plugin reports those as Unhealthy so
+that the kubelet and the scheduler stop counting them as free).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from neuron_k8s.allocator import Placement, Resource, indices, mask, placement_of
+from neuron_k8s.logs import get_logger
+from neuron_k8s.pods import (
+    ALLOCATION,
+    AWS_NEURON_IDS,
+    NEURON_ALLOC_TIME,
+    BadPod,
+    ContainerAllocation,
+    container_requests,
+    holds_resources,
+    is_allocated,
+    parse_id_list,
+    read_allocation,
+)
+from neuron_k8s.topology import Shape
+
+log = get_logger("deviceplugin.ledger")
+
+# (namespace, pod, container) -> resource -> IDs the kubelet assigned
+KubeletView = dict[tuple[str, str, str], dict[Resource, tuple[int, ...]]]
+
+
+def cores_of(shape: Shape, resource: Resource, ids: Iterable[int]) -> int:
+    """Core mask of IDs of a resource (IDs outside the shape are dropped)."""
+    m = 0
+    for i in ids:
+        if resource.whole_devices:
+            if 0 <= i < shape.devices:
+                m |= mask(shape.cores_of(i))
+        elif 0 <= i < shape.cores:
+            m |= 1 << i
+    return m
+
+
+def ids_of(shape: Shape, resource: Resource, cores: int) -> tuple[int, ...]:
+    """IDs of a resource that a core mask touches (devices with any core in it)."""
+    if resource.whole_devices:
+        return tuple(sorted({shape.device_of(c) for c in indices(cores)}))
+    return indices(cores)
+
+
+@dataclass(frozen=True)
+class PodRecord:
+    """A pod bound to this node that carries an allocation from the extender."""
+
+    uid: str
+    namespace: str
+    name: str
+    alloc_time: int
+    created: str
+    allocated: bool
+    holds: bool
+    containers: tuple[ContainerAllocation, ...]
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+def _aws_containers(
+    pod: Mapping[str, Any], shape: Shape, ids_text: str
+) -> list[ContainerAllocation]:
+    """Per-container sets from AWS's own annotation, which only lists the IDs of the whole pod
+    in container order: split it by the containers' request sizes."""
+    ids = parse_id_list(ids_text)
+    out = []
+    for req in container_requests(pod):
+        resource, count = req.request.resource, req.request.count
+        mine, ids = ids[:count], ids[count:]
+        if len(mine) != count:
+            raise BadPod(f"{AWS_NEURON_IDS} has fewer IDs than the containers ask for")
+        out.append(
+            ContainerAllocation(
+                req.container, placement_of(shape, resource, cores_of(shape, resource, mine))
+            )
+        )
+    if ids:
+        raise BadPod(f"{AWS_NEURON_IDS} has more IDs than the containers ask for")
+    return out
+
+
+def _valid(shape: Shape, p: Placement) -> bool:
+    limit = shape.devices if p.resource.whole_devices else shape.cores
+    return (
+        bool(p.ids)
+        and all(0 <= i < limit for i in p.ids)
+        and all(0 <= c < shape.cores for c in p.cores)
+    )
+
+
+def pod_record(pod: Mapping[str, Any], shape: Shape) -> PodRecord | None:
+    """The allocation the extender recorded on a pod, or None when it has none (or an
+    unreadable one, which is logged: such a pod cannot be served from its annotation)."""
+    meta = pod.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    if ALLOCATION not in annotations and AWS_NEURON_IDS not in annotations:
+        return None
+    try:
+        if ALLOCATION in annotations:
+            found = read_allocation(pod)
+            containers = found[1] if found else []
+        else:
+            containers = _aws_containers(pod, shape, str(annotations[AWS_NEURON_IDS]))
+        try:
+            alloc_time = int(str(annotations.get(NEURON_ALLOC_TIME, "0")))
+        except ValueError:
+            alloc_time = 0
+    except (BadPod, ValueError) as err:
+        log.warning(
+            "pod allocation unreadable",
+            pod=f"{meta.get('namespace')}/{meta.get('name')}",
+            error=str(err),
+        )
+        return None
+    if not all(_valid(shape, c.placement) for c in containers):
+        log.warning(
+            "pod allocation outside this node's shape",
+            pod=f"{meta.get('namespace')}/{meta.get('name')}",
+            shape=shape.name,
+        )
+        return None
+    return PodRecord(
+        uid=str(meta.get("uid") or f"{meta.get('namespace')}/{meta.get('name')}"),
+        namespace=str(meta.get("namespace", "")),
+        name=str(meta.get("name", "")),
+        alloc_time=alloc_time,
+        created=str(meta.get("creationTimestamp", "")),
+        allocated=is_allocated(pod),
+        holds=holds_resources(pod),
+        containers=tuple(containers),
+    )
+
+
+@dataclass(frozen=True)
+class Use:
+    """One holder of cores: who, in which resource, which IDs and cores."""
+
+    owner: str
+    resource: Resource
+    ids: tuple[int, ...]
+    cores: int
+    pod: str | None = None
+    container: str | None = None
+
+
+@dataclass
+class Grant:
+    """An Allocate answer not yet visible in any other source."""
+
+    resource: Resource
+    ids: tuple[int, ...]
+    cores: int
+    at: float
+    pod: str | None = None
+    container: str | None = None
+    # What the kubelet sent, when the plugin handed out the kubelet's own IDs.
+    kubelet_ids: tuple[int, ...] | None = None
+
+
+@dataclass
+class Ledger:
+    shape: Shape
+    grant_ttl: float = 60.0
+    clock: Callable[[], float] = time.monotonic
+    kubelet: KubeletView | None = None
+    pods: dict[str, PodRecord] = field(default_factory=dict)
+    grants: list[Grant] = field(default_factory=list)
+
+    # --- sources -------------------------------------------------------------------------
+    def set_kubelet(self, view: KubeletView | None) -> None:
+        self.kubelet = view
+
+    def set_pods(self, records: Iterable[PodRecord]) -> None:
+        self.pods = {r.uid: r for r in records}
+
+    def put_pod(self, record: PodRecord) -> None:
+        self.pods[record.uid] = record
+
+    def drop_pod(self, uid: str) -> None:
+        self.pods.pop(uid, None)
+
+    def grant(self, g: Grant) -> None:
+        self.grants.append(g)
+
+    def forget_reused(self, resource: Resource, kubelet_ids: Iterable[int]) -> None:
+        """The kubelet never hands out an ID of a resource that it still has assigned, so when
+        it hands out `kubelet_ids`, earlier records of those IDs under the kubelet's numbering
+        (grants of its own IDs, PodResources entries) belong to containers that are gone."""
+        fresh = set(kubelet_ids)
+        self.grants = [
+            g
+            for g in self.grants
+            if not (g.resource is resource and g.kubelet_ids and fresh & set(g.kubelet_ids))
+        ]
+        if self.kubelet:
+            for key, by_res in list(self.kubelet.items()):
+                if fresh & set(by_res.get(resource, ())):
+                    by_res = {r: i for r, i in by_res.items() if r is not resource}
+                    if by_res:
+                        self.kubelet[key] = by_res
+                    else:
+                        del self.kubelet[key]
+
+    # --- questions -----------------------------------------------------------------------
+    def _prune(self) -> None:
+        now = self.clock()
+        seen: set[tuple[Resource, tuple[int, ...]]] = set()
+        for by_res in (self.kubelet or {}).values():
+            seen.update((r, tuple(sorted(i))) for r, i in by_res.items())
+        covered = {r.key for r in self.pods.values()}
+        self.grants = [
+            g
+            for g in self.grants
+            if now - g.at <= self.grant_ttl
+            and not (g.pod and g.pod in covered)
+            and not (
+                g.kubelet_ids is not None and (g.resource, tuple(sorted(g.kubelet_ids))) in seen
+            )
+        ]
+
+    def uses(self) -> list[Use]:
+        self._prune()
+        out: list[Use] = []
+        annotated = {(r.namespace, r.name) for r in self.pods.values()}
+        for r in self.pods.values():
+            if not r.holds:
+                continue
+            for c in r.containers:
+                p = c.placement
+                out.append(
+                    Use(
+                        f"{r.key}/{c.container}",
+                        p.resource,
+                        p.ids,
+                        mask(p.cores),
+                        r.key,
+                        c.container,
+                    )
+                )
+        for (ns, pod, container), by_res in (self.kubelet or {}).items():
+            if (ns, pod) in annotated:
+                continue  # the annotation has the real IDs; the kubelet's may differ
+            for resource, ids in by_res.items():
+                out.append(
+                    Use(
+                        f"{ns}/{pod}/{container}",
+                        resource,
+                        ids,
+                        cores_of(self.shape, resource, ids),
+                        f"{ns}/{pod}",
+                        container,
+                    )
+                )
+        for g in self.grants:
+            owner = f"{g.pod}/{g.container}" if g.pod else "a container admitted moments ago"
+            out.append(Use(owner, g.resource, g.ids, g.cores, g.pod, g.container))
+        return out
+
+    def used_cores(self) -> int:
+        m = 0
+        for u in self.uses():
+            m |= u.cores
+        return m
+
+    def conflicts(
+        self, cores: int, pod: str | None = None, container: str | None = None
+    ) -> list[Use]:
+        """Holders whose cores overlap `cores`, other than the same container of the same pod."""
+        return [
+            u
+            for u in self.uses()
+            if u.cores & cores
+            and not (pod is not None and u.pod == pod and u.container == container)
+        ]
+
+    def withheld(self, resource: Resource) -> frozenset[int]:
+        """IDs of `resource` in use through something the kubelet does not count under that ID
+        of that resource: cores of a device handed out whole, devices with a core handed out,
+        and the real IDs of extender placements whose kubelet IDs differ."""
+        uses = self.uses()
+        used = 0
+        for u in uses:
+            used |= u.cores
+        known: set[int] = set()
+        for by_res in (self.kubelet or {}).values():
+            known.update(by_res.get(resource, ()))
+        for g in self.grants:
+            if g.resource is resource and g.kubelet_ids:
+                known.update(g.kubelet_ids)
+        for r in self.pods.values():
+            for c in r.containers:
+                if c.placement.resource is resource:
+                    # The kubelet will hand these out (GetPreferredAllocation steers it there);
+                    # hiding them would stop it from doing so.
+                    known.update(c.placement.ids)
+        return frozenset(set(ids_of(self.shape, resource, used)) - known)

@@ -1,0 +1,246 @@
+"""The whole device plugin, assembled from its parts: start() and stop() in-process, which is
+what the console script and the in-process tests both use."""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+
+from neuron_k8s.kube import ApiError, KubeClient
+from neuron_k8s.logs import get_logger
+from neuron_k8s.pods import INSTANCE_TYPE_LABEL
+
+from .allocation import AllocationService
+from .api import DEFAULT_DEVICE_PLUGIN_DIR, DEFAULT_POD_RESOURCES_SOCKET, SERVED, SOCKETS
+from .discovery import Discovery, DiscoveryError
+from .discovery_fake import FakeDiscovery
+from .discovery_real import RealDiscovery, read_lnc
+from .health import HealthMonitor
+from .http import StatusServer
+from .metrics import Metrics
+from .node import NodeAnnotator, read_node_label
+from .podresources import PodResourcesClient
+from .podview import PodSource
+from .registration import PluginManager
+from .server import DevicePluginServicer, ResourceServer
+from .state import PluginState
+
+log = get_logger("deviceplugin")
+
+
+class ConfigError(ValueError):
+    """The flags contradict each other or are out of range."""
+
+
+@dataclass
+class Config:
+    device_plugin_dir: str = DEFAULT_DEVICE_PLUGIN_DIR
+    kubeconfig: str | None = None
+    node_name: str | None = None
+    http_port: int = 8080  # negative: no HTTP server (tests)
+    log_level: str = "info"
+    fake_instance_type: str | None = None
+    fake_devices: int | None = None
+    fake_cores_per_device: int | None = None
+    fake_instance_type_label: str | None = None
+    fake_health_file: str | None = None
+    sysfs_root: str = "/sys"
+    dev_root: str = "/dev"
+    lnc_config: str = "/opt/aws/neuron/logical_nc_config"
+    pod_resources_socket: str = DEFAULT_POD_RESOURCES_SOCKET
+    withhold_in_use: bool = True
+    # Not flags: how often things are polled (tests make them shorter).
+    health_interval: float = 1.0
+    registration_interval: float = 0.5
+    pod_resources_interval: float = 5.0
+
+    @property
+    def fake(self) -> bool:
+        return bool(self.fake_instance_type or self.fake_devices or self.fake_instance_type_label)
+
+    def validate(self) -> None:
+        chosen = [
+            name
+            for name, given in (
+                ("--fake-instance-type", self.fake_instance_type),
+                ("--fake-devices", self.fake_devices is not None),
+                ("--fake-instance-type-label", self.fake_instance_type_label),
+            )
+            if given
+        ]
+        if len(chosen) > 1:
+            raise ConfigError(f"choose one fake shape, not {' and '.join(chosen)}")
+        if (self.fake_devices is None) != (self.fake_cores_per_device is None):
+            raise ConfigError("--fake-devices and --fake-cores-per-device go together")
+        if self.fake_devices is not None and self.fake_devices < 1:
+            raise ConfigError("--fake-devices must be at least 1")
+        if self.fake_cores_per_device is not None and self.fake_cores_per_device < 1:
+            raise ConfigError("--fake-cores-per-device must be at least 1")
+        if self.http_port > 65535:
+            raise ConfigError("--http-port must be a port number")
+        if not self.device_plugin_dir:
+            raise ConfigError("--device-plugin-dir must not be empty")
+
+
+class Plugin:
+    def __init__(self, config: Config) -> None:
+        config.validate()
+        self.config = config
+        self.client: KubeClient | None = None
+        self.metrics = Metrics()
+        self.state: PluginState | None = None
+        self.manager: PluginManager | None = None
+        self.http: StatusServer | None = None
+        self._pods: PodSource | None = None
+        self._health: HealthMonitor | None = None
+        self._annotator: NodeAnnotator | None = None
+        self._podresources: PodResourcesClient | None = None
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
+
+    # --- assembly ------------------------------------------------------------------------
+    def _discovery(self, lnc: int) -> Discovery:
+        c, client, node = self.config, self.client, self.config.node_name
+        if c.fake_instance_type:
+            return FakeDiscovery.for_instance_type(c.fake_instance_type, lnc)
+        if c.fake_devices is not None and c.fake_cores_per_device is not None:
+            return FakeDiscovery.for_counts(c.fake_devices, c.fake_cores_per_device)
+        if c.fake_instance_type_label:
+            if client is None or not node:
+                raise DiscoveryError(
+                    "--fake-instance-type-label needs the Kubernetes API and the node name "
+                    "(--node-name or NODE_NAME)"
+                )
+            value = read_node_label(client, node, c.fake_instance_type_label)
+            if not value:
+                raise DiscoveryError(
+                    f"node {node} has no label {c.fake_instance_type_label} to imitate"
+                )
+            log.info("imitating the node's label", label=c.fake_instance_type_label, value=value)
+            return FakeDiscovery.for_instance_type(value, lnc)
+        instance_type = None
+        if client is not None and node:
+            try:
+                instance_type = read_node_label(client, node, INSTANCE_TYPE_LABEL, timeout=10)
+            except ApiError as err:
+                log.warning("could not read the node's instance type", error=str(err))
+        return RealDiscovery(c.dev_root, c.sysfs_root, lnc, instance_type)
+
+    def start(self) -> None:
+        c = self.config
+        self.client = KubeClient.from_config(c.kubeconfig)
+        if self.client is None:
+            log.info(
+                "standalone: no Kubernetes API configured (no in-cluster config, no "
+                "--kubeconfig); allocating the kubelet's device IDs only"
+            )
+        elif not c.node_name:
+            log.warning(
+                "no node name (--node-name or NODE_NAME): extender annotations and the "
+                "unhealthy-devices node annotation are off"
+            )
+        lnc = read_lnc(c.lnc_config)
+        discovery = self._discovery(lnc)
+        inventory = discovery.discover()
+        self.inventory = inventory
+        shape = inventory.shape
+        api = self.client is not None and bool(c.node_name)
+        self.metrics.info.labels(
+            "fake" if inventory.fake else "real", shape.name, "api" if api else "standalone"
+        ).set(1)
+        log.info(
+            "starting",
+            mode="fake" if inventory.fake else "real",
+            shape=shape.name,
+            devices=shape.devices,
+            cores_per_device=shape.cores_per_device,
+            rule=shape.rule.value,
+            api="api" if api else "standalone",
+            device_plugin_dir=c.device_plugin_dir,
+        )
+        state = self.state = PluginState(inventory, self.metrics, c.withhold_in_use)
+        if api and self.client is not None and c.node_name:
+            self._pods = PodSource(self.client, c.node_name, state, self.metrics)
+            self._annotator = NodeAnnotator(self.client, c.node_name, self.metrics)
+        if c.pod_resources_socket:
+            self._podresources = PodResourcesClient(c.pod_resources_socket)
+        allocation = AllocationService(state, self.metrics, self._pods, self._podresources)
+
+        def on_health(unhealthy: frozenset[int]) -> None:
+            state.set_unhealthy(unhealthy)
+            if self._annotator is not None:
+                self._annotator.set(unhealthy)
+
+        self._health = HealthMonitor(
+            inventory, discovery, on_health, c.fake_health_file, c.health_interval
+        )
+        servers = [
+            ResourceServer(
+                DevicePluginServicer(r, state, allocation, self.metrics),
+                os.path.join(c.device_plugin_dir, SOCKETS[r]),
+            )
+            for r in SERVED
+        ]
+        self.manager = PluginManager(
+            servers, c.device_plugin_dir, self.metrics, c.registration_interval
+        )
+        if self._pods is not None:
+            self._pods.start()
+        self._poll_kubelet()
+        self._health.start()
+        if self._annotator is not None:
+            self._annotator.set(self._health.unhealthy)
+            self._annotator.start()
+        self._poller = threading.Thread(target=self._poll, name="pod-resources", daemon=True)
+        self._poller.start()
+        if c.http_port >= 0:
+            self.http = StatusServer(c.http_port, self.metrics, self._live, self._ready)
+            self.http.start()
+        self.manager.start()
+
+    def _poll_kubelet(self) -> None:
+        state = self.state
+        if state is None:
+            return
+        view = self._podresources.list() if self._podresources is not None else None
+        with state.lock:
+            if self._podresources is not None:
+                state.ledger.set_kubelet(view)
+            state.refresh()  # also lets expired grants go
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.config.pod_resources_interval):
+            try:
+                self._poll_kubelet()
+            except Exception as err:
+                self.metrics.errors.labels("pod_resources").inc()
+                log.error("pod resources poll failed", error=str(err), exc_info=True)
+
+    def _live(self) -> tuple[bool, str]:
+        if self.manager is None or not all(s.serving() for s in self.manager.servers):
+            return False, "not serving"
+        return True, "ok"
+
+    def _ready(self) -> tuple[bool, str]:
+        if self.manager is None:
+            return False, "starting"
+        missing = [r for r, ok in self.manager.registered.items() if not ok]
+        if missing:
+            return False, f"not registered with the kubelet: {', '.join(missing)}"
+        return True, "registered"
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.state is not None:
+            self.state.stop()  # ends ListAndWatch streams promptly
+        if self.manager is not None:
+            self.manager.stop()  # stops the servers and removes their sockets
+        if self.http is not None:
+            self.http.stop()
+        for part in (self._health, self._pods, self._annotator):
+            if part is not None:
+                part.stop()
+        if self._podresources is not None:
+            self._podresources.close()
+        log.info("stopped")

@@ -1,0 +1,93 @@
+"""The plugin's shared state: the inventory, device health and the ledger, and the device lists
+each resource advertises. Every change bumps a generation and wakes the ListAndWatch streams,
+so a change reaches the kubelet at once."""
+
+from __future__ import annotations
+
+import threading
+
+from neuron_k8s.allocator import Resource, mask, unhealthy_core_mask
+
+from .api import SERVED
+from .discovery import Inventory
+from .ledger import Ledger
+from .metrics import Metrics
+
+# (ID, healthy) of every ID a resource advertises
+DeviceView = tuple[tuple[str, bool], ...]
+
+
+class PluginState:
+    def __init__(
+        self,
+        inventory: Inventory,
+        metrics: Metrics,
+        withhold_in_use: bool = True,
+        grant_ttl: float = 60.0,
+    ) -> None:
+        self.inventory = inventory
+        self.shape = inventory.shape
+        self.metrics = metrics
+        self.withhold_in_use = withhold_in_use
+        # One lock for everything below: allocations are rare and must see one consistent view.
+        self.lock = threading.RLock()
+        self._changed = threading.Condition(self.lock)
+        self.ledger = Ledger(self.shape, grant_ttl)
+        self.unhealthy: frozenset[int] = frozenset()
+        self.generation = 0
+        self.stopping = False
+        self._views: dict[Resource, DeviceView] = {}
+        self.refresh()
+
+    def _compute(self, resource: Resource) -> tuple[DeviceView, int, int]:
+        shape = self.shape
+        withheld = self.ledger.withheld(resource) if self.withhold_in_use else frozenset()
+        if resource.whole_devices:
+            sick = {d for d in range(shape.devices) if d in self.unhealthy}
+            total = shape.devices
+        else:
+            bad = unhealthy_core_mask(shape, mask(self.unhealthy))
+            sick = {c for c in range(shape.cores) if bad >> c & 1}
+            total = shape.cores
+        view = tuple((str(i), i not in sick and i not in withheld) for i in range(total))
+        return view, len(sick), len(withheld - sick)
+
+    def refresh(self) -> bool:
+        """Recompute what each resource advertises; wake the streams if anything changed."""
+        with self.lock:
+            changed = False
+            for resource in SERVED:
+                view, sick, withheld = self._compute(resource)
+                name = resource.value
+                self.metrics.devices.labels(name, "healthy").set(len(view) - sick)
+                self.metrics.devices.labels(name, "unhealthy").set(sick)
+                self.metrics.withheld.labels(name).set(withheld)
+                if self._views.get(resource) != view:
+                    self._views[resource] = view
+                    changed = True
+            if changed:
+                self.generation += 1
+                self._changed.notify_all()
+            return changed
+
+    def view(self, resource: Resource) -> tuple[int, DeviceView]:
+        with self.lock:
+            return self.generation, self._views[resource]
+
+    def set_unhealthy(self, devices: frozenset[int]) -> None:
+        with self.lock:
+            self.unhealthy = devices
+            self.refresh()
+
+    def wait_change(self, generation: int, timeout: float) -> int:
+        """Block until the generation moves past `generation`, the state stops, or timeout."""
+        with self._changed:
+            self._changed.wait_for(
+                lambda: self.generation != generation or self.stopping, timeout=timeout
+            )
+            return self.generation
+
+    def stop(self) -> None:
+        with self._changed:
+            self.stopping = True
+            self._changed.notify_all()
