@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Generates charts/neuron/README.md from the chart's values.yaml comments with helm-docs
-# (pinned in scripts/install-tools.sh). With --check, writes nothing and fails when the
-# committed README differs from what helm-docs would generate.
+# (pinned in scripts/install-tools.sh); CHART_DIR points it at another chart directory.
+# With --check, writes nothing and fails when the committed README differs from what
+# helm-docs would generate.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-chart=$root/charts/neuron
+chart=${CHART_DIR:-$root/charts/neuron}
 helm_docs=${HELM_DOCS:-}
 if [ -z "$helm_docs" ]; then
   if [ -x "$root/.tools/bin/helm-docs" ]; then

@@ -77,6 +77,19 @@ def test_hook_image_value():
     assert container(pod)["imagePullPolicy"] == "Never"
 
 
+def test_hook_image_digest():
+    digest = "sha256:" + "ef" * 32
+    pod = hook_pod({"test": {"image": {"repository": "r/x", "digest": digest}}})
+    assert container(pod)["image"] == f"r/x@{digest}"
+
+
+def test_hook_tolerates_the_neuron_taint_by_default(default_objects):
+    tolerations = pod_spec(one(default_objects, "Pod", "test"))["tolerations"]
+    assert {"key": "aws.amazon.com/neuron", "operator": "Exists", "effect": "NoSchedule"} in (
+        tolerations
+    )
+
+
 def test_hook_node_selector_tolerations_and_pull_secrets():
     pod = hook_pod(
         {

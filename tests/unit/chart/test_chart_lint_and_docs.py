@@ -1,5 +1,6 @@
 """helm lint --strict is clean, and the chart README is generated and current."""
 
+import os
 import shutil
 import subprocess
 
@@ -34,6 +35,23 @@ def test_chart_readme_is_current():
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_chart_readme_check_fails_when_stale(tmp_path):
+    copy = tmp_path / "neuron"
+    shutil.copytree(CHART, copy)
+    values = copy / "values.yaml"
+    values.write_text(values.read_text().replace("# -- Install the Neuron device plugin", "# -- X"))
+    result = subprocess.run(
+        ["bash", str(CHART_DOCS), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "CHART_DIR": str(copy)},
+    )
+    assert result.returncode == 1
+    assert "README.md is stale" in result.stderr
 
 
 def _leaves(values, prefix=""):
