@@ -246,13 +246,15 @@ class ExtenderServer:
             server_cls = type("Server6", (_Server,), {"address_family": socket.AF_INET6})
         self.httpd = server_cls((address, port), handler)
         self._thread: threading.Thread | None = None
+        # How soon stop() takes effect; tests shorten it.
+        self.poll_interval = 0.5
 
     @property
     def port(self) -> int:
         return int(self.httpd.server_address[1])
 
     def serve_forever(self) -> None:
-        self.httpd.serve_forever(poll_interval=0.2)
+        self.httpd.serve_forever(poll_interval=self.poll_interval)
 
     def start(self) -> None:
         self._thread = threading.Thread(

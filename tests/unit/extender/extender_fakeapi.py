@@ -1,0 +1,360 @@
+"""A small fake Kubernetes API server over real HTTP on 127.0.0.1, enough for the extender:
+list and watch (chunked JSON lines) of pods and nodes, get and merge-patch of a pod, and the
+pods/binding subresource. Every call is recorded; failures can be injected per method and path.
+
+The object store (FakeCluster) is usable without HTTP too, for fast property tests.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+POD_PATH = re.compile(r"^/api/v1/namespaces/([^/]+)/pods/([^/]+)(/binding)?$")
+
+
+class Failure(Exception):
+    def __init__(self, code: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.reason, self.message = code, reason, message
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        }
+
+
+def merge(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    out = dict(target) if isinstance(target, dict) else {}
+    for k, v in patch.items():
+        if v is None:
+            out.pop(k, None)
+        else:
+            out[k] = merge(out.get(k), v)
+    return out
+
+
+@dataclass
+class Call:
+    method: str
+    path: str
+    body: Any = None
+    content_type: str = ""
+
+
+@dataclass
+class Injected:
+    method: str
+    pattern: re.Pattern[str]
+    failure: Failure
+    times: int
+    after: int = 0
+
+
+@dataclass
+class FakeCluster:
+    """Pods and nodes with resource versions and an event history per kind."""
+
+    objects: dict[str, dict[str, dict[str, Any]]] = field(
+        default_factory=lambda: {"pods": {}, "nodes": {}}
+    )
+    history: dict[str, list[tuple[int, str, dict[str, Any]]]] = field(
+        default_factory=lambda: {"pods": [], "nodes": []}
+    )
+    rv: int = 100
+    compacted: int = 0  # watches from a version at or below this get 410 Gone
+    cond: threading.Condition = field(default_factory=threading.Condition)
+
+    @staticmethod
+    def key(obj: dict[str, Any]) -> str:
+        meta = obj["metadata"]
+        ns = meta.get("namespace")
+        return f"{ns}/{meta['name']}" if ns else meta["name"]
+
+    def _emit(self, kind: str, event: str, obj: dict[str, Any]) -> dict[str, Any]:
+        self.rv += 1
+        obj["metadata"]["resourceVersion"] = str(self.rv)
+        self.history[kind].append((self.rv, event, copy.deepcopy(obj)))
+        self.cond.notify_all()
+        return copy.deepcopy(obj)
+
+    def put(self, kind: str, obj: dict[str, Any]) -> dict[str, Any]:
+        with self.cond:
+            obj = copy.deepcopy(obj)
+            k = self.key(obj)
+            event = "MODIFIED" if k in self.objects[kind] else "ADDED"
+            if kind == "pods":
+                obj["metadata"].setdefault("uid", f"uid-{k.replace('/', '-')}-{self.rv}")
+            self.objects[kind][k] = obj
+            return self._emit(kind, event, obj)
+
+    def delete(self, kind: str, key: str) -> None:
+        with self.cond:
+            obj = self.objects[kind].pop(key)
+            self._emit(kind, "DELETED", obj)
+
+    def get(self, kind: str, key: str) -> dict[str, Any]:
+        with self.cond:
+            obj = self.objects[kind].get(key)
+            if obj is None:
+                name = key.split("/")[-1]
+                raise Failure(404, "NotFound", f'{kind} "{name}" not found')
+            return copy.deepcopy(obj)
+
+    def list(self, kind: str) -> dict[str, Any]:
+        with self.cond:
+            return {
+                "kind": "PodList" if kind == "pods" else "NodeList",
+                "apiVersion": "v1",
+                "metadata": {"resourceVersion": str(self.rv)},
+                "items": [copy.deepcopy(o) for o in self.objects[kind].values()],
+            }
+
+    def patch_pod(self, key: str, patch: dict[str, Any]) -> dict[str, Any]:
+        with self.cond:
+            obj = self.get("pods", key)
+            if "metadata" in obj and isinstance(patch.get("metadata"), dict):
+                uid = patch["metadata"].get("uid")
+                if uid and uid != obj["metadata"].get("uid"):
+                    raise Failure(409, "Conflict", "uid precondition failed")
+            obj = merge(obj, patch)
+            self.objects["pods"][key] = obj
+            return self._emit("pods", "MODIFIED", obj)
+
+    def bind_pod(self, key: str, binding: dict[str, Any]) -> None:
+        with self.cond:
+            obj = self.get("pods", key)
+            if binding.get("kind") != "Binding" or (binding.get("target") or {}).get("kind") != (
+                "Node"
+            ):
+                raise Failure(400, "BadRequest", "not a Binding to a Node")
+            uid = (binding.get("metadata") or {}).get("uid")
+            if uid and uid != obj["metadata"].get("uid"):
+                raise Failure(409, "Conflict", "Precondition failed: UID in precondition")
+            current = (obj.get("spec") or {}).get("nodeName")
+            if current:
+                name = obj["metadata"]["name"]
+                raise Failure(409, "Conflict", f"pod {name} is already assigned to node {current}")
+            obj.setdefault("spec", {})["nodeName"] = binding["target"]["name"]
+            self.objects["pods"][key] = obj
+            self._emit("pods", "MODIFIED", obj)
+
+    def set_phase(self, key: str, phase: str) -> None:
+        with self.cond:
+            obj = self.get("pods", key)
+            obj.setdefault("status", {})["phase"] = phase
+            self.objects["pods"][key] = obj
+            self._emit("pods", "MODIFIED", obj)
+
+    def compact(self) -> None:
+        """Forget the history: watches from an older version get 410 Gone, forcing a re-list."""
+        with self.cond:
+            self.rv += 1
+            self.compacted = self.rv
+            for kind in self.history:
+                self.history[kind].clear()
+            self.cond.notify_all()
+
+
+class FakeApiServer:
+    def __init__(self, cluster: FakeCluster | None = None) -> None:
+        self.cluster = cluster or FakeCluster()
+        self.calls: list[Call] = []
+        self._calls_lock = threading.Lock()
+        self._injected: list[Injected] = []
+        self._stopping = False
+        self._delays: dict[str, float] = {}
+        api = self
+
+        class Handler(_Handler):
+            server_api = api
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def start(self) -> FakeApiServer:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping = True
+        with self.cluster.cond:
+            self.cluster.cond.notify_all()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    # --- test controls ----------------------------------------------------------------------
+    def fail(
+        self,
+        method: str,
+        path_regex: str,
+        code: int = 500,
+        reason: str = "InternalError",
+        message: str = "injected failure",
+        times: int = 1,
+        after: int = 0,
+    ) -> None:
+        """Fail `times` matching calls, after letting the first `after` of them through."""
+        self._injected.append(
+            Injected(method, re.compile(path_regex), Failure(code, reason, message), times, after)
+        )
+
+    def delay(self, method: str, seconds: float) -> None:
+        """Slow down every call of a method, to widen race windows."""
+        self._delays[method] = seconds
+
+    def record(self, call: Call) -> None:
+        with self._calls_lock:
+            self.calls.append(call)
+
+    def calls_of(self, method: str, suffix: str = "") -> list[Call]:
+        with self._calls_lock:
+            return [c for c in self.calls if c.method == method and c.path.endswith(suffix)]
+
+    def _injected_failure(self, method: str, path: str) -> Failure | None:
+        for inj in self._injected:
+            if inj.method == method and inj.times > 0 and inj.pattern.search(path):
+                if inj.after > 0:
+                    inj.after -= 1
+                    continue
+                inj.times -= 1
+                return inj.failure
+        return None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_api: FakeApiServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _json(self, code: int, doc: Any) -> None:
+        body = json.dumps(doc).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _body(self) -> Any:
+        n = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(n) if n else b""
+        return json.loads(raw) if raw else None
+
+    def _handle(self, method: str) -> None:
+        api = self.server_api
+        url = urllib.parse.urlsplit(self.path)
+        query = dict(urllib.parse.parse_qsl(url.query))
+        body = self._body() if method in ("POST", "PATCH", "PUT") else None
+        api.record(Call(method, url.path, body, self.headers.get("Content-Type", "")))
+        if method in api._delays:
+            time.sleep(api._delays[method])
+        try:
+            failure = api._injected_failure(method, url.path)
+            if failure:
+                raise failure
+            self._route(method, url.path, query, body)
+        except Failure as f:
+            self._json(f.code, f.status())
+
+    def _route(self, method: str, path: str, query: dict[str, str], body: Any) -> None:
+        cluster = self.server_api.cluster
+        for kind in ("pods", "nodes"):
+            if path == f"/api/v1/{kind}" and method == "GET":
+                if query.get("watch") == "true":
+                    self._watch(
+                        kind,
+                        int(query.get("resourceVersion") or 0),
+                        float(query.get("timeoutSeconds") or 300),
+                    )
+                else:
+                    self._json(200, cluster.list(kind))
+                return
+        m = POD_PATH.match(path)
+        if m:
+            key = f"{m.group(1)}/{m.group(2)}"
+            if m.group(3) and method == "POST":
+                cluster.bind_pod(key, body or {})
+                self._json(
+                    201, {"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 201}
+                )
+                return
+            if not m.group(3) and method == "GET":
+                self._json(200, cluster.get("pods", key))
+                return
+            if not m.group(3) and method == "PATCH":
+                if self.headers.get("Content-Type") != "application/merge-patch+json":
+                    raise Failure(415, "UnsupportedMediaType", "only merge patches here")
+                self._json(200, cluster.patch_pod(key, body or {}))
+                return
+        raise Failure(404, "NotFound", f"the fake API server has no {method} {path}")
+
+    def _watch(self, kind: str, since: int, timeout: float) -> None:
+        api = self.server_api
+        cluster = api.cluster
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+
+        def chunk(doc: Any) -> None:
+            data = json.dumps(doc).encode() + b"\n"
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.wfile.flush()
+
+        deadline = time.monotonic() + timeout
+        sent = since
+        try:
+            while not api._stopping and time.monotonic() < deadline:
+                with cluster.cond:
+                    if sent < cluster.compacted:
+                        gone = Failure(410, "Expired", "too old resource version")
+                        pending: list[Any] = [("ERROR", gone.status())]
+                    else:
+                        pending = [(e, o) for rv, e, o in cluster.history[kind] if rv > sent]
+                        if not pending:
+                            cluster.cond.wait(0.2)
+                            continue
+                        sent = max(rv for rv, _, _ in cluster.history[kind] if rv > sent)
+                for event, obj in pending:
+                    chunk({"type": event, "object": obj})
+                if pending and pending[0][0] == "ERROR":
+                    break
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except OSError:
+            pass
+        self.close_connection = True
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_PATCH(self) -> None:
+        self._handle("PATCH")

@@ -1,0 +1,251 @@
+"""POST /bind: IDs chosen, written by merge patch of single keys, then the Binding."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+from conftest import CORE, NEURON, binding_args, filter_args, make_node, make_pod, wait_for
+
+from neuron_k8s.allocator import mask
+from neuron_k8s.pods import read_allocation
+
+OUR_KEYS = {
+    "AWS_NEURON_IDS",
+    "NEURON_ALLOCATED",
+    "NEURON_ALLOC_TIME",
+    "neuron.k8s.local/allocation",
+}
+
+
+def _bind(ext, cluster, pod, node):
+    cluster.put("pods", pod)
+    stored = cluster.get("pods", f"{pod['metadata']['namespace']}/{pod['metadata']['name']}")
+    resp = ext.post("bind", binding_args(stored, node))
+    assert resp.status == 200
+    return resp.json()
+
+
+def test_bind_writes_ids_and_creates_binding(cluster, start_extender):
+    cluster.put("nodes", make_node("inf2-a", "inf2.48xlarge"))
+    ext = start_extender()
+    assert _bind(ext, cluster, make_pod("p", [("m", {CORE: "4"})]), "inf2-a") == {"Error": ""}
+    pod = cluster.get("pods", "default/p")
+    ann = pod["metadata"]["annotations"]
+    assert pod["spec"]["nodeName"] == "inf2-a"
+    assert ann["AWS_NEURON_IDS"] == "0,1,2,3"
+    assert ann["NEURON_ALLOCATED"] == "false"
+    assert int(ann["NEURON_ALLOC_TIME"]) > 0
+    node, allocs = read_allocation(pod)
+    assert node == "inf2-a"
+    assert [(a.container, a.placement.cores, a.placement.devices) for a in allocs] == [
+        ("m", (0, 1, 2, 3), (0, 1))
+    ]
+
+
+def test_bind_merge_patches_single_keys_and_keeps_other_annotations(cluster, api, start_extender):
+    cluster.put("nodes", make_node("inf2-a"))
+    ext = start_extender()
+    _bind(ext, cluster, make_pod("p"), "inf2-a")
+    (patch,) = api.calls_of("PATCH", "/pods/p")
+    assert patch.content_type == "application/merge-patch+json"
+    assert set(patch.body) == {"metadata"}
+    assert set(patch.body["metadata"]) == {"annotations"}
+    assert set(patch.body["metadata"]["annotations"]) == OUR_KEYS
+    ann = cluster.get("pods", "default/p")["metadata"]["annotations"]
+    assert ann["k8s.ovn.org/pod-networks"] == '{"default":{}}'
+
+
+def test_bind_posts_binding_with_uid_and_node_target(cluster, api, start_extender):
+    cluster.put("nodes", make_node("inf2-a"))
+    ext = start_extender()
+    _bind(ext, cluster, make_pod("p"), "inf2-a")
+    (post,) = api.calls_of("POST", "/binding")
+    assert post.path == "/api/v1/namespaces/default/pods/p/binding"
+    assert post.body["kind"] == "Binding"
+    assert post.body["metadata"]["uid"] == "uid-default-p"
+    assert post.body["target"] == {"apiVersion": "v1", "kind": "Node", "name": "inf2-a"}
+
+
+def test_bind_of_whole_devices_records_device_ids(cluster, start_extender):
+    cluster.put("nodes", make_node("trn1", "trn1.32xlarge"))
+    ext = start_extender()
+    assert _bind(ext, cluster, make_pod("p", [("m", {NEURON: "4"})]), "trn1") == {"Error": ""}
+    ann = cluster.get("pods", "default/p")["metadata"]["annotations"]
+    assert ann["AWS_NEURON_IDS"] == "0,1,2,3"
+    detail = json.loads(ann["neuron.k8s.local/allocation"])
+    assert detail["containers"][0]["cores"] == list(range(8))
+
+
+def test_bind_gives_each_container_its_own_set(cluster, start_extender):
+    cluster.put("nodes", make_node("inf2-a"))
+    ext = start_extender()
+    pod = make_pod("p", [("a", {CORE: "2"}), ("b", {NEURON: "2"})])
+    assert _bind(ext, cluster, pod, "inf2-a") == {"Error": ""}
+    _, allocs = read_allocation(cluster.get("pods", "default/p"))
+    a, b = (set(x.placement.cores) for x in allocs)
+    assert len(a) == 2 and len(b) == 4 and not a & b
+
+
+def test_bind_plainly_binds_pod_without_neuron_requests(cluster, api, start_extender):
+    cluster.put("nodes", make_node("cpu", "m5.large"))
+    ext = start_extender()
+    assert _bind(ext, cluster, make_pod("web", [("nginx", {})]), "cpu") == {"Error": ""}
+    assert cluster.get("pods", "default/web")["spec"]["nodeName"] == "cpu"
+    assert api.calls_of("PATCH") == []
+
+
+def test_bind_uses_pod_from_filter_without_reading_it_again(cluster, api, start_extender):
+    cluster.put("nodes", make_node("inf2-a"))
+    ext = start_extender()
+    pod = make_pod("p")
+    cluster.put("pods", pod)
+    stored = cluster.get("pods", "default/p")
+    ext.post("filter", filter_args(stored, ["inf2-a"]))
+    assert ext.post("bind", binding_args(stored, "inf2-a")).json() == {"Error": ""}
+    assert api.calls_of("GET", "/pods/p") == []
+
+
+def test_bind_reports_error_when_node_has_no_room(cluster, start_extender):
+    cluster.put("nodes", make_node("one", "inf2.xlarge"))
+    ext = start_extender()
+    assert _bind(ext, cluster, make_pod("a", [("m", {CORE: "2"})]), "one") == {"Error": ""}
+    err = _bind(ext, cluster, make_pod("b", [("m", {CORE: "1"})]), "one")["Error"]
+    assert "cannot bind pod default/b on node one" in err
+    assert "nodeName" not in cluster.get("pods", "default/b")["spec"]
+
+
+def test_bind_to_unknown_node_is_an_error_not_a_crash(cluster, start_extender):
+    ext = start_extender()
+    err = _bind(ext, cluster, make_pod("p"), "ghost")["Error"]
+    assert "unknown to the Neuron extender" in err
+    assert ext.get("/healthz").status == 200
+
+
+def test_bind_of_missing_pod_reports_error(start_extender):
+    ext = start_extender()
+    body = ext.post("bind", binding_args(make_pod("nowhere"), "inf2-a")).json()
+    assert "reading the pod failed" in body["Error"]
+
+
+def test_bind_refuses_pod_replaced_under_same_name(cluster, start_extender):
+    cluster.put("nodes", make_node("inf2-a"))
+    ext = start_extender()
+    cluster.put("pods", make_pod("p"))
+    args = binding_args(make_pod("p", uid="an-older-uid"), "inf2-a")
+    assert "the pod was replaced" in ext.post("bind", args).json()["Error"]
+
+
+def test_failed_binding_releases_reservation_and_removes_annotations(cluster, api, start_extender):
+    cluster.put("nodes", make_node("one", "inf2.xlarge"))
+    ext = start_extender()
+    api.fail("POST", r"/binding$", 500, "InternalError", "etcd timed out")
+    err = _bind(ext, cluster, make_pod("p", [("m", {CORE: "2"})]), "one")["Error"]
+    assert "etcd timed out" in err
+    assert ext.extender.state.reservations() == {}
+    ann = cluster.get("pods", "default/p")["metadata"]["annotations"]
+    assert OUR_KEYS.isdisjoint(ann)
+    assert ann["k8s.ovn.org/pod-networks"] == '{"default":{}}'
+    # The removal was a merge patch of nulls on our keys only.
+    undo = api.calls_of("PATCH", "/pods/p")[-1].body
+    assert undo == {"metadata": {"annotations": dict.fromkeys(OUR_KEYS)}}
+    # The cores are free again for the next pod.
+    wait_for(lambda: ext.extender.state.nodes["one"].used == 0, what="cores freed")
+    assert _bind(ext, cluster, make_pod("q", [("m", {CORE: "2"})]), "one") == {"Error": ""}
+
+
+def test_failed_annotation_patch_releases_reservation(cluster, api, start_extender):
+    cluster.put("nodes", make_node("one", "inf2.xlarge"))
+    ext = start_extender()
+    api.fail("PATCH", r"/pods/p$", 422, "Invalid", "admission webhook denied the request")
+    err = _bind(ext, cluster, make_pod("p", [("m", {CORE: "2"})]), "one")["Error"]
+    assert "admission webhook denied" in err
+    assert ext.extender.state.reservations() == {}
+    assert ext.extender.state.nodes["one"].used == 0
+    assert api.calls_of("POST", "/binding") == []
+
+
+def test_retried_bind_of_already_bound_pod_succeeds_without_rewriting(cluster, api, start_extender):
+    cluster.put("nodes", make_node("inf2-a"))
+    ext = start_extender()
+    pod = make_pod("p")
+    assert _bind(ext, cluster, pod, "inf2-a") == {"Error": ""}
+    wait_for(lambda: not ext.extender.state.reservations(), what="watch catches up")
+    # The device plugin has meanwhile marked the allocation done.
+    cluster.patch_pod("default/p", {"metadata": {"annotations": {"NEURON_ALLOCATED": "true"}}})
+    before = len(api.calls_of("PATCH"))
+    again = ext.post("bind", binding_args(cluster.get("pods", "default/p"), "inf2-a"))
+    assert again.json() == {"Error": ""}
+    assert len(api.calls_of("PATCH")) == before
+    assert cluster.get("pods", "default/p")["metadata"]["annotations"]["NEURON_ALLOCATED"] == (
+        "true"
+    )
+
+
+def test_retried_bind_after_lost_binding_response_succeeds(cluster, api, start_extender):
+    # The Binding was created but its answer lost: the API server says Conflict next time.
+    cluster.put("nodes", make_node("inf2-a"))
+    ext = start_extender()
+    pod = make_pod("p")
+    cluster.put("pods", pod)
+    cluster.bind_pod("default/p", {"kind": "Binding", "target": {"kind": "Node", "name": "inf2-a"}})
+    assert ext.post("bind", binding_args(pod, "inf2-a")).json() == {"Error": ""}
+
+
+def test_retried_bind_reuses_ids_left_by_attempt_that_failed_to_clean_up(
+    cluster, api, start_extender
+):
+    cluster.put("nodes", make_node("one", "inf2.xlarge"))
+    ext = start_extender()
+    # The Binding fails, then removing the annotations fails too: the pod keeps stale IDs.
+    api.fail("POST", r"/binding$", 500)
+    api.fail("PATCH", r"/pods/p$", 503, "ServiceUnavailable", after=1)
+    pod = make_pod("p", [("m", {CORE: "2"})])
+    cluster.put("pods", pod)
+    assert ext.post("bind", binding_args(pod, "one")).json()["Error"]
+    wait_for(lambda: ext.extender.state.pod_uses(), what="stale annotation seen")
+    assert ext.post("bind", binding_args(pod, "one")).json() == {"Error": ""}
+    assert cluster.get("pods", "default/p")["spec"]["nodeName"] == "one"
+
+
+def test_concurrent_binds_to_one_node_never_overlap(cluster, api, start_extender):
+    cluster.put("nodes", make_node("big", "inf2.48xlarge"))  # 24 cores
+    ext = start_extender()
+    api.delay("PATCH", 0.01)  # widen the window between reservation and annotation
+    pods = [make_pod(f"p{i}", [("m", {CORE: "1" if i % 2 else "2"})]) for i in range(20)]
+    for p in pods:
+        cluster.put("pods", p)
+    results: list[dict] = []
+    lock = threading.Lock()
+
+    def bind(p):
+        body = ext.post("bind", binding_args(p, "big")).json()
+        with lock:
+            results.append(body)
+
+    threads = [threading.Thread(target=bind, args=(p,)) for p in pods]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ok = [r for r in results if r["Error"] == ""]
+    assert len(ok) == 16  # 10 x 2 + 10 x 1 = 30 cores asked, 24 exist
+    seen: set[int] = set()
+    total = 0
+    for p in pods:
+        recorded = read_allocation(cluster.get("pods", f"default/{p['metadata']['name']}"))
+        if recorded is None:
+            continue
+        cores = {c for a in recorded[1] for c in a.placement.cores}
+        assert not cores & seen
+        seen |= cores
+        total += len(cores)
+    assert total == len(seen) <= 24
+    wait_for(lambda: ext.extender.state.nodes["big"].used == mask(seen), what="state matches pods")
+
+
+def test_bind_of_unknown_pod_resource_combination_is_reported(cluster, start_extender):
+    cluster.put("nodes", make_node("inf2-a"))
+    ext = start_extender()
+    err = _bind(ext, cluster, make_pod("p", [("m", {CORE: "2", NEURON: "1"})]), "inf2-a")["Error"]
+    assert "asks for both" in err
