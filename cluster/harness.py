@@ -44,19 +44,32 @@ KIND_VALUES = ROOT / "charts" / "neuron" / "examples" / "kind.yaml"
 
 def env() -> dict[str, str]:
     e = dict(os.environ)
-    path = [str(SID_DIR / "root/usr/sbin"), str(SID_DIR / "root/usr/bin"),
-            str(CACHE / "bin"), str(ROOT / ".tools/bin"), e.get("PATH", "")]
+    path = [
+        str(SID_DIR / "root/usr/sbin"),
+        str(SID_DIR / "root/usr/bin"),
+        str(CACHE / "bin"),
+        str(ROOT / ".tools/bin"),
+        e.get("PATH", ""),
+    ]
     e["PATH"] = os.pathsep.join(path)
     e["KUBECONFIG"] = str(KUBECONFIG)
     return e
 
 
-def run(cmd: list[str] | str, check: bool = True, capture: bool = False,
-        input: str | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    cmd: list[str] | str, check: bool = True, capture: bool = False, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
     shown = cmd if isinstance(cmd, str) else shlex.join(cmd)
     print(f"+ {shown}", flush=True)
-    return subprocess.run(cmd, shell=isinstance(cmd, str), check=check, text=True, env=env(),
-                          capture_output=capture, input=input)
+    return subprocess.run(
+        cmd,
+        shell=isinstance(cmd, str),
+        check=check,
+        text=True,
+        env=env(),
+        capture_output=capture,
+        input=input,
+    )
 
 
 def out(cmd: list[str]) -> str:
@@ -117,8 +130,22 @@ def cluster() -> None:
         return
     if cluster_exists():
         run(["kind", "delete", "cluster", "--name", CLUSTER])
-    run(["kind", "create", "cluster", "--name", CLUSTER, "--config", str(ROOT / "kind-config.yaml"),
-         "--image", NODE_IMAGE, "--kubeconfig", str(KUBECONFIG), "--retain"])
+    run(
+        [
+            "kind",
+            "create",
+            "cluster",
+            "--name",
+            CLUSTER,
+            "--config",
+            str(ROOT / "kind-config.yaml"),
+            "--image",
+            NODE_IMAGE,
+            "--kubeconfig",
+            str(KUBECONFIG),
+            "--retain",
+        ]
+    )
 
 
 def node_containers() -> list[str]:
@@ -137,8 +164,9 @@ def network() -> None:
             raise SystemExit("network: nodes did not get pod CIDRs within 120 s")
         time.sleep(1)
     addr = {
-        n["metadata"]["name"]: next(a["address"] for a in n["status"]["addresses"]
-                                    if a["type"] == "InternalIP")
+        n["metadata"]["name"]: next(
+            a["address"] for a in n["status"]["addresses"] if a["type"] == "InternalIP"
+        )
         for n in nodes
     }
     cidr = {n["metadata"]["name"]: n["spec"]["podCIDR"] for n in nodes}
@@ -147,10 +175,18 @@ def network() -> None:
             "cniVersion": "1.0.0",
             "name": "neuron-bridge",
             "plugins": [
-                {"type": "bridge", "bridge": "cni0", "isGateway": True, "ipMasq": True,
-                 "hairpinMode": True,
-                 "ipam": {"type": "host-local", "ranges": [[{"subnet": cidr[name]}]],
-                          "routes": [{"dst": "0.0.0.0/0"}]}},
+                {
+                    "type": "bridge",
+                    "bridge": "cni0",
+                    "isGateway": True,
+                    "ipMasq": True,
+                    "hairpinMode": True,
+                    "ipam": {
+                        "type": "host-local",
+                        "ranges": [[{"subnet": cidr[name]}]],
+                        "routes": [{"dst": "0.0.0.0/0"}],
+                    },
+                },
                 {"type": "portmap", "capabilities": {"portMappings": True}},
             ],
         }
@@ -160,21 +196,18 @@ def network() -> None:
             "sysctl -qw net.bridge.bridge-nf-call-iptables=1 || true\n"
             f"{routes}"
             "mkdir -p /etc/cni/net.d\n"
-            f"cat > /etc/cni/net.d/10-neuron-bridge.conflist <<'EOF'\n{json.dumps(conf, indent=1)}\nEOF\n"
+            "cat > /etc/cni/net.d/10-neuron-bridge.conflist <<'EOF'\n"
+            f"{json.dumps(conf, indent=1)}\nEOF\n"
         )
         run(["docker", "exec", "-i", name, "bash", "-s"], input=script)
     run(["kubectl", "wait", "--for=condition=Ready", "nodes", "--all", "--timeout=180s"])
     offline_dns()
 
 
-def offline_dns() -> None:
-    """Cluster DNS without an upstream: the nodes' resolver is Docker's 127.0.0.11, which from a
-    pod is the pod's own loopback, so CoreDNS would forward to itself (its loop check stops it).
-    There is no outside world to resolve here: serve the cluster zones only."""
-    cm = json.loads(out(["kubectl", "get", "configmap", "coredns", "-n", "kube-system", "-o",
-                         "json"]))
+def cluster_zones_only(corefile: str) -> str:
+    """The Corefile without its upstream: no `forward` block and no `loop` check."""
     lines, skip = [], False
-    for line in cm["data"]["Corefile"].splitlines():
+    for line in corefile.splitlines():
         stripped = line.strip()
         if stripped.startswith("forward "):
             skip = stripped.endswith("{")
@@ -185,12 +218,44 @@ def offline_dns() -> None:
         if stripped == "loop":
             continue
         lines.append(line)
-    patch = {"data": {"Corefile": "\n".join(lines) + "\n"}}
-    run(["kubectl", "patch", "configmap", "coredns", "-n", "kube-system", "--type", "merge",
-         "-p", json.dumps(patch)])
+    return "\n".join(lines) + "\n"
+
+
+def offline_dns() -> None:
+    """Cluster DNS without an upstream: the nodes' resolver is Docker's 127.0.0.11, which from a
+    pod is the pod's own loopback, so CoreDNS would forward to itself (its loop check stops it).
+    There is no outside world to resolve here: serve the cluster zones only."""
+    cm = json.loads(
+        out(["kubectl", "get", "configmap", "coredns", "-n", "kube-system", "-o", "json"])
+    )
+    corefile = cluster_zones_only(cm["data"]["Corefile"])
+    patch = {"data": {"Corefile": corefile}}
+    run(
+        [
+            "kubectl",
+            "patch",
+            "configmap",
+            "coredns",
+            "-n",
+            "kube-system",
+            "--type",
+            "merge",
+            "-p",
+            json.dumps(patch),
+        ]
+    )
     run(["kubectl", "rollout", "restart", "deployment/coredns", "-n", "kube-system"])
-    run(["kubectl", "rollout", "status", "deployment/coredns", "-n", "kube-system",
-         "--timeout=120s"])
+    run(
+        [
+            "kubectl",
+            "rollout",
+            "status",
+            "deployment/coredns",
+            "-n",
+            "kube-system",
+            "--timeout=120s",
+        ]
+    )
 
 
 def load() -> None:
@@ -198,9 +263,23 @@ def load() -> None:
 
 
 def install() -> None:
-    run(["helm", "upgrade", "--install", RELEASE, str(ROOT / "charts/neuron"),
-         "--namespace", NAMESPACE, "--create-namespace", "-f", str(KIND_VALUES),
-         "--wait", "--timeout", "5m"])
+    run(
+        [
+            "helm",
+            "upgrade",
+            "--install",
+            RELEASE,
+            str(ROOT / "charts/neuron"),
+            "--namespace",
+            NAMESPACE,
+            "--create-namespace",
+            "-f",
+            str(KIND_VALUES),
+            "--wait",
+            "--timeout",
+            "5m",
+        ]
+    )
     run(["kubectl", "get", "pods", "-n", NAMESPACE, "-o", "wide"])
 
 
@@ -213,8 +292,15 @@ def tests(extra: list[str]) -> None:
         e["NEURON_E2E_KIND_CLUSTER"] = CLUSTER
         e["NEURON_E2E_NAMESPACE"] = NAMESPACE
         e["NEURON_E2E_RELEASE"] = RELEASE
-    cmd = [sys.executable, "-m", "pytest", str(ROOT / "tests/e2e"),
-           "--kube-config", e["KUBECONFIG"], *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(ROOT / "tests/e2e"),
+        "--kube-config",
+        e["KUBECONFIG"],
+        *extra,
+    ]
     print(f"+ {shlex.join(cmd)}", flush=True)
     subprocess.run(cmd, check=True, env=e, cwd=ROOT)
 
@@ -236,29 +322,60 @@ def up(timer: Timer) -> None:
 
 def demo() -> None:
     kc = f"KUBECONFIG={KUBECONFIG}"
-    run(["kubectl", "get", "nodes",
-         r"-o=custom-columns=NAME:.metadata.name,TYPE:.metadata.labels.node\.kubernetes\.io/instance-type,"
-         r"NeuronDevice:.status.allocatable.aws\.amazon\.com/neuron,"
-         r"NeuronCore:.status.allocatable.aws\.amazon\.com/neuroncore"])
+    run(
+        [
+            "kubectl",
+            "get",
+            "nodes",
+            r"-o=custom-columns=NAME:.metadata.name,TYPE:.metadata.labels.node\.kubernetes\.io/instance-type,"
+            r"NeuronDevice:.status.allocatable.aws\.amazon\.com/neuron,"
+            r"NeuronCore:.status.allocatable.aws\.amazon\.com/neuroncore",
+        ]
+    )
     pod = {
-        "apiVersion": "v1", "kind": "Pod",
+        "apiVersion": "v1",
+        "kind": "Pod",
         "metadata": {"name": "neuron-demo", "namespace": "default"},
         "spec": {
-            "schedulerName": "my-scheduler", "restartPolicy": "Never",
-            "containers": [{
-                "name": "app", "image": f"neuron-k8s:{_app_version()}", "imagePullPolicy": "Never",
-                "command": ["sh", "-c", 'echo "NEURON_RT_VISIBLE_CORES=$NEURON_RT_VISIBLE_CORES"'],
-                "resources": {"limits": {"aws.amazon.com/neuroncore": "2"}},
-            }],
+            "schedulerName": "my-scheduler",
+            "restartPolicy": "Never",
+            "containers": [
+                {
+                    "name": "app",
+                    "image": f"neuron-k8s:{_app_version()}",
+                    "imagePullPolicy": "Never",
+                    "command": [
+                        "sh",
+                        "-c",
+                        'echo "NEURON_RT_VISIBLE_CORES=$NEURON_RT_VISIBLE_CORES"',
+                    ],
+                    "resources": {"limits": {"aws.amazon.com/neuroncore": "2"}},
+                }
+            ],
         },
     }
     run(["kubectl", "delete", "pod", "neuron-demo", "--ignore-not-found", "--wait"])
     run(["kubectl", "apply", "-f", "-"], input=json.dumps(pod))
-    run(["kubectl", "wait", "--for=jsonpath={.status.phase}=Succeeded", "pod/neuron-demo",
-         "--timeout=120s"])
+    run(
+        [
+            "kubectl",
+            "wait",
+            "--for=jsonpath={.status.phase}=Succeeded",
+            "pod/neuron-demo",
+            "--timeout=120s",
+        ]
+    )
     run(["kubectl", "logs", "neuron-demo"])
-    run(["kubectl", "get", "pod", "neuron-demo", "-o",
-         "jsonpath={.spec.nodeName}: {.metadata.annotations.AWS_NEURON_IDS}{'\\n'}"])
+    run(
+        [
+            "kubectl",
+            "get",
+            "pod",
+            "neuron-demo",
+            "-o",
+            "jsonpath={.spec.nodeName}: {.metadata.annotations.AWS_NEURON_IDS}{'\\n'}",
+        ]
+    )
     print(f"""
 The cluster stays up. Explore it:
   export {kc} PATH={SID_DIR}/root/usr/bin:{CACHE}/bin:{ROOT}/.tools/bin:$PATH

@@ -117,7 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--layer", action="append", required=True, help="folder or layer tarball")
     p.add_argument("--entrypoint", nargs="+", help="entrypoint argv")
     p.add_argument("--cmd", nargs="+", help="default arguments")
-    p.add_argument("--env", action="append", help="KEY=VALUE (repeatable; replaces the PATH default)")
+    p.add_argument(
+        "--env", action="append", help="KEY=VALUE (repeatable; replaces the PATH default)"
+    )
     p.add_argument("--user", help="user to run as")
     p.add_argument("--workdir", help="working directory")
     p.add_argument("--stop-signal", help="signal that stops the container")

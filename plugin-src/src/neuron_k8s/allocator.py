@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from functools import lru_cache
 
 from .topology import Rule, Shape
 
 
-class Resource(str, Enum):
+class Resource(StrEnum):
     NEURON = "aws.amazon.com/neuron"
     NEURONCORE = "aws.amazon.com/neuroncore"
     # End of life since Neuron SDK 2.20; still accepted and treated as whole devices.
@@ -133,10 +133,7 @@ def quality(shape: Shape, blocked: int) -> tuple[int, ...]:
     device_free = [not blocked & _device_mask(shape, d, 1) for d in range(shape.devices)]
     if shape.rule is Rule.ALIGNED:
         counts = [
-            sum(
-                all(device_free[first : first + size])
-                for first in range(0, shape.devices, size)
-            )
+            sum(all(device_free[first : first + size]) for first in range(0, shape.devices, size))
             for size in shape.device_sizes()
         ]
     else:
@@ -228,8 +225,8 @@ def choose_all(
     order = sorted(
         range(len(requests)),
         key=lambda i: (
-            -requests[i].count * (shape.cores_per_device if requests[i].resource.whole_devices
-                                  else 1),
+            -requests[i].count
+            * (shape.cores_per_device if requests[i].resource.whole_devices else 1),
             i,
         ),
     )

@@ -14,7 +14,6 @@ import random
 import ssl
 import tempfile
 import threading
-import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -76,8 +75,9 @@ class KubeClient:
         running in a cluster, else None (standalone)."""
         if kubeconfig:
             return cls._from_kubeconfig(kubeconfig)
-        host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get(
-            "KUBERNETES_SERVICE_PORT", "443"
+        host, port = (
+            os.environ.get("KUBERNETES_SERVICE_HOST"),
+            os.environ.get("KUBERNETES_SERVICE_PORT", "443"),
         )
         token_file = os.path.join(SERVICE_ACCOUNT_DIR, "token")
         if not host or not os.path.exists(token_file):
@@ -108,9 +108,7 @@ class KubeClient:
             for kind in ("clusters", "users", "contexts")
         }
         ctx_name = cfg.get("current-context")
-        context = by_name["contexts"].get(ctx_name) or next(
-            iter(by_name["contexts"].values()), {}
-        )
+        context = by_name["contexts"].get(ctx_name) or next(iter(by_name["contexts"].values()), {})
         cluster = by_name["clusters"].get(context.get("cluster"), {})
         user = by_name["users"].get(context.get("user"), {})
         server = cluster.get("server")
@@ -296,7 +294,9 @@ class Reflector:
         self.synced = threading.Event()
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=f"reflector-{self.name}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"reflector-{self.name}", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -323,8 +323,9 @@ class Reflector:
                 if not version:
                     version = self._list()
                     log.debug("listed", reflector=self.name, resource_version=version)
-                params = dict(self._params, resourceVersion=version,
-                              timeoutSeconds=self._watch_timeout)
+                params = dict(
+                    self._params, resourceVersion=version, timeoutSeconds=self._watch_timeout
+                )
                 for event in self._client.watch(self._path, params):
                     if self._stop.is_set():
                         return
@@ -347,8 +348,9 @@ class Reflector:
                 self._stop.wait(backoff * (1 + random.random()))
                 backoff = min(backoff * 2, 30.0)
             except Exception as err:  # a callback bug must not kill the view silently
-                log.error("reflector callback failed", reflector=self.name, error=str(err),
-                          exc_info=True)
+                log.error(
+                    "reflector callback failed", reflector=self.name, error=str(err), exc_info=True
+                )
                 version = ""
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 30.0)

@@ -1,7 +1,7 @@
 """Structured logs: one JSON object a line, with an event name and key/value fields.
 
-    log = get_logger("deviceplugin")
-    log.info("registered", resource="aws.amazon.com/neuroncore", endpoint="neuroncore.sock")
+log = get_logger("deviceplugin")
+log.info("registered", resource="aws.amazon.com/neuroncore", endpoint="neuroncore.sock")
 """
 
 from __future__ import annotations

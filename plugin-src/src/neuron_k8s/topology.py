@@ -136,8 +136,7 @@ class Shape:
             return f"a request must be for at least 1 core, got {count}"
         if count > self.cores:
             return (
-                f"Instance type {self.name} has {self.cores} NeuronCores; "
-                f"the pod asks for {count}"
+                f"Instance type {self.name} has {self.cores} NeuronCores; the pod asks for {count}"
             )
         return None
 

@@ -1,0 +1,291 @@
+"""kube.py against a small API server on 127.0.0.1: requests, errors, watches, the Reflector,
+and configuration from a kubeconfig file or the pod's service account."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from neuron_k8s import kube
+from neuron_k8s.kube import ApiError, KubeClient, Reflector
+
+
+class FakeApi:
+    """Answers what a test scripts: a list, watch streams (one per watch call), patches."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, str, dict[str, str], Any]] = []
+        self.list_body: dict[str, Any] = {
+            "kind": "PodList",
+            "metadata": {"resourceVersion": "1"},
+            "items": [],
+        }
+        self.watch_streams: list[list[dict[str, Any]]] = []
+        self.status = 200
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _send(self, status: int, body: Any) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                api.requests.append(("GET", self.path, dict(self.headers), None))
+                if "watch=true" in self.path:
+                    events = api.watch_streams.pop(0) if api.watch_streams else []
+                    self.send_response(200)
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    for event in events:
+                        line = (json.dumps(event) + "\n").encode()
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+                        self.wfile.flush()
+                    if not api.watch_streams:
+                        time.sleep(0.2)  # the last stream lingers, like a quiet watch
+                    self.wfile.write(b"0\r\n\r\n")
+                    return
+                if api.status != 200:
+                    self._send(
+                        api.status,
+                        {"kind": "Status", "reason": "Forbidden", "message": "pods is forbidden"},
+                    )
+                    return
+                self._send(200, api.list_body)
+
+            def _body(self) -> Any:
+                n = int(self.headers.get("Content-Length", "0"))
+                return json.loads(self.rfile.read(n)) if n else None
+
+            def do_PATCH(self) -> None:
+                body = self._body()
+                api.requests.append(("PATCH", self.path, dict(self.headers), body))
+                self._send(200, {"patched": body})
+
+            def do_POST(self) -> None:
+                body = self._body()
+                api.requests.append(("POST", self.path, dict(self.headers), body))
+                self._send(201, body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def api() -> Iterator[FakeApi]:
+    server = FakeApi()
+    yield server
+    server.close()
+
+
+def wait_until(check: Any, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.02)
+    raise AssertionError("condition not met in time")
+
+
+def test_get_returns_the_decoded_body_and_sends_the_token(api: FakeApi) -> None:
+    c = KubeClient.for_url(api.url, token="secret")
+    assert c.get("/api/v1/pods", {"fieldSelector": "spec.nodeName=n1"})["kind"] == "PodList"
+    method, path, headers, _ = api.requests[-1]
+    assert (method, path) == ("GET", "/api/v1/pods?fieldSelector=spec.nodeName%3Dn1")
+    assert headers["Authorization"] == "Bearer secret"
+
+
+def test_merge_patch_uses_the_merge_patch_content_type(api: FakeApi) -> None:
+    c = KubeClient.for_url(api.url)
+    c.merge_patch("/api/v1/namespaces/d/pods/p", {"metadata": {"annotations": {"k": "v"}}})
+    method, _, headers, body = api.requests[-1]
+    assert method == "PATCH"
+    assert headers["Content-Type"] == "application/merge-patch+json"
+    assert body == {"metadata": {"annotations": {"k": "v"}}}
+
+
+def test_post_sends_json(api: FakeApi) -> None:
+    c = KubeClient.for_url(api.url)
+    assert c.post("/api/v1/x", {"kind": "Binding"}) == {"kind": "Binding"}
+    assert api.requests[-1][2]["Content-Type"] == "application/json"
+
+
+def test_error_status_raises_api_error_with_reason(api: FakeApi) -> None:
+    api.status = 403
+    with pytest.raises(ApiError) as err:
+        KubeClient.for_url(api.url).get("/api/v1/pods")
+    assert (err.value.status, err.value.reason) == (403, "Forbidden")
+    assert "forbidden" in err.value.message
+
+
+def test_unreachable_server_raises_api_error_status_zero() -> None:
+    c = KubeClient("http://127.0.0.1:9", timeout=1)
+    with pytest.raises(ApiError) as err:
+        c.get("/api/v1/pods")
+    assert err.value.status == 0
+
+
+def test_bad_server_address_is_refused() -> None:
+    with pytest.raises(ValueError, match="http"):
+        KubeClient("ftp://example")
+
+
+def test_watch_yields_events_until_the_stream_ends(api: FakeApi) -> None:
+    api.watch_streams = [
+        [
+            {"type": "ADDED", "object": {"metadata": {"name": "a"}}},
+            {"type": "DELETED", "object": {"metadata": {"name": "a"}}},
+        ]
+    ]
+    events = list(KubeClient.for_url(api.url).watch("/api/v1/pods", {"resourceVersion": "1"}))
+    assert [e["type"] for e in events] == ["ADDED", "DELETED"]
+    assert "allowWatchBookmarks=true" in api.requests[-1][1]
+
+
+def test_watch_error_event_raises_with_its_code(api: FakeApi) -> None:
+    api.watch_streams = [[{"type": "ERROR", "object": {"code": 410, "reason": "Expired"}}]]
+    with pytest.raises(ApiError) as err:
+        list(KubeClient.for_url(api.url).watch("/api/v1/pods"))
+    assert err.value.status == 410
+
+
+def test_reflector_lists_then_passes_watch_events_on(api: FakeApi) -> None:
+    api.list_body["items"] = [{"metadata": {"name": "a", "resourceVersion": "1"}}]
+    api.watch_streams = [
+        [
+            {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "2"}}},
+            {"type": "ADDED", "object": {"metadata": {"name": "b", "resourceVersion": "3"}}},
+        ]
+    ]
+    synced: list[list[str]] = []
+    events: list[tuple[str, str]] = []
+    r = Reflector(
+        KubeClient.for_url(api.url),
+        "/api/v1/pods",
+        None,
+        lambda t, o: events.append((t, o["metadata"]["name"])),
+        lambda items: synced.append([i["metadata"]["name"] for i in items]),
+    )
+    r.start()
+    try:
+        wait_until(lambda: events)
+        assert r.synced.is_set()
+        assert synced[0] == ["a"]
+        assert events[0] == ("ADDED", "b")  # bookmarks only move the version
+    finally:
+        r.stop()
+
+
+def test_reflector_items_carry_their_kind(api: FakeApi) -> None:
+    api.list_body["items"] = [{"metadata": {"name": "a"}}]
+    kinds: list[str] = []
+    r = Reflector(
+        KubeClient.for_url(api.url),
+        "/api/v1/pods",
+        None,
+        lambda t, o: None,
+        lambda items: kinds.extend(i["kind"] for i in items),
+    )
+    r.start()
+    try:
+        wait_until(lambda: kinds)
+        assert kinds == ["Pod"]
+    finally:
+        r.stop()
+
+
+def test_reflector_lists_again_when_the_version_expired(api: FakeApi) -> None:
+    api.watch_streams = [[{"type": "ERROR", "object": {"code": 410}}], []]
+    lists: list[int] = []
+    r = Reflector(
+        KubeClient.for_url(api.url),
+        "/api/v1/pods",
+        None,
+        lambda t, o: None,
+        lambda items: lists.append(len(items)),
+    )
+    r.start()
+    try:
+        wait_until(lambda: len(lists) >= 2)
+    finally:
+        r.stop()
+
+
+def test_reflector_resumes_the_watch_from_the_last_version(api: FakeApi) -> None:
+    api.watch_streams = [
+        [{"type": "ADDED", "object": {"metadata": {"name": "b", "resourceVersion": "7"}}}],
+        [],
+    ]
+    r = Reflector(KubeClient.for_url(api.url), "/api/v1/pods", None, lambda t, o: None)
+    r.start()
+    try:
+        wait_until(lambda: sum("watch=true" in p for _, p, _, _ in api.requests) >= 2)
+        watches = [p for _, p, _, _ in api.requests if "watch=true" in p]
+        assert "resourceVersion=7" in watches[1]
+    finally:
+        r.stop()
+
+
+def test_kubeconfig_with_token_and_insecure_server(api: FakeApi, tmp_path: Path) -> None:
+    cfg = {
+        "current-context": "ctx",
+        "contexts": [{"name": "ctx", "context": {"cluster": "c", "user": "u"}}],
+        "clusters": [{"name": "c", "cluster": {"server": api.url}}],
+        "users": [{"name": "u", "user": {"token": "t0k"}}],
+    }
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump(cfg))
+    c = KubeClient.from_config(str(path))
+    assert c is not None
+    c.get("/api/v1/pods")
+    assert api.requests[-1][2]["Authorization"] == "Bearer t0k"
+
+
+def test_kubeconfig_without_a_server_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump({"clusters": [], "contexts": [], "users": []}))
+    with pytest.raises(ValueError, match="no server"):
+        KubeClient.from_config(str(path))
+
+
+def test_no_kubeconfig_and_no_service_account_means_standalone(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setattr(kube, "SERVICE_ACCOUNT_DIR", str(tmp_path))
+    assert KubeClient.from_config(None) is None
+
+
+def test_in_cluster_config_reads_the_rotating_token_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, api: FakeApi
+) -> None:
+    (tmp_path / "token").write_text("first")
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
+    monkeypatch.setattr(kube, "SERVICE_ACCOUNT_DIR", str(tmp_path))
+    monkeypatch.setattr(kube.ssl, "create_default_context", lambda cafile=None: None)
+    c = KubeClient.from_config(None)
+    assert c is not None and c.server == "https://127.0.0.1:443"
+    assert c._headers()["Authorization"] == "Bearer first"
+    (tmp_path / "token").write_text("second")
+    assert c._headers()["Authorization"] == "Bearer second"
