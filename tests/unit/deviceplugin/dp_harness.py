@@ -1,0 +1,414 @@
+"""Stand-ins for the kubelet and the Kubernetes API, for driving the device plugin in tests.
+
+FakeKubelet serves Registration on <dir>/kubelet.sock and, like the kubelet, dials each plugin
+that registers and keeps a ListAndWatch stream open, remembering the latest device list.
+FakeApi is a small HTTP server on 127.0.0.1 answering the few paths the plugin calls (pods of
+a node: list, watch, merge patch; a node: get, merge patch), and recording the patches.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import queue
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import grpc
+
+from neuron_k8s.deviceplugin.api import KUBELET_SOCKET, pb, pb_grpc, pr_grpc, pr_pb, target
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
+    """Poll `predicate` until it returns something truthy, or fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(0.02)
+
+
+class _Registration(pb_grpc.RegistrationServicer):
+    def __init__(self, kubelet: FakeKubelet) -> None:
+        self.kubelet = kubelet
+
+    def Register(self, request: pb.RegisterRequest, context: grpc.ServicerContext) -> pb.Empty:
+        self.kubelet._on_register(request)
+        return pb.Empty()
+
+
+class FakeKubelet:
+    def __init__(self, plugin_dir: str, watch: bool = True) -> None:
+        self.plugin_dir = plugin_dir
+        self.socket = os.path.join(plugin_dir, KUBELET_SOCKET)
+        self.watch = watch
+        self.registrations: list[pb.RegisterRequest] = []
+        self.devices: dict[str, list[tuple[str, str]]] = {}
+        self.updates: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._server: grpc.Server | None = None
+        self._channels: list[grpc.Channel] = []
+
+    # --- lifecycle -----------------------------------------------------------------------
+    def start(self) -> FakeKubelet:
+        os.makedirs(self.plugin_dir, exist_ok=True)
+        server = grpc.server(ThreadPoolExecutor(max_workers=4))
+        pb_grpc.add_RegistrationServicer_to_server(_Registration(self), server)
+        server.add_insecure_port(target(self.socket))
+        server.start()
+        self._server = server
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop(grace=0).wait(2)
+            self._server = None
+        for ch in self._channels:
+            ch.close()
+        self._channels.clear()
+        if os.path.exists(self.socket):
+            os.unlink(self.socket)
+
+    def restart(self) -> None:
+        """What a kubelet restart does to the directory: its socket goes away, every plugin
+        socket is deleted, and a new kubelet.sock appears."""
+        self.stop()
+        for name in os.listdir(self.plugin_dir):
+            if name.endswith(".sock"):
+                os.unlink(os.path.join(self.plugin_dir, name))
+        with self._lock:
+            self.devices.clear()
+        self.start()
+
+    # --- registration and the streams it opens -------------------------------------------
+    def _on_register(self, request: pb.RegisterRequest) -> None:
+        with self._lock:
+            self.registrations.append(request)
+        if self.watch:
+            threading.Thread(target=self._list_and_watch, args=(request,), daemon=True).start()
+
+    def _list_and_watch(self, request: pb.RegisterRequest) -> None:
+        channel = grpc.insecure_channel(target(os.path.join(self.plugin_dir, request.endpoint)))
+        self._channels.append(channel)
+        stub = pb_grpc.DevicePluginStub(channel)
+        try:
+            for resp in stub.ListAndWatch(pb.Empty()):
+                with self._lock:
+                    self.devices[request.resource_name] = [(d.ID, d.health) for d in resp.devices]
+                    self.updates[request.resource_name] = (
+                        self.updates.get(request.resource_name, 0) + 1
+                    )
+        except grpc.RpcError:
+            pass  # the plugin or this stand-in went away
+
+    def registered(self, resource: str) -> list[pb.RegisterRequest]:
+        with self._lock:
+            return [r for r in self.registrations if r.resource_name == resource]
+
+    def health(self, resource: str) -> dict[str, str]:
+        with self._lock:
+            return dict(self.devices.get(resource, []))
+
+    def unhealthy(self, resource: str) -> set[str]:
+        return {i for i, h in self.health(resource).items() if h != "Healthy"}
+
+    def stub(self, resource: str) -> pb_grpc.DevicePluginStub:
+        """A client of the plugin socket of a registered resource, as the kubelet dials it."""
+        request = self.registered(resource)[-1]
+        channel = grpc.insecure_channel(target(os.path.join(self.plugin_dir, request.endpoint)))
+        self._channels.append(channel)
+        return pb_grpc.DevicePluginStub(channel)
+
+
+def allocate(stub: pb_grpc.DevicePluginStub, *containers: list[str]) -> pb.AllocateResponse:
+    return stub.Allocate(
+        pb.AllocateRequest(
+            container_requests=[pb.ContainerAllocateRequest(devices_ids=c) for c in containers]
+        ),
+        timeout=10,
+    )
+
+
+def preferred(
+    stub: pb_grpc.DevicePluginStub, available: list[str], size: int, must: list[str] | None = None
+) -> list[str]:
+    resp = stub.GetPreferredAllocation(
+        pb.PreferredAllocationRequest(
+            container_requests=[
+                pb.ContainerPreferredAllocationRequest(
+                    available_deviceIDs=available,
+                    must_include_deviceIDs=must or [],
+                    allocation_size=size,
+                )
+            ]
+        ),
+        timeout=10,
+    )
+    return list(resp.container_responses[0].deviceIDs)
+
+
+def ids(n: int) -> list[str]:
+    return [str(i) for i in range(n)]
+
+
+class FakePodResources(pr_grpc.PodResourcesListerServicer):
+    """The kubelet's PodResources List: `assigned` maps (namespace, pod, container) to
+    {resource name: [device IDs]}."""
+
+    def __init__(self, socket_path: str) -> None:
+        self.socket_path = socket_path
+        self.assigned: dict[tuple[str, str, str], dict[str, list[str]]] = {}
+        self._server = grpc.server(ThreadPoolExecutor(max_workers=2))
+        pr_grpc.add_PodResourcesListerServicer_to_server(self, self._server)
+        self._server.add_insecure_port(target(socket_path))
+
+    def start(self) -> FakePodResources:
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.stop(grace=0).wait(2)
+
+    def List(
+        self, request: pr_pb.ListPodResourcesRequest, context: grpc.ServicerContext
+    ) -> pr_pb.ListPodResourcesResponse:
+        pods: dict[tuple[str, str], list[pr_pb.ContainerResources]] = {}
+        for (ns, pod, container), by_res in list(self.assigned.items()):
+            pods.setdefault((ns, pod), []).append(
+                pr_pb.ContainerResources(
+                    name=container,
+                    devices=[
+                        pr_pb.ContainerDevices(resource_name=r, device_ids=i)
+                        for r, i in by_res.items()
+                    ],
+                )
+            )
+        return pr_pb.ListPodResourcesResponse(
+            pod_resources=[
+                pr_pb.PodResources(name=pod, namespace=ns, containers=cs)
+                for (ns, pod), cs in pods.items()
+            ]
+        )
+
+
+# --- the API server --------------------------------------------------------------------------
+def merge(target_doc: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    out = dict(target_doc) if isinstance(target_doc, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = merge(out.get(key), value)
+    return out
+
+
+class FakeApi:
+    def __init__(self) -> None:
+        self.pods: dict[tuple[str, str], dict[str, Any]] = {}
+        self.nodes: dict[str, dict[str, Any]] = {}
+        self.patches: list[tuple[str, str, dict[str, Any]]] = []  # (path, content type, body)
+        self.requests: list[tuple[str, str]] = []
+        self.version = 1
+        self._lock = threading.Lock()
+        self._watchers: list[queue.Queue[dict[str, Any] | None]] = []
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _send(self, status: int, doc: Any) -> None:
+                body = json.dumps(doc).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:
+                url = urllib.parse.urlsplit(self.path)
+                query = dict(urllib.parse.parse_qsl(url.query))
+                api.requests.append(("GET", self.path))
+                if url.path == "/api/v1/pods":
+                    if query.get("watch") == "true":
+                        return self._watch(query)
+                    return self._send(200, api.list_pods(query.get("fieldSelector", "")))
+                if url.path.startswith("/api/v1/nodes/"):
+                    node = api.nodes.get(url.path.rsplit("/", 1)[1])
+                    if node is None:
+                        return self._send(
+                            404,
+                            {
+                                "kind": "Status",
+                                "reason": "NotFound",
+                                "message": "node not found",
+                                "code": 404,
+                            },
+                        )
+                    return self._send(200, node)
+                return self._send(404, {"kind": "Status", "reason": "NotFound", "code": 404})
+
+            def _watch(self, query: dict[str, str]) -> None:
+                q: queue.Queue[dict[str, Any] | None] = queue.Queue()
+                with api._lock:
+                    api._watchers.append(q)
+                selector = query.get("fieldSelector", "")
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.close_connection = True
+                try:
+                    while True:
+                        event = q.get()
+                        if event is None:
+                            return
+                        if not api.matches(event["object"], selector):
+                            continue
+                        self.wfile.write(json.dumps(event).encode() + b"\n")
+                        self.wfile.flush()
+                except OSError:
+                    pass
+                finally:
+                    with api._lock:
+                        api._watchers.remove(q)
+
+            def do_PATCH(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                ctype = self.headers.get("Content-Type", "")
+                api.requests.append(("PATCH", self.path))
+                with api._lock:
+                    api.patches.append((self.path, ctype, body))
+                parts = self.path.split("/")
+                if self.path.startswith("/api/v1/namespaces/") and len(parts) == 7:
+                    key = (parts[4], parts[6])
+                    if key not in api.pods:
+                        return self._send(
+                            404, {"kind": "Status", "reason": "NotFound", "code": 404}
+                        )
+                    pod = api.put_pod(merge(api.pods[key], body), "MODIFIED")
+                    return self._send(200, pod)
+                if self.path.startswith("/api/v1/nodes/"):
+                    name = parts[-1]
+                    if name not in api.nodes:
+                        return self._send(
+                            404, {"kind": "Status", "reason": "NotFound", "code": 404}
+                        )
+                    api.nodes[name] = merge(api.nodes[name], body)
+                    return self._send(200, api.nodes[name])
+                return self._send(404, {"kind": "Status", "reason": "NotFound", "code": 404})
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    def start(self) -> FakeApi:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        with self._lock:
+            for q in self._watchers:
+                q.put(None)
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    # --- objects -------------------------------------------------------------------------
+    @staticmethod
+    def matches(pod: dict[str, Any], selector: str) -> bool:
+        if selector.startswith("spec.nodeName="):
+            return (pod.get("spec") or {}).get("nodeName") == selector.split("=", 1)[1]
+        return True
+
+    def list_pods(self, selector: str) -> dict[str, Any]:
+        with self._lock:
+            items = [copy.deepcopy(p) for p in self.pods.values() if self.matches(p, selector)]
+            return {
+                "kind": "PodList",
+                "apiVersion": "v1",
+                "metadata": {"resourceVersion": str(self.version)},
+                "items": items,
+            }
+
+    def put_pod(self, pod: dict[str, Any], kind: str = "ADDED") -> dict[str, Any]:
+        meta = pod["metadata"]
+        with self._lock:
+            self.version += 1
+            meta["resourceVersion"] = str(self.version)
+            self.pods[(meta["namespace"], meta["name"])] = pod
+            for q in self._watchers:
+                q.put({"type": kind, "object": copy.deepcopy(pod)})
+        return copy.deepcopy(pod)
+
+    def delete_pod(self, namespace: str, name: str) -> None:
+        with self._lock:
+            pod = self.pods.pop((namespace, name))
+            self.version += 1
+            for q in self._watchers:
+                q.put({"type": "DELETED", "object": copy.deepcopy(pod)})
+
+    def pod(self, namespace: str, name: str) -> dict[str, Any]:
+        with self._lock:
+            return copy.deepcopy(self.pods[(namespace, name)])
+
+    def add_node(self, name: str, labels: dict[str, str] | None = None) -> None:
+        self.nodes[name] = {"kind": "Node", "metadata": {"name": name, "labels": labels or {}}}
+
+    def kubeconfig(self, path: str) -> str:
+        doc = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
+            "users": [{"name": "fake", "user": {"token": "test"}}],
+            "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
+            "current-context": "fake",
+        }
+        with open(path, "w") as f:
+            json.dump(doc, f)  # JSON is YAML
+        return path
+
+
+def make_pod(
+    name: str,
+    node: str,
+    containers: list[tuple[str, str, int]],
+    annotations: dict[str, str] | None = None,
+    namespace: str = "default",
+    phase: str = "Pending",
+    uid: str | None = None,
+) -> dict[str, Any]:
+    """A pod bound to `node`; containers are (name, resource, count)."""
+    return {
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "uid": uid or f"uid-{namespace}-{name}",
+            "annotations": dict(annotations or {}),
+            "creationTimestamp": "2026-01-01T00:00:00Z",
+        },
+        "spec": {
+            "nodeName": node,
+            "containers": [
+                {"name": c, "resources": {"limits": {r: str(n)}, "requests": {r: str(n)}}}
+                for c, r, n in containers
+            ],
+        },
+        "status": {"phase": phase},
+    }

@@ -1,0 +1,485 @@
+"""The plugin in-process against the kubelet stand-in: registration, ListAndWatch, health,
+GetPreferredAllocation, Allocate (standalone and with extender annotations), conflicts across
+the two resources, kubelet restarts, and the HTTP endpoints."""
+
+from __future__ import annotations
+
+import os
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+
+import grpc
+import pytest
+from conftest import NEURON, NEURONCORE
+from dp_harness import (
+    FakeApi,
+    FakeKubelet,
+    FakePodResources,
+    allocate,
+    ids,
+    make_pod,
+    preferred,
+    wait_until,
+)
+
+from neuron_k8s.allocator import Resource, mask, placement_of
+from neuron_k8s.deviceplugin.api import pb
+from neuron_k8s.deviceplugin.plugin import Plugin
+from neuron_k8s.pods import (
+    ALLOCATION,
+    AWS_NEURON_IDS,
+    NEURON_ALLOCATED,
+    UNHEALTHY_DEVICES,
+    ContainerAllocation,
+    allocation_annotations,
+)
+from neuron_k8s.topology import shape_for
+
+StartPlugin = Callable[..., Plugin]
+NODE = "node-a"
+
+
+def metric(plugin: Plugin, name: str, **labels: str) -> float:
+    value = plugin.metrics.registry.get_sample_value(name, labels)
+    return value or 0.0
+
+
+def extender_annotations(
+    instance_type: str, *containers: tuple[str, Resource, list[int]], alloc_time: int = 1
+) -> dict[str, str]:
+    """What the extender writes at bind time, through the shared codec."""
+    shape = shape_for(instance_type)
+    allocations = []
+    for name, resource, chosen in containers:
+        cores = mask(
+            c for i in chosen for c in (shape.cores_of(i) if resource.whole_devices else [i])
+        )
+        allocations.append(ContainerAllocation(name, placement_of(shape, resource, cores)))
+    return allocation_annotations(NODE, allocations, alloc_time)
+
+
+# --- registration and options ----------------------------------------------------------------
+def test_registers_both_resources_with_v1beta1_and_preferred_allocation(
+    kubelet: FakeKubelet, start_plugin: StartPlugin
+) -> None:
+    start_plugin(fake_instance_type="inf2.24xlarge")
+    by_resource = {r.resource_name: r for r in kubelet.registrations}
+    assert set(by_resource) == {NEURON, NEURONCORE}
+    assert by_resource[NEURON].endpoint == "neuron-devplugin.sock"
+    assert by_resource[NEURONCORE].endpoint == "neuroncore-devplugin.sock"
+    for r in by_resource.values():
+        assert r.version == "v1beta1"
+        assert r.options.get_preferred_allocation_available
+        assert not r.options.pre_start_required
+
+
+def test_plugin_options_advertise_preferred_allocation(
+    kubelet: FakeKubelet, start_plugin: StartPlugin
+) -> None:
+    start_plugin(fake_instance_type="inf2.24xlarge")
+    opts = kubelet.stub(NEURONCORE).GetDevicePluginOptions(pb.Empty(), timeout=5)
+    assert opts.get_preferred_allocation_available and not opts.pre_start_required
+
+
+def test_serves_before_registering_even_without_a_kubelet(
+    short_dir: str, start_plugin: StartPlugin
+) -> None:
+    plugin = start_plugin(fake_instance_type="inf1.xlarge", wait=False)
+    assert os.path.exists(os.path.join(short_dir, "neuron-devplugin.sock"))
+    assert plugin.manager is not None and not plugin.manager.ready
+    kubelet = FakeKubelet(short_dir).start()
+    try:
+        wait_until(lambda: plugin.manager is not None and plugin.manager.ready, 10, "register")
+        assert {r.resource_name for r in kubelet.registrations} == {NEURON, NEURONCORE}
+    finally:
+        kubelet.stop()
+
+
+# --- ListAndWatch and health -------------------------------------------------------------------
+def test_list_and_watch_streams_every_device_and_core_healthy(
+    kubelet: FakeKubelet, start_plugin: StartPlugin
+) -> None:
+    start_plugin(fake_instance_type="inf2.24xlarge")
+    wait_until(lambda: kubelet.health(NEURONCORE) and kubelet.health(NEURON), 5, "streams")
+    assert kubelet.health(NEURON) == {str(i): "Healthy" for i in range(6)}
+    assert kubelet.health(NEURONCORE) == {str(i): "Healthy" for i in range(12)}
+
+
+def test_unhealthy_device_and_its_cores_reach_the_kubelet_and_recover(
+    kubelet: FakeKubelet, start_plugin: StartPlugin, short_dir: str
+) -> None:
+    health = os.path.join(short_dir, "health")
+    start_plugin(fake_instance_type="inf2.24xlarge", fake_health_file=health)
+    wait_until(lambda: kubelet.health(NEURONCORE), 5, "stream")
+    with open(health, "w") as f:
+        f.write("2\n")
+    wait_until(lambda: kubelet.unhealthy(NEURON) == {"2"}, 5, "device 2 unhealthy")
+    wait_until(lambda: kubelet.unhealthy(NEURONCORE) == {"4", "5"}, 5, "cores 4,5 unhealthy")
+    os.unlink(health)
+    wait_until(lambda: not kubelet.unhealthy(NEURON), 5, "device 2 healthy again")
+    wait_until(lambda: not kubelet.unhealthy(NEURONCORE), 5, "cores healthy again")
+
+
+def test_unhealthy_devices_are_annotated_on_the_node_with_a_single_key_patch(
+    kubelet: FakeKubelet, start_plugin: StartPlugin, api: FakeApi, short_dir: str
+) -> None:
+    api.add_node(NODE)
+    health = os.path.join(short_dir, "health")
+    kubeconfig = api.kubeconfig(os.path.join(short_dir, "kubeconfig"))
+    start_plugin(
+        fake_instance_type="inf1.6xlarge",
+        fake_health_file=health,
+        kubeconfig=kubeconfig,
+        node_name=NODE,
+    )
+
+    def annotation() -> str | None:
+        return api.nodes[NODE]["metadata"].get("annotations", {}).get(UNHEALTHY_DEVICES)
+
+    wait_until(lambda: annotation() == "", 5, "initial empty annotation")
+    with open(health, "w") as f:
+        f.write("3\n1\n")
+    wait_until(lambda: annotation() == "1,3", 5, "annotation 1,3")
+    os.unlink(health)
+    wait_until(lambda: annotation() == "", 5, "annotation cleared")
+    node_patches = [b for p, _, b in api.patches if p == f"/api/v1/nodes/{NODE}"]
+    assert all(
+        b
+        == {
+            "metadata": {
+                "annotations": {UNHEALTHY_DEVICES: b["metadata"]["annotations"][UNHEALTHY_DEVICES]}
+            }
+        }
+        for b in node_patches
+    )
+
+
+# --- GetPreferredAllocation ----------------------------------------------------------------------
+def test_preferred_allocation_on_trn1_32xlarge_is_an_aligned_block(
+    kubelet: FakeKubelet, start_plugin: StartPlugin
+) -> None:
+    start_plugin(fake_instance_type="trn1.32xlarge")
+    stub = kubelet.stub(NEURON)
+    # Devices 0 and 5 taken: the only free aligned block of 4 left is 8-11 or 12-15.
+    available = [str(i) for i in range(16) if i not in (0, 5)]
+    chosen = preferred(stub, available, 4)
+    assert chosen in (["8", "9", "10", "11"], ["12", "13", "14", "15"])
+
+
+def test_preferred_allocation_on_inf2_is_ring_contiguous_and_packs_cores(
+    kubelet: FakeKubelet, start_plugin: StartPlugin
+) -> None:
+    start_plugin(fake_instance_type="inf2.48xlarge")
+    assert preferred(kubelet.stub(NEURON), ["0", "2", "3", "4", "7"], 3) == ["2", "3", "4"]
+    # Two cores fit on one device: never split across devices when a whole one is free.
+    cores = [str(i) for i in (1, 2, 3, 4, 5)]
+    assert preferred(kubelet.stub(NEURONCORE), cores, 2) in (["2", "3"], ["4", "5"])
+
+
+def test_preferred_allocation_honours_must_include(
+    kubelet: FakeKubelet, start_plugin: StartPlugin
+) -> None:
+    start_plugin(fake_instance_type="inf1.6xlarge")
+    chosen = preferred(kubelet.stub(NEURONCORE), ids(16), 3, must=["9"])
+    assert "9" in chosen and len(chosen) == 3
+    nums = sorted(int(c) for c in chosen)
+    assert nums == list(range(nums[0], nums[0] + 3))
+
+
+def test_preferred_allocation_rejects_unknown_ids(
+    kubelet: FakeKubelet, start_plugin: StartPlugin
+) -> None:
+    start_plugin(fake_instance_type="inf1.xlarge")
+    with pytest.raises(grpc.RpcError) as err:
+        preferred(kubelet.stub(NEURONCORE), ["0", "nc-7"], 1)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "nc-7" in (err.value.details() or "")
+
+
+# --- Allocate, standalone --------------------------------------------------------------------------
+def test_standalone_allocate_gives_visible_cores_and_no_device_nodes_in_fake_mode(
+    kubelet: FakeKubelet, start_plugin: StartPlugin
+) -> None:
+    start_plugin(fake_instance_type="inf2.24xlarge")
+    resp = allocate(kubelet.stub(NEURONCORE), ["3", "2"])
+    c = resp.container_responses[0]
+    assert dict(c.envs) == {"NEURON_RT_VISIBLE_CORES": "2,3"}
+    assert list(c.devices) == []
+
+
+def test_whole_devices_give_every_core_of_them(
+    kubelet: FakeKubelet, start_plugin: StartPlugin
+) -> None:
+    start_plugin(fake_instance_type="inf1.6xlarge")
+    resp = allocate(kubelet.stub(NEURON), ["1", "2"])
+    cores = resp.container_responses[0].envs["NEURON_RT_VISIBLE_CORES"]
+    assert cores == ",".join(str(i) for i in range(4, 12))
+
+
+def test_allocate_rejects_unknown_device_ids_by_name(
+    kubelet: FakeKubelet, start_plugin: StartPlugin
+) -> None:
+    start_plugin(fake_instance_type="inf2.xlarge")
+    with pytest.raises(grpc.RpcError) as err:
+        allocate(kubelet.stub(NEURONCORE), ["1", "99"])
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "'99'" in (err.value.details() or "")
+
+
+# --- no core twice, across the two resources -------------------------------------------------------
+def test_cores_of_a_device_handed_out_whole_are_refused_to_neuroncore(
+    kubelet: FakeKubelet, start_plugin: StartPlugin
+) -> None:
+    plugin = start_plugin(fake_instance_type="inf2.24xlarge")
+    allocate(kubelet.stub(NEURON), ["1"])
+    with pytest.raises(grpc.RpcError) as err:
+        allocate(kubelet.stub(NEURONCORE), ["3", "4"])
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    details = err.value.details() or ""
+    assert "aws.amazon.com/neuroncore 3 " in details and "aws.amazon.com/neuron 1" in details
+    assert (
+        metric(plugin, "neuron_device_plugin_allocation_conflicts_total", resource=NEURONCORE) == 1
+    )
+
+
+def test_device_with_a_core_handed_out_is_refused_whole(
+    kubelet: FakeKubelet, start_plugin: StartPlugin
+) -> None:
+    plugin = start_plugin(fake_instance_type="inf2.24xlarge")
+    allocate(kubelet.stub(NEURONCORE), ["5"])
+    with pytest.raises(grpc.RpcError) as err:
+        allocate(kubelet.stub(NEURON), ["2", "3"])
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "aws.amazon.com/neuron 2 " in (err.value.details() or "")
+    assert metric(plugin, "neuron_device_plugin_allocation_conflicts_total", resource=NEURON) == 1
+
+
+def test_in_use_ids_are_withheld_from_the_other_resource_and_steered_around(
+    kubelet: FakeKubelet, start_plugin: StartPlugin
+) -> None:
+    start_plugin(fake_instance_type="inf2.24xlarge")
+    wait_until(lambda: kubelet.health(NEURONCORE), 5, "stream")
+    allocate(kubelet.stub(NEURON), ["0"])
+    allocate(kubelet.stub(NEURONCORE), ["6"])
+    wait_until(lambda: kubelet.unhealthy(NEURONCORE) == {"0", "1"}, 5, "cores 0,1 withheld")
+    wait_until(lambda: kubelet.unhealthy(NEURON) == {"3"}, 5, "device 3 withheld")
+    # A kubelet that still offers core 1 is steered to a free device.
+    offered = [str(i) for i in range(12) if i != 6]
+    assert preferred(kubelet.stub(NEURONCORE), offered, 2) not in (["0", "1"], ["1", "2"])
+
+
+def test_same_resource_ids_handed_out_again_mean_the_first_holder_is_gone(
+    kubelet: FakeKubelet, start_plugin: StartPlugin
+) -> None:
+    start_plugin(fake_instance_type="inf2.24xlarge")
+    allocate(kubelet.stub(NEURONCORE), ["0", "1"])
+    # The kubelet never hands out IDs of a resource it still has assigned.
+    allocate(kubelet.stub(NEURONCORE), ["0", "1"])
+    with pytest.raises(grpc.RpcError):
+        allocate(kubelet.stub(NEURON), ["0"])
+
+
+def test_pod_resources_usage_is_refused_and_freed_when_the_pod_goes(
+    kubelet: FakeKubelet, start_plugin: StartPlugin, short_dir: str
+) -> None:
+    sock = os.path.join(short_dir, "pr.sock")
+    pr = FakePodResources(sock).start()
+    try:
+        pr.assigned[("default", "old", "main")] = {NEURON: ["2"]}
+        start_plugin(fake_instance_type="inf2.24xlarge", pod_resources_socket=sock)
+        wait_until(lambda: kubelet.unhealthy(NEURONCORE) == {"4", "5"}, 5, "cores withheld")
+        with pytest.raises(grpc.RpcError) as err:
+            allocate(kubelet.stub(NEURONCORE), ["4"])
+        assert "default/old/main" in (err.value.details() or "")
+        pr.assigned.clear()
+        # Refusal looks again at the kubelet before refusing: the pod is gone now.
+        allocate(kubelet.stub(NEURONCORE), ["4"])
+    finally:
+        pr.stop()
+
+
+# --- kubelet restarts and stop -------------------------------------------------------------------------
+def test_kubelet_restart_reregisters_and_keeps_what_is_in_use(
+    kubelet: FakeKubelet, start_plugin: StartPlugin, short_dir: str
+) -> None:
+    plugin = start_plugin(fake_instance_type="inf2.24xlarge")
+    allocate(kubelet.stub(NEURON), ["0"])
+    kubelet.restart()
+    wait_until(
+        lambda: len(kubelet.registered(NEURON)) == 2 and len(kubelet.registered(NEURONCORE)) == 2,
+        5,
+        "registered again",
+    )
+    assert os.path.exists(os.path.join(short_dir, "neuron-devplugin.sock"))
+    wait_until(lambda: kubelet.unhealthy(NEURONCORE) == {"0", "1"}, 5, "stream after restart")
+    with pytest.raises(grpc.RpcError):
+        allocate(kubelet.stub(NEURONCORE), ["1"])
+    assert metric(plugin, "neuron_device_plugin_registrations_total", resource=NEURON) == 2
+
+
+def test_stop_removes_the_sockets(
+    kubelet: FakeKubelet, start_plugin: StartPlugin, short_dir: str
+) -> None:
+    plugin = start_plugin(fake_instance_type="inf1.xlarge")
+    plugin.stop()
+    assert not os.path.exists(os.path.join(short_dir, "neuron-devplugin.sock"))
+    assert not os.path.exists(os.path.join(short_dir, "neuroncore-devplugin.sock"))
+    assert os.path.exists(kubelet.socket)
+
+
+# --- Allocate with the extender's annotations ----------------------------------------------------------
+@pytest.fixture
+def with_api(api: FakeApi, short_dir: str) -> dict[str, str]:
+    api.add_node(NODE, {"node.kubernetes.io/instance-type": "inf2.24xlarge"})
+    return {"kubeconfig": api.kubeconfig(os.path.join(short_dir, "kubeconfig")), "node_name": NODE}
+
+
+def test_allocate_hands_out_the_extender_ids_and_marks_the_pod_with_one_key(
+    kubelet: FakeKubelet, start_plugin: StartPlugin, api: FakeApi, with_api: dict[str, str]
+) -> None:
+    notes = extender_annotations("inf2.24xlarge", ("main", Resource.NEURONCORE, [6, 7]))
+    api.put_pod(make_pod("p", NODE, [("main", NEURONCORE, 2)], {**notes, "other": "kept"}))
+    plugin = start_plugin(fake_instance_type="inf2.24xlarge", **with_api)
+    resp = allocate(kubelet.stub(NEURONCORE), ["0", "1"])
+    assert resp.container_responses[0].envs["NEURON_RT_VISIBLE_CORES"] == "6,7"
+    pod_patches = [(c, b) for p, c, b in api.patches if "/pods/" in p]
+    assert pod_patches == [
+        ("application/merge-patch+json", {"metadata": {"annotations": {NEURON_ALLOCATED: "true"}}})
+    ]
+    annotations = api.pod("default", "p")["metadata"]["annotations"]
+    assert annotations["other"] == "kept" and annotations[ALLOCATION] == notes[ALLOCATION]
+    assert (
+        metric(
+            plugin, "neuron_device_plugin_allocations_total", resource=NEURONCORE, source="extender"
+        )
+        == 1
+    )
+
+
+def test_multi_container_pod_gets_disjoint_sets_and_is_marked_after_the_last(
+    kubelet: FakeKubelet, start_plugin: StartPlugin, api: FakeApi, with_api: dict[str, str]
+) -> None:
+    notes = extender_annotations(
+        "inf2.24xlarge",
+        ("a", Resource.NEURONCORE, [0, 1]),
+        ("b", Resource.NEURONCORE, [2, 3]),
+        ("c", Resource.NEURON, [3]),
+    )
+    api.put_pod(
+        make_pod(
+            "multi", NODE, [("a", NEURONCORE, 2), ("b", NEURONCORE, 2), ("c", NEURON, 1)], notes
+        )
+    )
+    start_plugin(fake_instance_type="inf2.24xlarge", **with_api)
+    got = [
+        allocate(kubelet.stub(NEURONCORE), ["8", "9"]).container_responses[0],
+        allocate(kubelet.stub(NEURONCORE), ["10", "11"]).container_responses[0],
+    ]
+    assert not [p for p, _, _ in api.patches if "/pods/" in p]
+    got.append(allocate(kubelet.stub(NEURON), ["5"]).container_responses[0])
+    assert [g.envs["NEURON_RT_VISIBLE_CORES"] for g in got] == ["0,1", "2,3", "6,7"]
+    assert len([p for p, _, _ in api.patches if "/pods/" in p]) == 1
+
+
+def test_oldest_pending_pod_is_served_first(
+    kubelet: FakeKubelet, start_plugin: StartPlugin, api: FakeApi, with_api: dict[str, str]
+) -> None:
+    young = extender_annotations(
+        "inf2.24xlarge", ("m", Resource.NEURONCORE, [2, 3]), alloc_time=200
+    )
+    old = extender_annotations("inf2.24xlarge", ("m", Resource.NEURONCORE, [4, 5]), alloc_time=100)
+    api.put_pod(make_pod("young", NODE, [("m", NEURONCORE, 2)], young))
+    api.put_pod(make_pod("old", NODE, [("m", NEURONCORE, 2)], old))
+    start_plugin(fake_instance_type="inf2.24xlarge", **with_api)
+    first = allocate(kubelet.stub(NEURONCORE), ["0", "1"]).container_responses[0]
+    second = allocate(kubelet.stub(NEURONCORE), ["0", "1"]).container_responses[0]
+    assert first.envs["NEURON_RT_VISIBLE_CORES"] == "4,5"
+    assert second.envs["NEURON_RT_VISIBLE_CORES"] == "2,3"
+    assert api.pod("default", "old")["metadata"]["annotations"][NEURON_ALLOCATED] == "true"
+
+
+def test_pod_bound_after_the_watch_is_found_by_listing_again(
+    kubelet: FakeKubelet, start_plugin: StartPlugin, api: FakeApi, with_api: dict[str, str]
+) -> None:
+    plugin = start_plugin(fake_instance_type="inf2.24xlarge", **with_api)
+    assert plugin._pods is not None
+    wait_until(lambda: plugin._pods is not None and plugin._pods.synced, 5, "pods synced")
+    notes = extender_annotations("inf2.24xlarge", ("m", Resource.NEURON, [4]))
+    # Put the pod behind the plugin's back: no watch event reaches it first.
+    api.pods[("default", "late")] = make_pod("late", NODE, [("m", NEURON, 1)], notes)
+    resp = allocate(kubelet.stub(NEURON), ["0"])
+    assert resp.container_responses[0].envs["NEURON_RT_VISIBLE_CORES"] == "8,9"
+
+
+def test_aws_ids_annotation_alone_is_served(
+    kubelet: FakeKubelet, start_plugin: StartPlugin, api: FakeApi, with_api: dict[str, str]
+) -> None:
+    notes = {AWS_NEURON_IDS: "6,7,8", NEURON_ALLOCATED: "false", "NEURON_ALLOC_TIME": "5"}
+    api.put_pod(make_pod("aws", NODE, [("m", NEURONCORE, 3)], notes))
+    start_plugin(fake_instance_type="inf2.24xlarge", **with_api)
+    resp = allocate(kubelet.stub(NEURONCORE), ["0", "1", "2"])
+    assert resp.container_responses[0].envs["NEURON_RT_VISIBLE_CORES"] == "6,7,8"
+
+
+def test_preferred_allocation_steers_the_kubelet_to_the_extender_ids(
+    kubelet: FakeKubelet, start_plugin: StartPlugin, api: FakeApi, with_api: dict[str, str]
+) -> None:
+    notes = extender_annotations("inf2.24xlarge", ("m", Resource.NEURONCORE, [8, 9]))
+    api.put_pod(make_pod("p", NODE, [("m", NEURONCORE, 2)], notes))
+    plugin = start_plugin(fake_instance_type="inf2.24xlarge", **with_api)
+    wait_until(lambda: plugin._pods is not None and plugin._pods.synced, 5, "pods synced")
+    assert preferred(kubelet.stub(NEURONCORE), ids(12), 2) == ["8", "9"]
+
+
+def test_extender_reservation_of_a_pending_pod_is_withheld_from_the_other_resource(
+    kubelet: FakeKubelet, start_plugin: StartPlugin, api: FakeApi, with_api: dict[str, str]
+) -> None:
+    notes = extender_annotations("inf2.24xlarge", ("m", Resource.NEURON, [1]))
+    api.put_pod(make_pod("p", NODE, [("m", NEURON, 1)], notes))
+    start_plugin(fake_instance_type="inf2.24xlarge", **with_api)
+    wait_until(lambda: kubelet.unhealthy(NEURONCORE) == {"2", "3"}, 5, "cores of device 1")
+    # ...but not from its own resource: the kubelet must still be able to pick device 1.
+    assert kubelet.unhealthy(NEURON) == set()
+    api.put_pod(make_pod("p", NODE, [("m", NEURON, 1)], notes, phase="Succeeded"), "MODIFIED")
+    wait_until(lambda: not kubelet.unhealthy(NEURONCORE), 5, "freed when the pod finished")
+
+
+def test_fake_instance_type_label_imitates_the_node(
+    kubelet: FakeKubelet, start_plugin: StartPlugin, api: FakeApi, short_dir: str
+) -> None:
+    api.add_node(NODE, {"example.com/neuron-type": "trn1.32xlarge"})
+    start_plugin(
+        fake_instance_type_label="example.com/neuron-type",
+        node_name=NODE,
+        kubeconfig=api.kubeconfig(os.path.join(short_dir, "kubeconfig")),
+    )
+    wait_until(lambda: len(kubelet.health(NEURONCORE)) == 32, 5, "32 cores")
+    assert len(kubelet.health(NEURON)) == 16
+
+
+# --- HTTP ------------------------------------------------------------------------------------------------
+def test_http_reports_health_readiness_and_metrics(
+    kubelet: FakeKubelet, start_plugin: StartPlugin
+) -> None:
+    plugin = start_plugin(fake_instance_type="inf1.6xlarge", http_port=0)
+    assert plugin.http is not None
+    base = f"http://127.0.0.1:{plugin.http.port}"
+    assert urllib.request.urlopen(f"{base}/healthz", timeout=5).status == 200
+    assert urllib.request.urlopen(f"{base}/readyz", timeout=5).status == 200
+    allocate(kubelet.stub(NEURON), ["0"])
+    text = urllib.request.urlopen(f"{base}/metrics", timeout=5).read().decode()
+    assert f'neuron_device_plugin_registered{{resource="{NEURON}"}} 1.0' in text
+    assert f'neuron_device_plugin_devices{{health="healthy",resource="{NEURONCORE}"}} 16.0' in text
+    assert (
+        f'neuron_device_plugin_allocations_total{{resource="{NEURON}",source="kubelet"}} 1.0'
+        in text
+    )
+
+
+def test_readyz_is_503_until_registered(short_dir: str, start_plugin: StartPlugin) -> None:
+    plugin = start_plugin(fake_instance_type="inf1.xlarge", http_port=0, wait=False)
+    assert plugin.http is not None
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(f"http://127.0.0.1:{plugin.http.port}/readyz", timeout=5)
+    assert err.value.code == 503
