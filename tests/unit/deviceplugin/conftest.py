@@ -7,11 +7,7 @@ from typing import Any
 
 import pytest
 from dp_harness import FakeApi, FakeKubelet, wait_until
-
 from neuron_k8s.deviceplugin.plugin import Config, Plugin
-
-NEURON = "aws.amazon.com/neuron"
-NEURONCORE = "aws.amazon.com/neuroncore"
 
 
 @pytest.fixture

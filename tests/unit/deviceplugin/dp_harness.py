@@ -21,8 +21,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import grpc
-
 from neuron_k8s.deviceplugin.api import KUBELET_SOCKET, pb, pb_grpc, pr_grpc, pr_pb, target
+
+NEURON = "aws.amazon.com/neuron"
+NEURONCORE = "aws.amazon.com/neuroncore"
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
@@ -200,7 +202,7 @@ class FakePodResources(pr_grpc.PodResourcesListerServicer):
         )
 
 
-# --- the API server --------------------------------------------------------------------------
+# --- the API server ---
 def merge(target_doc: Any, patch: Any) -> Any:
     """RFC 7386 JSON merge patch."""
     if not isinstance(patch, dict):

@@ -11,8 +11,9 @@ from collections.abc import Callable
 
 import grpc
 import pytest
-from conftest import NEURON, NEURONCORE
 from dp_harness import (
+    NEURON,
+    NEURONCORE,
     FakeApi,
     FakeKubelet,
     FakePodResources,
@@ -22,7 +23,6 @@ from dp_harness import (
     preferred,
     wait_until,
 )
-
 from neuron_k8s.allocator import Resource, mask, placement_of
 from neuron_k8s.deviceplugin.api import pb
 from neuron_k8s.deviceplugin.plugin import Plugin
@@ -59,7 +59,7 @@ def extender_annotations(
     return allocation_annotations(NODE, allocations, alloc_time)
 
 
-# --- registration and options ----------------------------------------------------------------
+# --- registration and options ---
 def test_registers_both_resources_with_v1beta1_and_preferred_allocation(
     kubelet: FakeKubelet, start_plugin: StartPlugin
 ) -> None:
@@ -96,7 +96,7 @@ def test_serves_before_registering_even_without_a_kubelet(
         kubelet.stop()
 
 
-# --- ListAndWatch and health -------------------------------------------------------------------
+# --- ListAndWatch and health ---
 def test_list_and_watch_streams_every_device_and_core_healthy(
     kubelet: FakeKubelet, start_plugin: StartPlugin
 ) -> None:
@@ -155,7 +155,7 @@ def test_unhealthy_devices_are_annotated_on_the_node_with_a_single_key_patch(
     )
 
 
-# --- GetPreferredAllocation ----------------------------------------------------------------------
+# --- GetPreferredAllocation ---
 def test_preferred_allocation_on_trn1_32xlarge_is_an_aligned_block(
     kubelet: FakeKubelet, start_plugin: StartPlugin
 ) -> None:
@@ -197,7 +197,7 @@ def test_preferred_allocation_rejects_unknown_ids(
     assert "nc-7" in (err.value.details() or "")
 
 
-# --- Allocate, standalone --------------------------------------------------------------------------
+# --- Allocate, standalone ---
 def test_standalone_allocate_gives_visible_cores_and_no_device_nodes_in_fake_mode(
     kubelet: FakeKubelet, start_plugin: StartPlugin
 ) -> None:
@@ -227,7 +227,7 @@ def test_allocate_rejects_unknown_device_ids_by_name(
     assert "'99'" in (err.value.details() or "")
 
 
-# --- no core twice, across the two resources -------------------------------------------------------
+# --- no core twice, across the two resources ---
 def test_cores_of_a_device_handed_out_whole_are_refused_to_neuroncore(
     kubelet: FakeKubelet, start_plugin: StartPlugin
 ) -> None:
@@ -299,7 +299,7 @@ def test_pod_resources_usage_is_refused_and_freed_when_the_pod_goes(
         pr.stop()
 
 
-# --- kubelet restarts and stop -------------------------------------------------------------------------
+# --- kubelet restarts and stop ---
 def test_kubelet_restart_reregisters_and_keeps_what_is_in_use(
     kubelet: FakeKubelet, start_plugin: StartPlugin, short_dir: str
 ) -> None:
@@ -328,7 +328,7 @@ def test_stop_removes_the_sockets(
     assert os.path.exists(kubelet.socket)
 
 
-# --- Allocate with the extender's annotations ----------------------------------------------------------
+# --- Allocate with the extender's annotations ---
 @pytest.fixture
 def with_api(api: FakeApi, short_dir: str) -> dict[str, str]:
     api.add_node(NODE, {"node.kubernetes.io/instance-type": "inf2.24xlarge"})
@@ -458,7 +458,7 @@ def test_fake_instance_type_label_imitates_the_node(
     assert len(kubelet.health(NEURON)) == 16
 
 
-# --- HTTP ------------------------------------------------------------------------------------------------
+# --- HTTP ---
 def test_http_reports_health_readiness_and_metrics(
     kubelet: FakeKubelet, start_plugin: StartPlugin
 ) -> None:
