@@ -1,0 +1,154 @@
+"""Property tests of the allocator-based state: after any sequence of binds, failed binds,
+completions and deletions, no core is held twice on a node, and the view equals one rebuilt
+from the pods alone (what a restarted extender would see).
+
+The extender's bind runs for real; the API is the fake cluster called in-process, with watch
+events delivered synchronously after each call, so that hypothesis can run hundreds of
+sequences in a few seconds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conftest import CORE, NEURON, binding_args, make_node, make_pod
+from extender_fakeapi import POD_PATH, Failure, FakeCluster
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from neuron_k8s.extender.protocol import parse_binding_args
+from neuron_k8s.extender.state import ClusterState
+from neuron_k8s.extender.verbs import Extender
+from neuron_k8s.kube import ApiError
+from neuron_k8s.pods import read_allocation
+
+NODE_TYPES = ["inf2.48xlarge", "inf2.24xlarge", "trn1.32xlarge", "inf1.6xlarge", "inf2.xlarge"]
+
+
+class LocalClient:
+    """KubeClient's get/merge_patch/post over a FakeCluster, in-process; `fail_next` makes the
+    next call of a method fail like the API server would."""
+
+    def __init__(self, cluster: FakeCluster, state: ClusterState) -> None:
+        self.cluster = cluster
+        self.state = state
+        self.delivered = {"pods": 0, "nodes": 0}
+        self.fail_next: set[str] = set()
+
+    def pump(self) -> None:
+        """Deliver the watch events not yet seen, in order."""
+        for kind, apply in (("pods", self.state.apply_pod), ("nodes", self.state.apply_node)):
+            for rv, event, obj in self.cluster.history[kind]:
+                if rv > self.delivered[kind]:
+                    apply(event, obj)
+                    self.delivered[kind] = rv
+
+    def _call(self, method: str, path: str, fn: Any) -> dict[str, Any]:
+        if method in self.fail_next:
+            self.fail_next.discard(method)
+            raise ApiError(500, "InternalError", "injected")
+        try:
+            return fn(POD_PATH.match(path))
+        except Failure as f:
+            raise ApiError(f.code, f.reason, f.message) from None
+
+    def get(self, path: str, params: Any = None) -> dict[str, Any]:
+        return self._call("GET", path, lambda m: self.cluster.get("pods", f"{m[1]}/{m[2]}"))
+
+    def merge_patch(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._call("PATCH", path, lambda m: self.cluster.patch_pod(f"{m[1]}/{m[2]}", body))
+
+    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        def bind(m: Any) -> dict[str, Any]:
+            self.cluster.bind_pod(f"{m[1]}/{m[2]}", body)
+            return {}
+
+        return self._call("POST", path, bind)
+
+
+# Mostly small requests, so that nodes fill up and refusals come from usage, not size.
+requests = st.one_of(
+    st.tuples(st.just(CORE), st.sampled_from([1, 1, 1, 2, 2, 3, 4, 8])),
+    st.tuples(st.just(NEURON), st.sampled_from([1, 1, 2, 4, 12, 16])),
+)
+pods = st.lists(requests, min_size=1, max_size=2)
+ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("bind"), pods, st.integers(0, 3)),
+        st.tuples(
+            st.just("bind_fails"), pods, st.integers(0, 3), st.sampled_from(["PATCH", "POST"])
+        ),
+        st.tuples(st.just("delete"), st.integers(0, 50)),
+        st.tuples(st.just("finish"), st.integers(0, 50)),
+    ),
+    min_size=8,
+    max_size=40,
+)
+
+
+def _rebuilt(cluster: FakeCluster) -> ClusterState:
+    fresh = ClusterState()
+    fresh.replace_nodes(cluster.list("nodes")["items"])
+    fresh.replace_pods(cluster.list("pods")["items"])
+    return fresh
+
+
+def _assert_no_core_twice(cluster: FakeCluster) -> None:
+    held: dict[str, set[int]] = {}
+    for pod in cluster.list("pods")["items"]:
+        if pod["status"].get("phase") in ("Succeeded", "Failed"):
+            continue
+        recorded = read_allocation(pod)
+        if recorded is None:
+            continue
+        node, allocs = recorded
+        for a in allocs:
+            cores = set(a.placement.cores)
+            assert not cores & held.setdefault(node, set()), f"core held twice on {node}"
+            held[node] |= cores
+
+
+@settings(
+    max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(node_types=st.lists(st.sampled_from(NODE_TYPES), min_size=1, max_size=4), ops=ops)
+def test_binds_and_departures_never_double_book_and_match_a_rebuild(node_types, ops):
+    cluster = FakeCluster()
+    for i, t in enumerate(node_types):
+        cluster.put("nodes", make_node(f"n{i}", t, unhealthy="1" if i == 3 else None))
+    state = ClusterState()
+    client = LocalClient(cluster, state)
+    state.replace_nodes(cluster.list("nodes")["items"])
+    state.replace_pods([])
+    client.pump()
+    extender = Extender(client, state)  # type: ignore[arg-type]
+    created: list[str] = []
+
+    for n, op in enumerate(ops):
+        kind = op[0]
+        if kind in ("bind", "bind_fails"):
+            containers = [(f"c{j}", {res: str(count)}) for j, (res, count) in enumerate(op[1])]
+            pod = cluster.put("pods", make_pod(f"p{n}", containers))
+            created.append(f"default/p{n}")
+            client.pump()
+            node = f"n{op[2] % len(node_types)}"
+            if kind == "bind_fails":
+                client.fail_next.add(op[3])
+            outcome = extender.bind(parse_binding_args(binding_args(pod, node)))
+            if kind == "bind_fails":
+                assert outcome.error
+            client.fail_next.clear()
+        elif created:
+            key = created[op[1] % len(created)]
+            if key in cluster.objects["pods"]:
+                if kind == "delete":
+                    cluster.delete("pods", key)
+                else:
+                    cluster.set_phase(key, "Succeeded")
+        client.pump()
+
+        _assert_no_core_twice(cluster)
+        assert state.reservations() == {}
+        fresh = _rebuilt(cluster)
+        assert state.usage() == fresh.usage()
+        assert state.pod_uses() == fresh.pod_uses()
