@@ -1,9 +1,13 @@
 """my-scheduler: its KubeSchedulerConfiguration, Deployment, RBAC and validation."""
 
+import os
 import re
+import subprocess
 
 import pytest
+import yaml
 from chartlib import (
+    REPO,
     container,
     objects_of,
     one,
@@ -319,3 +323,66 @@ def test_cluster_role_bindings(default_objects, name, role):
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "neuron-scheduler", "namespace": "neuron-system"}
     ]
+
+
+KUBE_SCHEDULER_BUILT = REPO / "cluster" / ".cache" / "bin" / "kube-scheduler"
+
+
+def kube_scheduler_binary():
+    candidates = [os.environ.get("NEURON_KUBE_SCHEDULER", ""), str(KUBE_SCHEDULER_BUILT)]
+    return next((c for c in candidates if c and os.access(c, os.X_OK)), None)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {},
+        {"scheduler": {"leaderElection": {"enabled": False}}},
+        {"scheduler": {"extenderConfig": {"manageNeuronDevice": True, "ignorable": True}}},
+    ],
+    ids=["defaults", "no-leader-election", "neurondevice-ignorable"],
+)
+def test_real_kube_scheduler_accepts_the_config(tmp_path, values):
+    """kube-scheduler itself decodes (strictly) and validates the rendered configuration.
+
+    Runs only where the e2e build has produced a kube-scheduler binary (cluster/.cache/bin, or
+    NEURON_KUBE_SCHEDULER); --write-config-to makes it exit after validation.
+    """
+    binary = kube_scheduler_binary()
+    if binary is None:
+        pytest.skip("no kube-scheduler binary (built by cluster/k8s/build.sh)")
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "c",
+            }
+        )
+    )
+    config = scheduler_config(render(values))
+    # Only for this offline run: the pod uses its in-cluster account.
+    config["clientConnection"] = {"kubeconfig": str(kubeconfig)}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    result = subprocess.run(
+        [
+            binary,
+            f"--config={tmp_path / 'config.yaml'}",
+            f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}",
+            "--authentication-skip-lookup",
+            f"--write-config-to={tmp_path / 'out.yaml'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    written = yaml.safe_load((tmp_path / "out.yaml").read_text())
+    assert written["extenders"][0]["urlPrefix"] == config["extenders"][0]["urlPrefix"]
+    assert written["profiles"][0]["schedulerName"] == "my-scheduler"
