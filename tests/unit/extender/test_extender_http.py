@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 from conftest import filter_args, make_node, make_pod
-
 from neuron_k8s.extender import cli
 from neuron_k8s.extender.server import ExtenderServer
 from neuron_k8s.extender.verbs import Extender

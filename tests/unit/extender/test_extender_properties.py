@@ -15,7 +15,6 @@ from conftest import CORE, NEURON, binding_args, make_node, make_pod
 from extender_fakeapi import POD_PATH, Failure, FakeCluster
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from neuron_k8s.extender.protocol import parse_binding_args
 from neuron_k8s.extender.state import ClusterState
 from neuron_k8s.extender.verbs import Extender
