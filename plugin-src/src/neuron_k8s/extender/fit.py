@@ -64,7 +64,7 @@ def _no_fit(shape: Shape, requests: tuple[Request, ...], used: int, unhealthy: i
             0,
         )
     if unhealthy and not _fits(shape, requests, 0, unhealthy):
-        bad = bin(unhealthy & ((1 << shape.devices) - 1)).count("1")
+        bad = (unhealthy & ((1 << shape.devices) - 1)).bit_count()
         return Verdict(
             f"{bad} of {shape.devices} Neuron devices of this {shape.name} are unhealthy; the "
             f"healthy ones cannot hold {want}",

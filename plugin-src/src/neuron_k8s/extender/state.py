@@ -403,7 +403,7 @@ class ClusterState:
                 "nodes": len(views),
                 "neuron_nodes": len(neuron),
                 "cores": sum(v.shape.cores for v in neuron if v.shape),
-                "cores_used": sum(bin(v.used).count("1") for v in neuron),
+                "cores_used": sum(v.used.bit_count() for v in neuron),
                 "pods": len(self._pods),
                 "reservations": len(self._reservations),
             }
