@@ -158,6 +158,18 @@ appVersion). Called with (dict "image" <block> "root" $). */}}
 {{- include "neuron.extender.fullname" . -}}
 {{- end -}}
 
+{{/* Node label the extender reads instance types from: its own value, else the plugin's. */}}
+{{- define "neuron.extender.instanceTypeLabel" -}}
+{{- $dp := .Values.devicePlugin -}}
+{{- if .Values.extender.instanceTypeLabel -}}
+{{- .Values.extender.instanceTypeLabel -}}
+{{- else if and $dp.enabled $dp.fake.enabled $dp.fake.instanceTypeLabel -}}
+{{- $dp.fake.instanceTypeLabel -}}
+{{- else -}}
+{{- $dp.instanceTypeLabel -}}
+{{- end -}}
+{{- end -}}
+
 {{/* URL the scheduler uses to call the extender. */}}
 {{- define "neuron.extender.url" -}}
 {{- printf "http://%s.%s.svc.%s:%d" (include "neuron.extender.serviceName" .) (include "neuron.namespace" .) (trimSuffix "." .Values.clusterDomain) (int .Values.extender.service.port) -}}

@@ -110,10 +110,22 @@ def test_pod_resources_dir_mounted_read_only_by_default(default_objects):
     assert mounts(obj)["pod-resources"]["readOnly"] is True
 
 
-def test_empty_pod_resources_path_drops_the_mount():
+def test_pod_resources_socket_env_points_into_the_mount(default_objects):
+    env = env_of(workload(default_objects, "devicePlugin"))
+    assert env["NEURON_DP_POD_RESOURCES_SOCKET"] == "/var/lib/kubelet/pod-resources/kubelet.sock"
+
+
+def test_empty_pod_resources_path_drops_the_mount_and_the_socket():
     obj = daemonset({"podResourcesPath": ""})
     assert "pod-resources" not in volumes(obj)
     assert "pod-resources" not in mounts(obj)
+    assert "NEURON_DP_POD_RESOURCES_SOCKET" not in env_of(obj)
+    assert container(obj)["args"] == ["--pod-resources-socket="]
+
+
+def test_extra_args_follow_the_pod_resources_switch():
+    obj = daemonset({"podResourcesPath": "", "extraArgs": ["--dev-root=/host/dev"]})
+    assert container(obj)["args"] == ["--pod-resources-socket=", "--dev-root=/host/dev"]
 
 
 def test_opt_aws_mounted_read_only_for_lnc_config(default_objects):

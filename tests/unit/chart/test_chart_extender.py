@@ -52,6 +52,33 @@ def test_log_level_env(default_objects):
     assert env_of(obj)["NEURON_EXTENDER_LOG_LEVEL"] == "warning"
 
 
+def instance_type_label(values):
+    return env_of(workload(render(values), "extender"))["NEURON_EXTENDER_INSTANCE_TYPE_LABEL"]
+
+
+def test_instance_type_label_defaults_to_the_plugins(default_objects):
+    env = env_of(workload(default_objects, "extender"))
+    assert env["NEURON_EXTENDER_INSTANCE_TYPE_LABEL"] == "node.kubernetes.io/instance-type"
+
+
+def test_instance_type_label_follows_the_plugins_label():
+    values = {"devicePlugin": {"instanceTypeLabel": "example.com/instance-type"}}
+    assert instance_type_label(values) == "example.com/instance-type"
+
+
+def test_instance_type_label_follows_the_fake_label_in_fake_mode():
+    fake = {"enabled": True, "instanceTypeLabel": "neuron.k8s.local/fake-type"}
+    assert instance_type_label({"devicePlugin": {"fake": fake}}) == "neuron.k8s.local/fake-type"
+
+
+def test_instance_type_label_value_wins():
+    values = {
+        "extender": {"instanceTypeLabel": "mine"},
+        "devicePlugin": {"fake": {"enabled": True, "instanceTypeLabel": "neuron.k8s.local/x"}},
+    }
+    assert instance_type_label(values) == "mine"
+
+
 def test_priority_class_system_cluster_critical_by_default(default_objects):
     assert pod_spec(workload(default_objects, "extender"))["priorityClassName"] == (
         "system-cluster-critical"
