@@ -237,7 +237,9 @@ class AllocationService:
             conflicts = ledger.conflicts(cores, pod, cname)
             if conflicts and self.podresources is not None:
                 # The cached kubelet view may be a few seconds old: look again before refusing.
-                ledger.set_kubelet(self.podresources.list())
+                view = self.podresources.list()
+                if view is not None:
+                    ledger.set_kubelet(view)
                 if source == "kubelet":
                     ledger.forget_reused(resource, ids)
                 conflicts = ledger.conflicts(cores, pod, cname)

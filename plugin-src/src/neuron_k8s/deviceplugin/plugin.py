@@ -205,7 +205,9 @@ class Plugin:
             return
         view = self._podresources.list() if self._podresources is not None else None
         with state.lock:
-            if self._podresources is not None:
+            if view is not None:
+                # When the kubelet cannot be asked (it may be restarting), the last view is
+                # safer than none: stale entries can only cause refusals, never sharing.
                 state.ledger.set_kubelet(view)
             state.refresh()  # also lets expired grants go
 
