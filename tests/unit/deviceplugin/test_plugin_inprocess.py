@@ -483,3 +483,28 @@ def test_readyz_is_503_until_registered(short_dir: str, start_plugin: StartPlugi
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(f"http://127.0.0.1:{plugin.http.port}/readyz", timeout=5)
     assert err.value.code == 503
+
+
+# --- real mode ---
+def test_real_mode_passes_the_device_nodes_the_cores_sit_on(
+    kubelet: FakeKubelet, start_plugin: StartPlugin, short_dir: str
+) -> None:
+    dev = os.path.join(short_dir, "dev")
+    os.makedirs(dev)
+    for d in range(4):
+        open(os.path.join(dev, f"neuron{d}"), "w").close()
+        os.makedirs(
+            os.path.join(short_dir, "sys/class/neuron_device", f"neuron{d}", "neuron_core0")
+        )
+        os.makedirs(
+            os.path.join(short_dir, "sys/class/neuron_device", f"neuron{d}", "neuron_core1")
+        )
+    start_plugin(dev_root=dev, sysfs_root=os.path.join(short_dir, "sys"))
+    c = allocate(kubelet.stub(NEURONCORE), ["3", "4"]).container_responses[0]
+    assert c.envs["NEURON_RT_VISIBLE_CORES"] == "3,4"
+    assert [(d.host_path, d.container_path, d.permissions) for d in c.devices] == [
+        ("/dev/neuron1", "/dev/neuron1", "rw"),
+        ("/dev/neuron2", "/dev/neuron2", "rw"),
+    ]
+    os.unlink(os.path.join(dev, "neuron3"))
+    wait_until(lambda: kubelet.unhealthy(NEURON) == {"3"}, 5, "vanished device unhealthy")

@@ -27,12 +27,14 @@ from .server import ResourceServer
 log = get_logger("deviceplugin.registration")
 
 
-def _identity(path: str) -> tuple[int, int] | None:
+def _identity(path: str) -> tuple[int, int, int] | None:
+    """Which kubelet.sock this is: a restarted kubelet makes a new file (the inode number alone
+    may be reused at once, the change time is not)."""
     try:
         st = os.stat(path)
     except OSError:
         return None
-    return (st.st_dev, st.st_ino)
+    return (st.st_dev, st.st_ino, st.st_ctime_ns)
 
 
 class PluginManager:
@@ -52,7 +54,7 @@ class PluginManager:
         self._timeout = timeout
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._kubelet: tuple[int, int] | None = None
+        self._kubelet: tuple[int, int, int] | None = None
         # resource -> (monotonic time of the next attempt, current backoff)
         self._retry: dict[str, tuple[float, float]] = {}
         self.registered: dict[str, bool] = {s.resource.value: False for s in self.servers}
