@@ -507,4 +507,6 @@ def test_real_mode_passes_the_device_nodes_the_cores_sit_on(
         ("/dev/neuron2", "/dev/neuron2", "rw"),
     ]
     os.unlink(os.path.join(dev, "neuron3"))
-    wait_until(lambda: kubelet.unhealthy(NEURON) == {"3"}, 5, "vanished device unhealthy")
+    # Devices 1 and 2 are withheld (their cores are in use); 3 is gone.
+    wait_until(lambda: kubelet.unhealthy(NEURON) == {"1", "2", "3"}, 5, "device 3 unhealthy")
+    assert kubelet.unhealthy(NEURONCORE) == {"6", "7"}
