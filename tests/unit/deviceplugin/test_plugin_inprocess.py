@@ -509,4 +509,4 @@ def test_real_mode_passes_the_device_nodes_the_cores_sit_on(
     os.unlink(os.path.join(dev, "neuron3"))
     # Devices 1 and 2 are withheld (their cores are in use); 3 is gone.
     wait_until(lambda: kubelet.unhealthy(NEURON) == {"1", "2", "3"}, 5, "device 3 unhealthy")
-    assert kubelet.unhealthy(NEURONCORE) == {"6", "7"}
+    wait_until(lambda: kubelet.unhealthy(NEURONCORE) == {"6", "7"}, 5, "its cores unhealthy")
