@@ -7,9 +7,12 @@ The object store (FakeCluster) is usable without HTTP too, for fast property tes
 
 from __future__ import annotations
 
+import bisect
+import contextlib
 import copy
 import json
 import re
+import socket
 import threading
 import time
 import urllib.parse
@@ -249,8 +252,17 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_api: FakeApiServer
 
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+    def handle(self) -> None:
+        # A client that goes away mid-connection (a stopped extender) is not an error here.
+        with contextlib.suppress(ConnectionError):
+            super().handle()
 
     def _json(self, code: int, doc: Any) -> None:
         body = json.dumps(doc).encode()
@@ -335,11 +347,13 @@ class _Handler(BaseHTTPRequestHandler):
                         gone = Failure(410, "Expired", "too old resource version")
                         pending: list[Any] = [("ERROR", gone.status())]
                     else:
-                        pending = [(e, o) for rv, e, o in cluster.history[kind] if rv > sent]
+                        history = cluster.history[kind]
+                        start = bisect.bisect_right(history, sent, key=lambda h: h[0])
+                        pending = [(e, o) for _, e, o in history[start:]]
                         if not pending:
                             cluster.cond.wait(0.2)
                             continue
-                        sent = max(rv for rv, _, _ in cluster.history[kind] if rv > sent)
+                        sent = history[-1][0]
                 for event, obj in pending:
                     chunk({"type": event, "object": obj})
                 if pending and pending[0][0] == "ERROR":

@@ -9,6 +9,7 @@ groups identical reasons in the pod's FailedScheduling event ("0/5000 nodes are 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..allocator import NoFit, Request, choose_all, request_error, score
@@ -79,53 +80,56 @@ def _no_fit(shape: Shape, requests: tuple[Request, ...], used: int, unhealthy: i
     )
 
 
-class VerdictCache:
-    """Verdicts per (requests, node class). A node class is an int interned from (shape, used,
-    unhealthy): hashing an int is far cheaper than hashing the Shape dataclass each time.
-    Class ids are never reused, so a view holding an id from before a reset stays correct."""
+class NodeClasses:
+    """Node classes and the verdicts of each. A class is an int interned from what decides a
+    verdict, (shape, used, unhealthy) or the reason a node has no usable shape: nodes of one
+    class share every verdict, and hashing an int is far cheaper than hashing the Shape
+    dataclass. Ids index a list, so going back from a class to its key costs nothing. The
+    state replaces the whole object when it has grown too large, so ids are never reused
+    within one instance."""
 
-    def __init__(self, max_entries: int = 200_000) -> None:
+    def __init__(self, max_verdicts: int = 500_000) -> None:
         self._lock = threading.Lock()
-        self._classes: dict[tuple[Shape, int, int], int] = {}
-        self._next = 0
+        self._ids: dict[tuple[Shape | None, int, int, str | None], int] = {}
+        self._keys: list[tuple[Shape | None, int, int, str | None]] = []
         self._verdicts: dict[tuple[Request, ...], dict[int, Verdict]] = {}
         self._entries = 0
-        self._max = max_entries
+        self._max_verdicts = max_verdicts
 
-    def class_of(self, shape: Shape, used: int, unhealthy: int) -> int:
-        key = (shape, used, unhealthy)
-        with self._lock:
-            cls = self._classes.get(key)
-            if cls is None:
-                if len(self._classes) >= self._max:
-                    self._classes.clear()
-                cls = self._classes[key] = self._next
-                self._next += 1
-            return cls
+    def __len__(self) -> int:
+        return len(self._keys)
 
-    def table(self, requests: tuple[Request, ...]) -> dict[int, Verdict]:
-        """The verdicts of one request tuple, to look up many nodes with one hash each."""
+    def intern(self, shape: Shape | None, used: int, unhealthy: int, problem: str | None) -> int:
+        key = (shape, used, unhealthy, problem)
+        cls = self._ids.get(key)
+        if cls is None:
+            with self._lock:
+                cls = self._ids.get(key)
+                if cls is None:
+                    cls = self._ids[key] = len(self._keys)
+                    self._keys.append(key)
+        return cls
+
+    def verdict_of(self, cls: int, requests: tuple[Request, ...]) -> Verdict:
+        shape, used, unhealthy, problem = self._keys[cls]
+        if shape is None:
+            return Verdict(problem, True, 0)
+        return evaluate(shape, requests, used, unhealthy)
+
+    def verdicts(self, requests: tuple[Request, ...], classes: Iterable[int]) -> dict[int, Verdict]:
+        """The verdict of each class for these requests, memoised."""
         table = self._verdicts.get(requests)
         if table is None:
             with self._lock:
-                if self._entries >= self._max:
-                    self._verdicts.clear()
+                if self._entries >= self._max_verdicts:
+                    self._verdicts.clear()  # only a memo: dropping it costs recomputation
                     self._entries = 0
                 table = self._verdicts.setdefault(requests, {})
-        return table
-
-    def verdict(
-        self,
-        table: dict[int, Verdict],
-        cls: int,
-        shape: Shape,
-        requests: tuple[Request, ...],
-        used: int,
-        unhealthy: int,
-    ) -> Verdict:
-        v = table.get(cls)
-        if v is None:
-            v = evaluate(shape, requests, used, unhealthy)
-            table[cls] = v
-            self._entries += 1  # approximate under races; it only bounds memory
-        return v
+        out = {}
+        for cls in classes:
+            v = table.get(cls)
+            if v is None:
+                v = table[cls] = self.verdict_of(cls, requests)
+                self._entries += 1  # approximate under races; it only bounds memory
+            out[cls] = v
+        return out

@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..allocator import Resource, choose_all, mask
@@ -36,7 +36,7 @@ from ..pods import (
     read_allocation,
 )
 from ..topology import Shape, shape_from_capacity
-from .fit import VerdictCache
+from .fit import NodeClasses
 
 log = get_logger("extender.state")
 
@@ -59,7 +59,7 @@ class NodeView:
     problem: str | None  # why the node offers no Neuron capacity, when shape is None
     unhealthy: int  # device mask
     used: int  # core mask: pods and reservations
-    cls: int  # interned (shape, used, unhealthy) for the verdict cache; -1 without a shape
+    cls: int  # the node's class in NodeClasses: nodes of one class share every verdict
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,14 +156,17 @@ def _uid(obj: dict[str, Any]) -> str:
 class ClusterState:
     def __init__(
         self,
-        verdicts: VerdictCache | None = None,
         instance_type_label: str = INSTANCE_TYPE_LABEL,
         clock: Callable[[], float] = time.monotonic,
         relist_grace: float = 60.0,
+        max_classes: int = 50_000,
     ) -> None:
         self._lock = threading.RLock()
-        self.verdicts = verdicts or VerdictCache()
-        self._label = instance_type_label
+        # node name -> class, with the class table it indexes; read without the lock by filter
+        # and prioritize, and replaced as one tuple when the table is rebuilt.
+        self.index: tuple[dict[str, int], NodeClasses] = ({}, NodeClasses())
+        self._max_classes = max_classes
+        self.instance_type_label = instance_type_label
         self._clock = clock
         self._relist_grace = relist_grace
         self.nodes: dict[str, NodeView] = {}
@@ -175,9 +178,11 @@ class ClusterState:
 
     # --- derived views --------------------------------------------------------------------
     def _refresh(self, node: str) -> None:
+        node_class, classes = self.index
         info = self._node_info.get(node)
         if info is None:
             self.nodes.pop(node, None)
+            node_class.pop(node, None)
             return
         shape, problem, unhealthy = info
         used = 0
@@ -191,8 +196,21 @@ class ClusterState:
             used,
         ):
             return
-        cls = self.verdicts.class_of(shape, used, unhealthy) if shape else -1
+        cls = classes.intern(shape, used, unhealthy, problem)
         self.nodes[node] = NodeView(node, shape, problem, unhealthy, used, cls)
+        node_class[node] = cls
+        if len(classes) > self._max_classes:
+            self._rebuild_classes()
+
+    def _rebuild_classes(self) -> None:
+        """Usage churn keeps minting classes; start a fresh table from the live nodes."""
+        classes = NodeClasses()
+        node_class = {}
+        for name, v in list(self.nodes.items()):
+            cls = classes.intern(v.shape, v.used, v.unhealthy, v.problem)
+            self.nodes[name] = replace(v, cls=cls)
+            node_class[name] = cls
+        self.index = (node_class, classes)
 
     def _hold(self, node: str, holder: tuple[str, str], cores: int | None) -> None:
         holders = self._holders.setdefault(node, {})
@@ -211,7 +229,7 @@ class ClusterState:
             for obj in items:
                 name = (obj.get("metadata") or {}).get("name")
                 if name:
-                    seen[name] = read_node(obj, self._label)
+                    seen[name] = read_node(obj, self.instance_type_label)
             gone = set(self._node_info) - set(seen)
             self._node_info = seen
             for name in gone | set(seen):
@@ -225,7 +243,7 @@ class ClusterState:
             if event == "DELETED":
                 self._node_info.pop(name, None)
             else:
-                self._node_info[name] = read_node(obj, self._label)
+                self._node_info[name] = read_node(obj, self.instance_type_label)
             self._refresh(name)
 
     # --- pods -----------------------------------------------------------------------------

@@ -7,9 +7,10 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import compress
 from typing import Any
 
-from ..allocator import NoFit, Request
+from ..allocator import NoFit
 from ..kube import ApiError, KubeClient, Reflector
 from ..logs import get_logger
 from ..pods import (
@@ -20,14 +21,20 @@ from ..pods import (
     merge_patch,
     read_allocation,
 )
-from .fit import Verdict, evaluate
-from .protocol import BindingArgs, ExtenderArgs, filter_result, priority_list
-from .state import UNKNOWN_NODE, ClusterState, NodeView, Unavailable, read_node
+from .fit import NodeClasses, Verdict, evaluate
+from .protocol import BindingArgs, ExtenderArgs, filter_result
+from .state import UNKNOWN_NODE, ClusterState, Unavailable, read_node
 
 log = get_logger("extender")
 
 # The keys bind writes, so that a failed bind can remove exactly these and nothing else.
 _WRITTEN_KEYS = tuple(allocation_annotations("", [], 0))
+
+# Pseudo-classes of _judge, beside the real ones (>= 0) and None (a node never seen).
+FITS_ANYWHERE = -1
+OWN_NODE = -2
+FITS = Verdict(None, False, 0)
+UNKNOWN = Verdict(UNKNOWN_NODE, True, 0)
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,20 @@ class _PodCache:
     def get(self, key: str) -> dict[str, Any] | None:
         with self._lock:
             return self._pods.get(key)
+
+
+def _trimmed(pod: dict[str, Any]) -> dict[str, Any]:
+    """What bind needs of a pod (its uid and container requests): a full pod is hundreds of
+    objects, thousands of which would only slow the garbage collector."""
+    meta = pod.get("metadata") or {}
+    spec = pod.get("spec") or {}
+    containers = spec.get("containers")
+    if isinstance(containers, list):
+        containers = [
+            {"name": c.get("name"), "resources": c.get("resources")} if isinstance(c, dict) else c
+            for c in containers
+        ]
+    return {"metadata": {"uid": meta.get("uid")}, "spec": {"containers": containers}}
 
 
 def _uid(pod: dict[str, Any]) -> str:
@@ -115,93 +136,87 @@ class Extender:
         return all(r.synced.wait(max(deadline - time.monotonic(), 0)) for r in self._reflectors)
 
     # --- filter and prioritize ------------------------------------------------------------
-    def _judge(self, args: ExtenderArgs) -> tuple[list[tuple[str, Verdict]], str | None]:
-        """A verdict per candidate node, or (no verdicts, reason) when the pod itself cannot be
-        served. A pod that asks for no Neuron resource fits everywhere."""
-        self._recent.put(args.pod_key, args.pod)
+    def _judge(
+        self, args: ExtenderArgs
+    ) -> tuple[list[int | None], dict[int | None, Verdict]] | str:
+        """The class of each candidate (in order) and the verdict of each class; or the reason
+        the pod itself cannot be served. The per-node work is a C-level map over a dict; the
+        Python-level work is per distinct class, of which there are few."""
+        self._recent.put(args.pod_key, _trimmed(args.pod))
         try:
             creqs = container_requests(args.pod)
         except BadPod as err:
-            return [], f"the pod cannot be served by the Neuron extender: {err}"
+            return f"the pod cannot be served by the Neuron extender: {err}"
+        names = args.names
         if not creqs:
-            ok = Verdict(None, False, 0)
-            return [(n, ok) for n in args.names], None
+            return [FITS_ANYWHERE] * len(names), {FITS_ANYWHERE: FITS}
         requests = tuple(c.request for c in creqs)
-        state = self.state
-        nodes = state.nodes
-        cache = state.verdicts
-        table = cache.table(requests)
-        own = state.own_use(args.pod_uid) if args.pod_uid else None
-        by_name = (
-            {n["metadata"]["name"]: n for n in args.node_items}
-            if args.node_items is not None
-            else None
-        )
-        out: list[tuple[str, Verdict]] = []
-        append = out.append
-        for name in args.names:
-            view = nodes.get(name)
-            if view is None:
-                if by_name is None:
-                    append((name, Verdict(UNKNOWN_NODE, True, 0)))
-                    continue
-                view = self._view_of(by_name[name])
-            if view.cls < 0:
-                append((name, Verdict(view.problem, True, 0)))
-                continue
-            if own is not None and own[0] == name:
-                # The pod already holds cores here (a retry): do not count it against itself.
-                v = self._evaluate(view, requests, state.used_without(name, args.pod_uid))
-            else:
-                v = table.get(view.cls) or cache.verdict(
-                    table,
-                    view.cls,
-                    view.shape,
-                    requests,
-                    view.used,
-                    view.unhealthy,  # type: ignore[arg-type]
-                )
-            append((name, v))
-        return out, None
+        node_class, classes = self.state.index
+        found: list[int | None] = list(map(node_class.get, names))
+        if args.node_items is not None and None in found:
+            # nodeCacheCapable: false passes the objects: judge nodes not watched yet by them.
+            for i, node in enumerate(args.node_items):
+                if found[i] is None:
+                    found[i] = self._class_of(node, classes)
+        unique = set(found)
+        unique.discard(None)
+        verdicts: dict[int | None, Verdict] = dict(classes.verdicts(requests, unique))  # type: ignore[arg-type]
+        verdicts[None] = UNKNOWN
+        own = self.state.own_use(args.pod_uid) if args.pod_uid else None
+        if own is not None and own[0] in node_class:
+            # The pod already holds cores there (a retried bind): not against itself.
+            view = self.state.nodes.get(own[0])
+            if view is not None and view.shape is not None:
+                used = self.state.used_without(own[0], args.pod_uid)
+                verdicts[OWN_NODE] = evaluate(view.shape, requests, used, view.unhealthy)
+                found = [OWN_NODE if n == own[0] else c for n, c in zip(names, found, strict=True)]
+        return found, verdicts
 
-    @staticmethod
-    def _evaluate(view: NodeView, requests: tuple[Request, ...], used: int) -> Verdict:
-        assert view.shape is not None
-        return evaluate(view.shape, requests, used, view.unhealthy)
-
-    def _view_of(self, node: dict[str, Any]) -> NodeView:
-        """A node the watch has not shown yet, from the object kube-scheduler passed
-        (nodeCacheCapable: false), with whatever usage pods already record on it."""
-        name = node["metadata"]["name"]
-        shape, problem, unhealthy = read_node(node)
-        if shape is None:
-            return NodeView(name, None, problem, 0, 0, -1)
-        used = self.state.usage().get(name, 0)
-        return NodeView(
-            name, shape, None, unhealthy, used, self.state.verdicts.class_of(shape, used, unhealthy)
-        )
+    def _class_of(self, node: dict[str, Any], classes: NodeClasses) -> int:
+        """The class of a node object the watch has not shown yet, with whatever usage pods
+        already record on it."""
+        shape, problem, unhealthy = read_node(node, self.state.instance_type_label)
+        used = self.state.usage().get(node["metadata"]["name"], 0) if shape else 0
+        return classes.intern(shape, used, unhealthy, problem)
 
     def filter(self, args: ExtenderArgs) -> dict[str, Any]:
-        verdicts, pod_error = self._judge(args)
-        if pod_error is not None:
-            return filter_result(args, [], {}, dict.fromkeys(args.names, pod_error))
-        passed: list[str] = []
-        failed: dict[str, str] = {}
-        unresolvable: dict[str, str] = {}
-        for name, v in verdicts:
-            if v.reason is None:
-                passed.append(name)
-            elif v.unresolvable:
-                unresolvable[name] = v.reason
-            else:
-                failed[name] = v.reason
-        return filter_result(args, passed, failed, unresolvable)
+        judged = self._judge(args)
+        names = args.names
+        if isinstance(judged, str):
+            return filter_result(args, [], {}, dict.fromkeys(names, judged))
+        found, verdicts = judged
+        fit = {c for c, v in verdicts.items() if v.reason is None}
+        if fit.issuperset(found):
+            return filter_result(args, list(names), {}, {})
+        # compress/zip/map keep the per-node loops in C: the per-class work is done above.
+        passed = list(compress(names, map(fit.__contains__, found)))
+        out = []
+        for want in (False, True):
+            kind = {
+                c for c, v in verdicts.items() if v.reason is not None and v.unresolvable is want
+            }
+            picked = list(map(kind.__contains__, found))
+            reason = {c: verdicts[c].reason for c in kind}
+            out.append(
+                dict(
+                    zip(
+                        compress(names, picked),
+                        map(reason.__getitem__, compress(found, picked)),
+                        strict=True,
+                    )
+                )
+            )
+        return filter_result(args, passed, out[0], out[1])
 
-    def prioritize(self, args: ExtenderArgs) -> list[dict[str, Any]]:
-        verdicts, pod_error = self._judge(args)
-        if pod_error is not None:
-            return priority_list([(n, 0) for n in args.names])
-        return priority_list([(n, v.score if v.reason is None else 0) for n, v in verdicts])
+    def prioritize(self, args: ExtenderArgs) -> tuple[list[str], list[int]]:
+        """Hosts and their scores, in the order given."""
+        judged = self._judge(args)
+        names = args.names
+        if isinstance(judged, str):
+            return names, [0] * len(names)
+        found, verdicts = judged
+        score = {c: v.score if v.reason is None else 0 for c, v in verdicts.items()}
+        return names, list(map(score.__getitem__, found))
 
     # --- bind -----------------------------------------------------------------------------
     def _pod_for(self, args: BindingArgs) -> dict[str, Any]:
