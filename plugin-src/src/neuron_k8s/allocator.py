@@ -267,3 +267,11 @@ def score(
     for p in placements:
         after |= mask(p.cores)
     return round(10 * bin(after).count("1") / healthy)
+
+
+@lru_cache(maxsize=4096)
+def candidates(shape: Shape, request: Request) -> tuple[int, ...]:
+    """Core masks of every topologically valid set for the request, ignoring usage. A request
+    fits a node exactly when one of them is free of its blocked cores, which is far cheaper to
+    test than choosing the best set: the extender's filter tests thousands of nodes."""
+    return tuple(_candidates(shape, request))
