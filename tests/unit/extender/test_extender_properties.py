@@ -15,11 +15,14 @@ from conftest import CORE, NEURON, binding_args, make_node, make_pod
 from extender_fakeapi import POD_PATH, Failure, FakeCluster
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from neuron_k8s.allocator import NoFit, Request, Resource, choose_all, score
+from neuron_k8s.extender.fit import evaluate
 from neuron_k8s.extender.protocol import parse_binding_args
 from neuron_k8s.extender.state import ClusterState
 from neuron_k8s.extender.verbs import Extender
 from neuron_k8s.kube import ApiError
 from neuron_k8s.pods import read_allocation
+from neuron_k8s.topology import shape_for
 
 NODE_TYPES = ["inf2.48xlarge", "inf2.24xlarge", "trn1.32xlarge", "inf1.6xlarge", "inf2.xlarge"]
 
@@ -151,3 +154,29 @@ def test_binds_and_departures_never_double_book_and_match_a_rebuild(node_types, 
         fresh = _rebuilt(cluster)
         assert state.usage() == fresh.usage()
         assert state.pod_uses() == fresh.pod_uses()
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(
+    itype=st.sampled_from(NODE_TYPES),
+    used_bits=st.integers(min_value=0, max_value=(1 << 32) - 1),
+    unhealthy_bits=st.integers(min_value=0, max_value=(1 << 16) - 1),
+    request=requests,
+)
+def test_filter_verdict_and_score_agree_with_what_bind_would_choose(
+    itype, used_bits, unhealthy_bits, request
+):
+    # filter tests for any free valid set; bind ranks them all. They must agree on whether
+    # one exists, and the score must not depend on which set is taken.
+    shape = shape_for(itype)
+    used = used_bits & ((1 << shape.cores) - 1)
+    unhealthy = unhealthy_bits & ((1 << shape.devices) - 1) if unhealthy_bits % 3 == 0 else 0
+    req = (Request(Resource(request[0]), request[1]),)
+    verdict = evaluate(shape, req, used, unhealthy)
+    try:
+        placements = choose_all(shape, req, used, unhealthy)
+    except NoFit:
+        assert verdict.reason is not None
+        return
+    assert verdict.reason is None
+    assert verdict.score == score(shape, placements, used, unhealthy)
