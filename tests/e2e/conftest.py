@@ -1,10 +1,11 @@
 """Fixtures and helpers for the end-to-end suite.
 
-The suite runs against the cluster named by `--kube-config` (pytest-helm-charts' option and its
-`kube_cluster` fixture). cluster/harness.py creates a kind cluster on this machine and sets
-NEURON_E2E_KIND_CLUSTER; the cases that need fake devices or a look inside nodes (testinfra over
-`docker exec`) run only then. Against any other cluster they are skipped, except in CI, where a
-missing kind cluster is an error: CI must run them for real.
+The suite runs against the cluster named by `--kubeconfig` (pytest-helm-charts' option, or
+KUBECONFIG) through pytest-helm-charts' `kube_cluster` fixture. cluster/harness.py creates a
+kind cluster on this machine and sets NEURON_E2E_KIND_CLUSTER; the cases that need fake
+devices or a look inside nodes (testinfra over `docker exec`) run only then. Against any other
+cluster they are skipped, except in CI, where a missing kind cluster is an error: CI must run
+them for real.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ import pytest
 import testinfra
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
+from pytest_helm_charts.clusters import Cluster as HelmChartsCluster
+from pytest_helm_charts.k8s.daemon_set import wait_for_daemon_sets_to_run
+from pytest_helm_charts.k8s.deployment import wait_for_deployments_to_run
 
 KIND_CLUSTER = os.environ.get("NEURON_E2E_KIND_CLUSTER", "")
 NAMESPACE = os.environ.get("NEURON_E2E_NAMESPACE", "neuron")
@@ -108,11 +112,27 @@ class Cluster:
         )
 
 
-@pytest.fixture(scope="session")
-def cluster(pytestconfig: pytest.Config) -> Cluster:
-    kubeconfig = pytestconfig.getoption("--kube-config") or os.environ.get("KUBECONFIG", "")
-    config.load_kube_config(config_file=kubeconfig)
-    return Cluster(client.CoreV1Api(), client.AppsV1Api(), kubeconfig)
+@pytest.fixture(scope="module")
+def cluster(kube_cluster: HelmChartsCluster, kube_config: str) -> Cluster:
+    config.load_kube_config(config_file=kube_config)
+    return Cluster(client.CoreV1Api(), client.AppsV1Api(), kube_config)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def release_running(kube_cluster: HelmChartsCluster) -> None:
+    """Each module starts with the chart's components running (on the harness's cluster, where
+    their names are known)."""
+    if not KIND_CLUSTER:
+        return
+    wait_for_daemon_sets_to_run(
+        kube_cluster.kube_client, [f"{RELEASE}-device-plugin"], NAMESPACE, timeout_sec=180
+    )
+    wait_for_deployments_to_run(
+        kube_cluster.kube_client,
+        [f"{RELEASE}-extender", f"{RELEASE}-scheduler"],
+        NAMESPACE,
+        timeout_sec=180,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -196,6 +216,17 @@ class Pods:
 
     def allocation(self, name: str) -> dict[str, Any]:
         return json.loads(self.get(name).metadata.annotations[ALLOCATION])
+
+    def wait_recorded(self, name: str, timeout: float = 30) -> None:
+        """Wait until the pod's allocation annotation names exactly the cores each container
+        got: the extender frees what the annotation says when the pod goes."""
+        got = {c.name: self.cores(name, c.name) for c in self.get(name).spec.containers}
+
+        def agree() -> bool:
+            recorded = {c["name"]: c["cores"] for c in self.allocation(name)["containers"]}
+            return recorded == got
+
+        wait_for(f"{name}'s annotation to match its cores {got}", agree, timeout)
 
     def scheduling_failure(self, name: str) -> str:
         """The latest FailedScheduling message of a pod."""

@@ -42,6 +42,7 @@ def test_a_burst_beyond_capacity_shares_no_core_and_waits_with_the_extenders_rea
         pod = pods.get(name)
         node = pod.spec.node_name
         cores = pods.cores(name)
+        pods.wait_recorded(name)
         instance_type = cluster.core.read_node(node).metadata.labels[INSTANCE_TYPE]
         assert len(cores) == 4 and contiguous(cores), f"{name} on {node}: {cores}"
         assert valid_on(instance_type, cores), f"{name} on {instance_type}: {cores}"

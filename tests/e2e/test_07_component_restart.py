@@ -1,6 +1,6 @@
 """Restarting the extender and the plugin while pods run: no double allocation afterwards."""
 
-from conftest import NAMESPACE, NEURONCORE, Cluster, Pods, needs_kind, wait_for
+from conftest import NAMESPACE, NEURONCORE, Cluster, Pods, contiguous, needs_kind, wait_for
 
 INF2 = "inf2.48xlarge"
 
@@ -32,17 +32,29 @@ def test_restarted_extender_and_plugin_rebuild_usage_from_the_pods(
     needs_kind()
     node = cluster.node_of_type(INF2)
     _, cores = cluster.allocatable(node)
-    holders = [pods.create(f"hold-{i}", [{NEURONCORE: cores // 3}], node=node) for i in range(3)]
-    for name in holders:
+    # Fill the node with two-core pods, then free every other pair: half the cores are free,
+    # but no four of them are contiguous. Only the extender's view of the pods knows that.
+    names = [pods.create(f"pair-{i:02d}", [{NEURONCORE: 2}], node=node) for i in range(cores // 2)]
+    for name in names:
         pods.wait_running(name)
-    held = {name: set(pods.cores(name)) for name in holders}
+        pods.wait_recorded(name)
+    by_start = sorted(names, key=lambda n: pods.cores(n)[0])
+    freed, kept = by_start[1::2], by_start[0::2]
+    pods.delete(*freed)
+    held = {name: set(pods.cores(name)) for name in kept}
 
     _restart(cluster, "extender")
     _restart(cluster, "device-plugin")
 
-    pods.create("late", [{NEURONCORE: 2}], node=node)
+    pods.create("late", [{NEURONCORE: 4}], node=node)
     pods.wait_unschedulable("late", "contiguous free")
-    pods.delete(holders[1])
+
+    # Free one more pair between two free ones: now there is room, and only there.
+    middle = kept[len(kept) // 2]
+    pods.delete(middle)
     pods.wait_running("late")
-    late = set(pods.cores("late"))
-    assert late <= held[holders[1]], f"late got {late}, freed were {held[holders[1]]}"
+    late = pods.cores("late")
+    assert len(late) == 4 and contiguous(late), late
+    still_held = set().union(*(cores for name, cores in held.items() if name != middle))
+    assert not set(late) & still_held, f"late got {late}, still held: {sorted(still_held)}"
+    assert set(late) & held[middle], "late should use the pair freed last"
