@@ -114,6 +114,14 @@ def allocation_annotations(
     }
 
 
+def placement_annotations(node: str, allocations: Sequence[ContainerAllocation]) -> dict[str, str]:
+    """Only the two keys that say which IDs each container has (ALLOCATION and
+    AWS_NEURON_IDS), in the exact form allocation_annotations writes: what the device plugin
+    merge-patches when it corrects a pod's record to what its containers were really given."""
+    keys = allocation_annotations(node, allocations, 0)
+    return {AWS_NEURON_IDS: keys[AWS_NEURON_IDS], ALLOCATION: keys[ALLOCATION]}
+
+
 def merge_patch(annotations: Mapping[str, str | None]) -> dict[str, Any]:
     """A JSON merge patch that sets (or, with None, removes) single annotation keys and leaves
     every other key of the pod alone."""

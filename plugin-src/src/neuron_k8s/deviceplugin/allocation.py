@@ -9,12 +9,20 @@ Allocate has two paths:
 - kubelet: no such pod (no extender, or no API): the kubelet's IDs, which GetPreferredAllocation
   steered to a valid contiguous set.
 Either way the set is checked against the ledger, and refused if any core is in use.
+
+The guess can be wrong: when the kubelet admits identical pods in another order than their
+NEURON_ALLOC_TIME, pod B's container receives the set planned for pod A and the other way
+round. Every container still has a set of its own, but the annotations, from which the
+extender derives what is in use, would lie. reconcile() (after each PodResources poll, which
+comes about a second after every Allocate) compares what each container really got (the
+ledger's truth) with the pod's annotation and merge-patches ALLOCATION and AWS_NEURON_IDS of
+every pod whose annotation differs.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import grpc
@@ -29,9 +37,14 @@ from neuron_k8s.allocator import (
     placement_of,
 )
 from neuron_k8s.logs import get_logger
-from neuron_k8s.pods import ContainerAllocation, visible_cores_env
+from neuron_k8s.pods import (
+    NEURON_ALLOCATED,
+    ContainerAllocation,
+    placement_annotations,
+    visible_cores_env,
+)
 
-from .ledger import Grant, PodRecord, Use, cores_of, ids_of
+from .ledger import Given, Grant, PodRecord, Use, cores_of, ids_of
 from .metrics import Metrics
 from .podresources import PodResourcesClient
 from .podview import PodSource
@@ -69,13 +82,17 @@ class AllocationService:
         metrics: Metrics,
         pods: PodSource | None = None,
         podresources: PodResourcesClient | None = None,
+        on_granted: Callable[[], None] | None = None,
     ) -> None:
         self.state = state
         self.metrics = metrics
         self.pods = pods
         self.podresources = podresources
-        # pod uid -> containers whose IDs were handed out (kept until the pod leaves the view)
-        self._handed: dict[str, set[str]] = {}
+        # Called after every successful Allocate (the plugin polls PodResources soon after).
+        self.on_granted = on_granted
+        # pod uid -> the last correction patched onto it (not patched twice while the watch
+        # has not yet delivered it)
+        self._patched: dict[str, dict[str, str]] = {}
 
     # --- input ---------------------------------------------------------------------------
     def parse_ids(self, resource: Resource, ids: Sequence[str]) -> tuple[int, ...]:
@@ -101,28 +118,29 @@ class AllocationService:
         return tuple(sorted(out))
 
     # --- extender annotations ------------------------------------------------------------
-    def _done(self, record: PodRecord) -> set[str]:
-        done = set(self._handed.get(record.uid, ()))
-        view = self.state.ledger.kubelet or {}
-        for c in record.containers:
-            # After a plugin restart, the kubelet still knows which containers it allocated.
-            if c.placement.resource in view.get((record.namespace, record.name, c.container), {}):
-                done.add(c.container)
-        return done
-
-    def _next(self, resource: Resource, count: int) -> tuple[PodRecord, ContainerAllocation] | None:
+    def _next(
+        self, resource: Resource, count: int, taken: dict[str, set[str]] | None = None
+    ) -> tuple[PodRecord, ContainerAllocation] | None:
         """The pod and container the kubelet is most likely admitting: the oldest pod not yet
-        fully handed out whose next container of this resource asks for `count` IDs."""
+        fully handed out whose next container of this resource asks for `count` IDs (`taken`:
+        containers matched earlier in the same call). Sets are the ledger's effective ones:
+        a pod whose planned set went to another pod is served the set that pod was planned."""
+        ledger = self.state.ledger
+        done, reopened = ledger.progress()
         records = sorted(
-            (r for r in self.state.ledger.pods.values() if r.holds and not r.allocated),
+            (
+                r
+                for r in ledger.effective_pods().values()
+                if r.holds and (not r.allocated or r.uid in reopened)
+            ),
             key=lambda r: (r.alloc_time, r.created, r.key),
         )
         for record in records:
-            done = self._done(record)
+            finished = done.get(record.uid, set()) | (taken or {}).get(record.uid, set())
             pending = [
                 c
                 for c in record.containers
-                if c.container not in done and c.placement.resource is resource
+                if c.container not in finished and c.placement.resource is resource
             ]
             if pending and len(pending[0].placement.ids) == count:
                 return record, pending[0]
@@ -196,6 +214,8 @@ class AllocationService:
                 self.pods.relist()
         with self.state.lock:
             grants, finished = self._allocate_locked(resource, parsed)
+        if self.on_granted is not None:
+            self.on_granted()
         for record in finished:
             if self.pods is not None and self.pods.mark_allocated(record):
                 with self.state.lock:
@@ -209,12 +229,11 @@ class AllocationService:
     ) -> tuple[list[ContainerGrant], list[PodRecord]]:
         shape = self.state.shape
         ledger = self.state.ledger
-        self._handed = {uid: c for uid, c in self._handed.items() if uid in ledger.pods}
         planned: list[tuple[Placement, str, PodRecord | None, str | None, tuple[int, ...]]] = []
         claimed = 0
         taken: dict[str, set[str]] = {}
         for ids in parsed:
-            found = self._next_excluding(resource, len(ids), taken) if self.pods else None
+            found = self._next(resource, len(ids), taken) if self.pods else None
             if found:
                 record, container = found
                 placement, source = container.placement, "extender"
@@ -260,6 +279,17 @@ class AllocationService:
         now = time.monotonic()
         grants, touched = [], {}
         for placement, source, record, cname, kubelet_ids in planned:
+            # Before the grant: remembering drops older records of the same kubelet IDs.
+            ledger.remember(
+                Given(
+                    resource,
+                    kubelet_ids,
+                    placement,
+                    record.uid if record else None,
+                    record.key if record else None,
+                    cname,
+                )
+            )
             ledger.grant(
                 Grant(
                     resource,
@@ -271,8 +301,7 @@ class AllocationService:
                     kubelet_ids if source == "kubelet" else None,
                 )
             )
-            if record is not None and cname is not None:
-                self._handed.setdefault(record.uid, set()).add(cname)
+            if record is not None:
                 touched[record.uid] = record
             self.metrics.allocations.labels(resource.value, source).inc()
             grants.append(
@@ -292,25 +321,63 @@ class AllocationService:
                 ids=_ids_text(placement.ids),
                 cores=_ids_text(placement.cores),
             )
+        done, _ = ledger.progress()
         finished = [
-            r for r in touched.values() if {c.container for c in r.containers} <= self._done(r)
+            r
+            for r in touched.values()
+            if {c.container for c in r.containers} <= done.get(r.uid, set())
         ]
         self.state.refresh()
         return grants, finished
 
-    def _next_excluding(
-        self, resource: Resource, count: int, taken: dict[str, set[str]]
-    ) -> tuple[PodRecord, ContainerAllocation] | None:
-        """_next, treating containers matched earlier in this same call as handed out."""
-        if not taken:
-            return self._next(resource, count)
-        saved = {uid: set(c) for uid, c in self._handed.items()}
-        try:
-            for uid, names in taken.items():
-                self._handed.setdefault(uid, set()).update(names)
-            return self._next(resource, count)
-        finally:
-            self._handed = saved
+    # --- reconciling the annotations with the truth --------------------------------------
+    def reconcile(self) -> int:
+        """Merge-patch ALLOCATION and AWS_NEURON_IDS of every pod on this node whose
+        annotation differs from what its containers really got (or, for a pod still waiting,
+        from the set it inherits from such a swap), and NEURON_ALLOCATED=false on a pod that
+        was marked but whose set went to another pod. Returns how many pods were patched."""
+        if self.pods is None:
+            return 0
+        with self.state.lock:
+            ledger = self.state.ledger
+            effective = ledger.effective_pods()
+            truth = ledger.truth()
+            _, reopened = ledger.progress()
+            self._patched = {u: p for u, p in self._patched.items() if u in ledger.pods}
+            todo: list[tuple[PodRecord, PodRecord, dict[str, str], str]] = []
+            for uid, record in ledger.pods.items():
+                now = effective[uid]
+                if not record.holds:
+                    continue
+                notes: dict[str, str] = {}
+                if now.containers != record.containers:
+                    notes.update(placement_annotations(self.pods.node, now.containers))
+                if uid in reopened and record.allocated:
+                    notes[NEURON_ALLOCATED] = "false"
+                if not notes or self._patched.get(uid) == notes:
+                    continue
+                admitted = all(
+                    c.placement.resource
+                    in truth.get((record.namespace, record.name, c.container), {})
+                    for c in record.containers
+                )
+                todo.append((record, now, notes, "admitted" if admitted else "pending"))
+        patched = 0
+        for record, now, notes, kind in todo:
+            if not self.pods.patch_annotations(record, notes):
+                continue
+            patched += 1
+            self._patched[record.uid] = notes
+            if now.containers != record.containers:
+                self.metrics.corrected.labels(kind).inc()
+                log.warning(
+                    "allocation corrected",
+                    pod=record.key,
+                    old=_sets_text(record.containers),
+                    new=_sets_text(now.containers),
+                    kind=kind,
+                )
+        return patched
 
     def _conflict_message(
         self, resource: Resource, placement: Placement, conflicts: list[Use], within: int
@@ -330,6 +397,14 @@ class AllocationService:
                 "in one call"
             )
         return f"refusing {resource.value} {_ids_text(placement.ids)}: " + "; ".join(parts)
+
+
+def _sets_text(containers: Sequence[ContainerAllocation]) -> str:
+    """main=aws.amazon.com/neuroncore:4,5 side=...: what each container has, for the log."""
+    return " ".join(
+        f"{c.container}={c.placement.resource.value}:{_ids_text(c.placement.ids)}"
+        for c in containers
+    )
 
 
 def _contiguous(cores: Sequence[int]) -> bool:

@@ -11,6 +11,14 @@ not know that core 2 sits on device 1. The plugin does, so it keeps one ledger o
 - the plugin's own recent grants, until one of the above shows them (or a TTL passes), which
   closes the window between Allocate and the next PodResources poll.
 
+The annotation says what the extender planned, not necessarily what a container got: Allocate
+carries no pod identity, so the plugin guesses which pod the kubelet is admitting, and when the
+kubelet admits identical pods in another order, two pods swap their sets. The plugin remembers
+what it answered for each set of kubelet IDs (Given); joined with PodResources (which pod and
+container holds those kubelet IDs), that is the truth, and it wins over the annotation
+(effective_pods). A pod still waiting whose planned set went to another pod that way inherits
+the set that pod had been planned.
+
 It answers two questions: which cores are in use (GetPreferredAllocation steers away from
 them, Allocate refuses sets that overlap them), and which IDs of a resource are in use through
 something the kubelet does not know under that ID (the plugin reports those as Unhealthy so
@@ -21,7 +29,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from neuron_k8s.allocator import Placement, Resource, indices, mask, placement_of
@@ -183,6 +191,24 @@ class Grant:
     kubelet_ids: tuple[int, ...] | None = None
 
 
+@dataclass(frozen=True)
+class Given:
+    """What the plugin answered for one container request: the kubelet's IDs, the set it put
+    in the environment, and the pod and container it believed it was serving (None: the
+    kubelet's own IDs, no pod guessed)."""
+
+    resource: Resource
+    kubelet_ids: tuple[int, ...]
+    placement: Placement
+    uid: str | None = None
+    pod: str | None = None
+    container: str | None = None
+
+
+# (namespace, pod, container) -> resource -> what that container was really given
+Truth = dict[tuple[str, str, str], dict[Resource, Given]]
+
+
 @dataclass
 class Ledger:
     shape: Shape
@@ -191,6 +217,8 @@ class Ledger:
     kubelet: KubeletView | None = None
     pods: dict[str, PodRecord] = field(default_factory=dict)
     grants: list[Grant] = field(default_factory=list)
+    # (resource, kubelet IDs) -> the answer; at most one per kubelet ID (see remember)
+    given: dict[tuple[Resource, tuple[int, ...]], Given] = field(default_factory=dict)
 
     # --- sources -------------------------------------------------------------------------
     def set_kubelet(self, view: KubeletView | None) -> None:
@@ -207,6 +235,20 @@ class Ledger:
 
     def grant(self, g: Grant) -> None:
         self.grants.append(g)
+
+    def remember(self, g: Given) -> None:
+        """Record an Allocate answer. The kubelet hands out the same IDs of a resource again
+        only once their holder is gone, so older answers and PodResources entries with any of
+        these IDs are dropped (this also bounds the memory: one answer per kubelet ID)."""
+        ids = tuple(sorted(g.kubelet_ids))
+        fresh = set(ids)
+        self.given = {
+            k: v
+            for k, v in self.given.items()
+            if not (v.resource is g.resource and fresh & set(v.kubelet_ids))
+        }
+        self.forget_reused(g.resource, ids)
+        self.given[(g.resource, ids)] = replace(g, kubelet_ids=ids)
 
     def forget_reused(self, resource: Resource, kubelet_ids: Iterable[int]) -> None:
         """The kubelet never hands out an ID of a resource that it still has assigned, so when
@@ -226,6 +268,103 @@ class Ledger:
                         self.kubelet[key] = by_res
                     else:
                         del self.kubelet[key]
+
+    # --- the truth ---------------------------------------------------------------------
+    def truth(self) -> Truth:
+        """What each container the kubelet lists was really given, where the plugin remembers
+        its answer for those kubelet IDs (not after a plugin restart)."""
+        out: Truth = {}
+        for key, by_res in (self.kubelet or {}).items():
+            for resource, ids in by_res.items():
+                g = self.given.get((resource, tuple(sorted(ids))))
+                if g is not None:
+                    out.setdefault(key, {})[resource] = g
+        return out
+
+    def effective_pods(self) -> dict[str, PodRecord]:
+        """The pod records with each container's set replaced by what it really got (truth),
+        and a pending container whose planned set is really held by another pod moved to a
+        set freed that way (same resource and size, overlapping nothing held or planned)."""
+        truth = self.truth()
+        out: dict[str, PodRecord] = {}
+        held = 0
+        displaced: list[Placement] = []
+        pending: list[tuple[str, int]] = []
+        for uid, r in self.pods.items():
+            containers = list(r.containers)
+            for i, c in enumerate(containers):
+                g = truth.get((r.namespace, r.name, c.container), {}).get(c.placement.resource)
+                if g is None:
+                    pending.append((uid, i))
+                    continue
+                if r.holds:
+                    held |= mask(g.placement.cores)
+                if g.placement != c.placement:
+                    containers[i] = ContainerAllocation(c.container, g.placement)
+                    displaced.append(c.placement)
+            out[uid] = (
+                replace(r, containers=tuple(containers)) if containers != list(r.containers) else r
+            )
+        if not displaced:
+            return out
+        planned = held
+        stuck: list[tuple[str, int]] = []
+        for uid, i in pending:
+            r = out[uid]
+            if not r.holds:
+                continue
+            cores = mask(r.containers[i].placement.cores)
+            if cores & held:
+                stuck.append((uid, i))
+            else:
+                planned |= cores
+        stuck.sort(key=lambda k: (out[k[0]].alloc_time, out[k[0]].created, out[k[0]].key, k[1]))
+        for uid, i in stuck:
+            r = out[uid]
+            want = r.containers[i].placement
+            for p in displaced:
+                if (
+                    p.resource is want.resource
+                    and len(p.ids) == len(want.ids)
+                    and not mask(p.cores) & planned
+                ):
+                    planned |= mask(p.cores)
+                    containers = list(r.containers)
+                    containers[i] = ContainerAllocation(containers[i].container, p)
+                    out[uid] = replace(r, containers=tuple(containers))
+                    break
+        return out
+
+    def progress(self) -> tuple[dict[str, set[str]], set[str]]:
+        """Which containers of each pod (by uid) have been handed their set, and which pods
+        were believed served but really were not (an answer meant for them went to another
+        pod, and the kubelet shows nothing for them yet): those wait for their set again."""
+        view = self.kubelet or {}
+        listed: dict[tuple[Resource, tuple[int, ...]], tuple[str, str, str]] = {}
+        for key, by_res in view.items():
+            for resource, ids in by_res.items():
+                listed[(resource, tuple(sorted(ids)))] = key
+        done: dict[str, set[str]] = {}
+        for r in self.pods.values():
+            for c in r.containers:
+                # After a plugin restart, the kubelet still knows which containers it allocated.
+                if c.placement.resource in view.get((r.namespace, r.name, c.container), {}):
+                    done.setdefault(r.uid, set()).add(c.container)
+        wrong: list[Given] = []
+        for key, g in self.given.items():
+            if g.uid is None or g.container is None:
+                continue
+            holder = listed.get(key)
+            if holder is None:
+                done.setdefault(g.uid, set()).add(g.container)  # not listed yet: trust the guess
+            elif (f"{holder[0]}/{holder[1]}", holder[2]) != (g.pod, g.container):
+                wrong.append(g)  # another container really got it
+        reopened = {
+            g.uid
+            for g in wrong
+            if g.uid in self.pods and g.container not in done.get(str(g.uid), set())
+        }
+        return done, reopened
 
     # --- questions -----------------------------------------------------------------------
     def _prune(self) -> None:
@@ -248,7 +387,8 @@ class Ledger:
         self._prune()
         out: list[Use] = []
         annotated = {(r.namespace, r.name) for r in self.pods.values()}
-        for r in self.pods.values():
+        truth = self.truth()
+        for r in self.effective_pods().values():
             if not r.holds:
                 continue
             for c in r.containers:
@@ -265,8 +405,22 @@ class Ledger:
                 )
         for (ns, pod, container), by_res in (self.kubelet or {}).items():
             if (ns, pod) in annotated:
-                continue  # the annotation has the real IDs; the kubelet's may differ
+                continue  # counted above, from the truth or the annotation
             for resource, ids in by_res.items():
+                g = truth.get((ns, pod, container), {}).get(resource)
+                if g is not None:
+                    # The plugin's answer for these kubelet IDs: what the container really has.
+                    out.append(
+                        Use(
+                            f"{ns}/{pod}/{container}",
+                            resource,
+                            g.placement.ids,
+                            mask(g.placement.cores),
+                            f"{ns}/{pod}",
+                            container,
+                        )
+                    )
+                    continue
                 out.append(
                     Use(
                         f"{ns}/{pod}/{container}",
@@ -313,7 +467,7 @@ class Ledger:
         for g in self.grants:
             if g.resource is resource and g.kubelet_ids:
                 known.update(g.kubelet_ids)
-        for r in self.pods.values():
+        for r in self.effective_pods().values():
             for c in r.containers:
                 if c.placement.resource is resource:
                     # The kubelet will hand these out (GetPreferredAllocation steers it there);

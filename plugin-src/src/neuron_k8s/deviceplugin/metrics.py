@@ -59,6 +59,13 @@ class Metrics:
             ["resource"],
             registry=r,
         )
+        self.corrected = Counter(
+            "neuron_device_plugin_allocations_corrected",
+            "Pods whose allocation annotations were rewritten to what their containers really "
+            "got (admitted) or, for a pod still waiting, to the set a swap left for it (pending).",
+            ["kind"],
+            registry=r,
+        )
         self.errors = Counter(
             "neuron_device_plugin_errors",
             "Errors, by kind.",

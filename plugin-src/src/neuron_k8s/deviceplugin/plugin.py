@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from dataclasses import dataclass
 
 from neuron_k8s.kube import ApiError, KubeClient
@@ -54,6 +55,9 @@ class Config:
     health_interval: float = 1.0
     registration_interval: float = 0.5
     pod_resources_interval: float = 5.0
+    # After an Allocate, poll PodResources this soon (the kubelet lists the container once it
+    # has admitted it), so that a wrong annotation is corrected within seconds.
+    pod_resources_soon: float = 1.0
 
     @property
     def fake(self) -> bool:
@@ -97,6 +101,9 @@ class Plugin:
         self._annotator: NodeAnnotator | None = None
         self._podresources: PodResourcesClient | None = None
         self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._allocation: AllocationService | None = None
+        self.polls = 0  # PodResources polls done (tests wait on it)
         self._poller: threading.Thread | None = None
 
     # --- assembly ------------------------------------------------------------------------
@@ -165,7 +172,9 @@ class Plugin:
             self._annotator = NodeAnnotator(self.client, c.node_name, self.metrics)
         if c.pod_resources_socket:
             self._podresources = PodResourcesClient(c.pod_resources_socket)
-        allocation = AllocationService(state, self.metrics, self._pods, self._podresources)
+        allocation = self._allocation = AllocationService(
+            state, self.metrics, self._pods, self._podresources, self._wake.set
+        )
 
         def on_health(unhealthy: frozenset[int]) -> None:
             state.set_unhealthy(unhealthy)
@@ -210,14 +219,26 @@ class Plugin:
                 # safer than none: stale entries can only cause refusals, never sharing.
                 state.ledger.set_kubelet(view)
             state.refresh()  # also lets expired grants go
+        if view is not None and self._allocation is not None:
+            self._allocation.reconcile()
+        self.polls += 1
 
     def _poll(self) -> None:
-        while not self._stop.wait(self.config.pod_resources_interval):
+        c = self.config
+        due = time.monotonic() + c.pod_resources_interval
+        while not self._stop.is_set():
+            if self._wake.wait(max(due - time.monotonic(), 0)):
+                self._wake.clear()
+                due = min(due, time.monotonic() + c.pod_resources_soon)
+                continue
+            if self._stop.is_set():
+                return
             try:
                 self._poll_kubelet()
             except Exception as err:
                 self.metrics.errors.labels("pod_resources").inc()
                 log.error("pod resources poll failed", error=str(err), exc_info=True)
+            due = time.monotonic() + c.pod_resources_interval
 
     def _live(self) -> tuple[bool, str]:
         if self.manager is None or not all(s.serving() for s in self.manager.servers):
@@ -234,6 +255,7 @@ class Plugin:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self.state is not None:
             self.state.stop()  # ends ListAndWatch streams promptly
         if self.manager is not None:

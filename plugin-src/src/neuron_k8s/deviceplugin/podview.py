@@ -1,5 +1,6 @@
 """The pods bound to this node that carry an allocation from the extender, kept current by a
-watch (a Reflector), and the one write the plugin makes to them: NEURON_ALLOCATED=true."""
+watch (a Reflector), and the writes the plugin makes to them (merge patches of single keys):
+NEURON_ALLOCATED=true, and corrections of the allocation annotations."""
 
 from __future__ import annotations
 
@@ -68,6 +69,17 @@ class PodSource:
             log.warning("listing pods failed", node=self.node, error=str(err))
             return False
         self._on_synced(doc.get("items") or [])
+        return True
+
+    def patch_annotations(self, record: PodRecord, annotations: dict[str, str]) -> bool:
+        """Merge-patch single annotation keys of the pod, leaving every other one."""
+        path = f"/api/v1/namespaces/{record.namespace}/pods/{record.name}"
+        try:
+            self.client.merge_patch(path, merge_patch(dict(annotations)))
+        except ApiError as err:
+            self._metrics.errors.labels("api_patch").inc()
+            log.warning("patching pod annotations failed", pod=record.key, error=str(err))
+            return False
         return True
 
     def mark_allocated(self, record: PodRecord) -> bool:
