@@ -17,6 +17,7 @@ from neuron_k8s.pods import (
     container_requests,
     merge_patch,
     parse_id_list,
+    placement_annotations,
     read_allocation,
     visible_cores_env,
 )
@@ -92,3 +93,20 @@ def test_asking_for_both_resources_in_one_container_is_refused() -> None:
 def test_unreadable_allocation_annotation_is_bad() -> None:
     with pytest.raises(BadPod):
         read_allocation(pod([], {ALLOCATION: "{not json"}))
+
+
+@settings(max_examples=40, deadline=None)
+@given(shapes, st.data())
+def test_placement_annotations_are_the_id_keys_of_the_bind_annotations(
+    shape: Shape, data: st.DataObject
+) -> None:
+    count = data.draw(st.integers(1, shape.cores), label="count")
+    try:
+        (placement,) = choose_all(shape, [Request(Resource.NEURONCORE, count)], 0)
+    except NoFit:
+        return
+    allocations = [ContainerAllocation("main", placement)]
+    keys = placement_annotations("n1", allocations)
+    full = allocation_annotations("n1", allocations, 123)
+    assert keys == {AWS_NEURON_IDS: full[AWS_NEURON_IDS], ALLOCATION: full[ALLOCATION]}
+    assert read_allocation({"metadata": {"annotations": keys}}) == ("n1", allocations)

@@ -352,15 +352,18 @@ class AllocationService:
                 notes: dict[str, str] = {}
                 if now.containers != record.containers:
                     notes.update(placement_annotations(self.pods.node, now.containers))
-                if uid in reopened and record.allocated:
-                    notes[NEURON_ALLOCATED] = "false"
-                if not notes or self._patched.get(uid) == notes:
-                    continue
                 admitted = all(
                     c.placement.resource
                     in truth.get((record.namespace, record.name, c.container), {})
                     for c in record.containers
                 )
+                if uid in reopened and record.allocated:
+                    notes[NEURON_ALLOCATED] = "false"
+                elif notes and admitted and not record.allocated:
+                    # Its containers were served under another pod's name: never marked.
+                    notes[NEURON_ALLOCATED] = "true"
+                if not notes or self._patched.get(uid) == notes:
+                    continue
                 todo.append((record, now, notes, "admitted" if admitted else "pending"))
         patched = 0
         for record, now, notes, kind in todo:
