@@ -155,6 +155,23 @@ def test_unhealthy_devices_are_annotated_on_the_node_with_a_single_key_patch(
     )
 
 
+def test_stopping_the_plugin_removes_its_node_annotation(
+    kubelet: FakeKubelet, start_plugin: StartPlugin, api: FakeApi, short_dir: str
+) -> None:
+    api.add_node(NODE)
+    kubeconfig = api.kubeconfig(os.path.join(short_dir, "kubeconfig"))
+    plugin = start_plugin(fake_instance_type="inf2.xlarge", kubeconfig=kubeconfig, node_name=NODE)
+
+    def annotations() -> dict[str, str]:
+        return api.nodes[NODE]["metadata"].get("annotations", {})
+
+    wait_until(lambda: UNHEALTHY_DEVICES in annotations(), 5, "annotation written")
+    api.nodes[NODE]["metadata"]["annotations"]["other"] = "kept"
+    plugin.stop()
+    assert UNHEALTHY_DEVICES not in annotations()
+    assert annotations()["other"] == "kept"
+
+
 # --- GetPreferredAllocation ---
 def test_preferred_allocation_on_trn1_32xlarge_is_an_aligned_block(
     kubelet: FakeKubelet, start_plugin: StartPlugin

@@ -52,9 +52,23 @@ class NodeAnnotator:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop writing, then take the annotation off the node (best effort): a plugin that
+        is gone has no say about the node's devices, and an uninstall leaves nothing behind."""
         with self._wake:
             self._stopped = True
             self._wake.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)  # no write of the thread may land after the removal
+        if self._written is None:
+            return
+        try:
+            self._client.merge_patch(
+                f"/api/v1/nodes/{self._node}",
+                {"metadata": {"annotations": {UNHEALTHY_DEVICES: None}}},
+            )
+            log.info("node annotation removed", node=self._node)
+        except ApiError as err:
+            log.warning("node annotation not removed", node=self._node, error=str(err))
 
     def set(self, unhealthy: frozenset[int]) -> None:
         with self._wake:
