@@ -263,18 +263,27 @@ def load() -> None:
 
 
 def install() -> None:
+    # The image tag stays the same across rebuilds; an annotation with the image's build stamp
+    # rolls the pods when a reused cluster gets a new build.
+    stamp = (IMAGES / "neuron-k8s.tar.stamp").read_text().strip()
+    roll = [
+        f"--set-string={c}.podAnnotations.neuron-k8s/build={stamp}"
+        for c in ("devicePlugin", "extender")
+    ]
+    chart = str(ROOT / "charts/neuron")
     run(
         [
             "helm",
             "upgrade",
             "--install",
             RELEASE,
-            str(ROOT / "charts/neuron"),
+            chart,
             "--namespace",
             NAMESPACE,
             "--create-namespace",
             "-f",
             str(KIND_VALUES),
+            *roll,
             "--wait",
             "--timeout",
             "5m",
