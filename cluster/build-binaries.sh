@@ -13,7 +13,7 @@ export CGO_ENABLED=0
 
 OUT=$out bash "$here/k8s/build.sh"
 
-if ! "$out/etcd" --version 2>/dev/null | grep -q "etcd Version: ${ETCD_VERSION#v}"; then
+if ! "$out/etcd" --version 2>/dev/null | grep >/dev/null "etcd Version: ${ETCD_VERSION#v}"; then
   start=$SECONDS
   (cd "$here/etcd" && go build -trimpath -ldflags "-s -w" -o "$out/etcd" go.etcd.io/etcd/server/v3)
   echo "etcd: built $ETCD_VERSION in $((SECONDS - start))s"
@@ -21,12 +21,13 @@ fi
 
 # CoreDNS and kind have no replace directives, so `go install` builds them as published.
 gobin_install() {  # name module version check-string
-  if ! "$out/$1" --version 2>/dev/null | grep -q "$4"; then
+  # grep without -q reads all: with pipefail, an early exit would fail the pipeline.
+  if ! "$out/$1" --version 2>/dev/null | grep "$4" >/dev/null; then
     start=$SECONDS
     GOBIN=$out go install -trimpath -ldflags "-s -w" "$2@$3"
     echo "$1: built $3 in $((SECONDS - start))s"
   fi
 }
 gobin_install coredns github.com/coredns/coredns "$COREDNS_VERSION" "CoreDNS-${COREDNS_VERSION#v}"
-gobin_install kind sigs.k8s.io/kind "$KIND_VERSION" "kind $KIND_VERSION"
+gobin_install kind sigs.k8s.io/kind "$KIND_VERSION" "kind version ${KIND_VERSION#v}"
 echo "binaries: ready in $out"

@@ -91,8 +91,12 @@ in_overlay() {  # base-dir upper-dir command...
   mount -t overlay overlay -o "lowerdir=$base,upperdir=$upper,workdir=$work" "$merged"
   mount -t proc proc "$merged/proc"
   cp /etc/resolv.conf "$merged/etc/resolv.conf"
+  # Trust what this machine trusts (its package registries may sit behind its own CA), and use
+  # its pip index when it names one.
+  cp /etc/ssl/certs/ca-certificates.crt "$merged/tmp/host-ca.crt"
   local rc=0
-  chroot "$merged" "$@" || rc=$?
+  chroot "$merged" env -u PIP_FIND_LINKS PIP_CERT=/tmp/host-ca.crt SSL_CERT_FILE=/tmp/host-ca.crt \
+    ${PIP_INDEX_URL:+PIP_INDEX_URL="$PIP_INDEX_URL"} "$@" || rc=$?
   umount "$merged/proc"
   umount "$merged"
   rm -rf "$work" "$merged" "$upper/etc/resolv.conf" "$upper/root/.cache" "$upper/tmp"/* 2>/dev/null || true

@@ -306,7 +306,7 @@ def tests(extra: list[str]) -> None:
         "-m",
         "pytest",
         str(ROOT / "tests/e2e"),
-        "--kube-config",
+        "--kubeconfig",
         e["KUBECONFIG"],
         *extra,
     ]
