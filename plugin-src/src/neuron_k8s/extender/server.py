@@ -67,6 +67,11 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("http", client=self.client_address[0], message=format % args)
 
+    def handle(self) -> None:
+        # A client closing its kept-alive connection abruptly is routine, not an error.
+        with contextlib.suppress(ConnectionError):
+            super().handle()
+
     # --- plumbing -------------------------------------------------------------------------
     def _send(
         self,

@@ -188,20 +188,24 @@ class Extender:
         fit = {c for c, v in verdicts.items() if v.reason is None}
         if fit.issuperset(found):
             return filter_result(args, list(names), {}, {})
-        # compress/zip/map keep the per-node loops in C: the per-class work is done above.
+        # compress/filter/map keep the per-node loops in C: the per-class work is done above.
         passed = list(compress(names, map(fit.__contains__, found)))
         out = []
         for want in (False, True):
-            kind = {
-                c for c, v in verdicts.items() if v.reason is not None and v.unresolvable is want
+            reason = {
+                c: v.reason
+                for c, v in verdicts.items()
+                if v.reason is not None and v.unresolvable is want
             }
-            picked = list(map(kind.__contains__, found))
-            reason = {c: verdicts[c].reason for c in kind}
+            if not reason:
+                out.append({})
+                continue
+            hit = reason.__contains__
             out.append(
                 dict(
                     zip(
-                        compress(names, picked),
-                        map(reason.__getitem__, compress(found, picked)),
+                        compress(names, map(hit, found)),
+                        map(reason.__getitem__, filter(hit, found)),
                         strict=True,
                     )
                 )
