@@ -382,6 +382,7 @@ class ClusterState:
         return (p.node, p.cores) if p is not None else None
 
     def used_without(self, node: str, uid: str) -> int:
+        """Cores held on `node` by anything but pod `uid` ("" for all of it)."""
         with self._lock:
             used = 0
             for holder, cores in self._holders.get(node, {}).items():

@@ -153,7 +153,7 @@ class Extender:
         requests = tuple(c.request for c in creqs)
         node_class, classes = self.state.index
         found: list[int | None] = list(map(node_class.get, names))
-        if args.node_items is not None and None in found:
+        if args.node_names is None and args.node_items is not None and None in found:
             # nodeCacheCapable: false passes the objects: judge nodes not watched yet by them.
             for i, node in enumerate(args.node_items):
                 if found[i] is None:
@@ -176,7 +176,7 @@ class Extender:
         """The class of a node object the watch has not shown yet, with whatever usage pods
         already record on it."""
         shape, problem, unhealthy = read_node(node, self.state.instance_type_label)
-        used = self.state.usage().get(node["metadata"]["name"], 0) if shape else 0
+        used = self.state.used_without(node["metadata"]["name"], "") if shape else 0
         return classes.intern(shape, used, unhealthy, problem)
 
     def filter(self, args: ExtenderArgs) -> dict[str, Any]:
