@@ -376,8 +376,14 @@ class FakeApi:
         with self._lock:
             return copy.deepcopy(self.pods[(namespace, name)])
 
-    def add_node(self, name: str, labels: dict[str, str] | None = None) -> None:
-        self.nodes[name] = {"kind": "Node", "metadata": {"name": name, "labels": labels or {}}}
+    def add_node(
+        self,
+        name: str,
+        labels: dict[str, str] | None = None,
+        annotations: dict[str, str] | None = None,
+    ) -> None:
+        meta = {"name": name, "labels": labels or {}, "annotations": annotations or {}}
+        self.nodes[name] = {"kind": "Node", "metadata": meta}
 
     def kubeconfig(self, path: str) -> str:
         doc = {

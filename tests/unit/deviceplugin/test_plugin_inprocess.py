@@ -137,34 +137,57 @@ def test_unhealthy_devices_are_annotated_on_the_node_with_a_single_key_patch(
     def annotation() -> str | None:
         return api.nodes[NODE]["metadata"].get("annotations", {}).get(UNHEALTHY_DEVICES)
 
-    wait_until(lambda: annotation() == "", 5, "initial empty annotation")
     with open(health, "w") as f:
         f.write("3\n1\n")
     wait_until(lambda: annotation() == "1,3", 5, "annotation 1,3")
-    os.unlink(health)
-    wait_until(lambda: annotation() == "", 5, "annotation cleared")
     node_patches = [b for p, _, b in api.patches if p == f"/api/v1/nodes/{NODE}"]
-    assert all(
-        b
-        == {
-            "metadata": {
-                "annotations": {UNHEALTHY_DEVICES: b["metadata"]["annotations"][UNHEALTHY_DEVICES]}
-            }
-        }
-        for b in node_patches
+    assert node_patches and all(list(b) == ["metadata"] for b in node_patches)
+    assert all(list(b["metadata"]["annotations"]) == [UNHEALTHY_DEVICES] for b in node_patches)
+
+
+def test_all_devices_healthy_leaves_no_annotation_on_the_node(
+    kubelet: FakeKubelet, start_plugin: StartPlugin, api: FakeApi, short_dir: str
+) -> None:
+    api.add_node(NODE, annotations={UNHEALTHY_DEVICES: "2", "other": "kept"})
+    health = os.path.join(short_dir, "health")
+    kubeconfig = api.kubeconfig(os.path.join(short_dir, "kubeconfig"))
+    start_plugin(
+        fake_instance_type="inf1.6xlarge",
+        fake_health_file=health,
+        kubeconfig=kubeconfig,
+        node_name=NODE,
     )
+
+    def annotations() -> dict[str, str]:
+        return api.nodes[NODE]["metadata"].get("annotations", {})
+
+    wait_until(lambda: UNHEALTHY_DEVICES not in annotations(), 5, "stale annotation cleared")
+    with open(health, "w") as f:
+        f.write("1\n")
+    wait_until(lambda: annotations().get(UNHEALTHY_DEVICES) == "1", 5, "annotation 1")
+    os.unlink(health)
+    wait_until(lambda: UNHEALTHY_DEVICES not in annotations(), 5, "annotation removed")
+    assert annotations()["other"] == "kept"
 
 
 def test_stopping_the_plugin_removes_its_node_annotation(
     kubelet: FakeKubelet, start_plugin: StartPlugin, api: FakeApi, short_dir: str
 ) -> None:
     api.add_node(NODE)
+    health = os.path.join(short_dir, "health")
     kubeconfig = api.kubeconfig(os.path.join(short_dir, "kubeconfig"))
-    plugin = start_plugin(fake_instance_type="inf2.xlarge", kubeconfig=kubeconfig, node_name=NODE)
+    plugin = start_plugin(
+        fake_instance_type="inf2.xlarge",
+        fake_health_file=health,
+        kubeconfig=kubeconfig,
+        node_name=NODE,
+    )
 
     def annotations() -> dict[str, str]:
         return api.nodes[NODE]["metadata"].get("annotations", {})
 
+    with open(health, "w") as f:
+        f.write("0\n")
     wait_until(lambda: UNHEALTHY_DEVICES in annotations(), 5, "annotation written")
     api.nodes[NODE]["metadata"]["annotations"]["other"] = "kept"
     plugin.stop()

@@ -34,8 +34,11 @@ def read_node_label(client: KubeClient, node: str, label: str, timeout: float = 
 
 
 class NodeAnnotator:
-    """Writes `neuron.k8s.local/unhealthy-devices` (comma-separated indices, empty when all are
-    healthy) with a merge patch of that single key; the latest value wins, failures retry."""
+    """Writes `neuron.k8s.local/unhealthy-devices` (comma-separated indices) with a merge patch
+    of that single key while some device is unhealthy, and removes the key when all are healthy
+    (also at start, clearing what an earlier run left): a healthy node carries nothing of ours,
+    even if the plugin is removed without a chance to clean up. The latest value wins, failures
+    retry."""
 
     def __init__(self, client: KubeClient, node: str, metrics: Metrics, retry: float = 5.0) -> None:
         self._client = client
@@ -59,8 +62,8 @@ class NodeAnnotator:
             self._wake.notify_all()
         if self._thread.is_alive():
             self._thread.join(timeout=5)  # no write of the thread may land after the removal
-        if self._written is None:
-            return
+        if not self._written:
+            return  # never written, or already removed
         try:
             self._client.merge_patch(
                 f"/api/v1/nodes/{self._node}",
@@ -82,7 +85,7 @@ class NodeAnnotator:
                 if self._stopped:
                     return
                 value = self._wanted
-            body = {"metadata": {"annotations": {UNHEALTHY_DEVICES: value}}}
+            body = {"metadata": {"annotations": {UNHEALTHY_DEVICES: value or None}}}
             try:
                 self._client.merge_patch(f"/api/v1/nodes/{self._node}", body)
                 self._written = value
