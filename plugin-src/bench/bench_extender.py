@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import random
 import signal
 import socket
@@ -28,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,9 +40,17 @@ sys.path.insert(0, str(REPO / "tests" / "unit" / "extender"))
 
 from conftest import make_node, make_pod  # noqa: E402  (test builders: realistic objects)
 from extender_fakeapi import FakeApiServer  # noqa: E402
-from neuron_k8s import allocator  # noqa: E402
-from neuron_k8s.allocator import NoFit, Request, Resource, choose_all, mask  # noqa: E402
-from neuron_k8s.extender.fit import evaluate  # noqa: E402
+from neuron_k8s.allocator import (  # noqa: E402
+    NoFit,
+    Request,
+    Resource,
+    candidates,
+    choose_all,
+    mask,
+    score,
+)
+from neuron_k8s.extender.fit import NodeClasses, evaluate  # noqa: E402
+from neuron_k8s.extender.scoring import Demand, costs, scores  # noqa: E402
 from neuron_k8s.pods import ContainerAllocation, allocation_annotations  # noqa: E402
 from neuron_k8s.topology import Shape, shape_for  # noqa: E402
 
@@ -183,12 +193,17 @@ class ExtenderProcess:
             time.sleep(0.1)
         raise RuntimeError("extender not ready")
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU the extender process has used (Linux /proc)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(10)
 
 
-def bench_latency(sizes: list[int], rounds: int, binds: int) -> None:
+def bench_latency(sizes: list[int], rounds: int, binds: int, cpu_rounds: int = 200) -> None:
     print("== latency over HTTP on 127.0.0.1 (NodeNames mode, keep-alive) ==")
     print(f"   {rounds} filter and {rounds} prioritize calls per size with mixed pod kinds, one")
     print("   bind every third call so usage keeps changing. 'first' is the first filter of a")
@@ -232,6 +247,14 @@ def bench_latency(sizes: list[int], rounds: int, binds: int) -> None:
                             ).encode(),
                         )
                 server_side = scrape_filter_seconds(proc.port)
+                # CPU per filter, which machine load does not inflate as it does wall time.
+                body = json.dumps(
+                    {"Pod": _pod_json("cpu", POD_KINDS[1]), "Nodes": None, "NodeNames": names}
+                ).encode()
+                before = proc.cpu_seconds()
+                for _ in range(cpu_rounds):
+                    conn.post("filter", body)
+                cpu = (proc.cpu_seconds() - before) / cpu_rounds
                 bind_t = bench_bind(api, conn, names, binds)
             finally:
                 proc.stop()
@@ -243,6 +266,7 @@ def bench_latency(sizes: list[int], rounds: int, binds: int) -> None:
             f" | bind p50 {ms(statistics.median(bind_t))} p99 {ms(pct(bind_t, 99))}"
         )
         print(f"{'':>14}filter inside the extender (its own histogram): {server_side}")
+        print(f"{'':>14}extender CPU per filter (user+system, {cpu_rounds} calls): {ms(cpu)}")
 
 
 def scrape_filter_seconds(port: int) -> str:
@@ -314,6 +338,15 @@ ARRIVALS = [
     (DEV, 12, 3),
     (DEV, 16, 3),
 ]
+# Request mixes the streams draw from: whole-node requests make spreading lose badly; without
+# them the contest is about keeping the right shapes free.
+MIXES = {
+    "mixed": ARRIVALS,
+    "no-whole-node": [a for a in ARRIVALS if not (a[0] is DEV and a[1] >= 12)],
+    "small": [a for a in ARRIVALS if a[0] is CORE or a[1] <= 2],
+    "cores": [a for a in ARRIVALS if a[0] is CORE],
+    "devices": [a for a in ARRIVALS if a[0] is DEV],
+}
 DEPARTURE_SHARE = 0.4
 EXTENDER_WEIGHT = 5  # the chart's scheduler.extenderConfig.prioritizeWeight default
 
@@ -330,12 +363,15 @@ class Running:
     cores: int
 
 
+Policy = Callable[[list[SimNode], tuple[Request, ...], random.Random], "tuple[int, int] | None"]
+
+
 def first_fit(shape: Shape, requests: Sequence[Request], used: int) -> list[int] | None:
     """The lowest-index free valid set for each container in turn, like AWS's extender does.
     It enumerates the allocator's own valid sets, so only the choice differs from ours."""
     out = []
     for r in requests:
-        for cand in allocator._candidates(shape, r):
+        for cand in candidates(shape, r):
             if not cand & used:
                 out.append(cand)
                 used |= cand
@@ -352,62 +388,97 @@ def spread_score(node: SimNode, cores: int) -> float:
     return 100 * (1 - after / node.shape.cores)
 
 
-def place_ours(
-    nodes: list[SimNode], requests: tuple[Request, ...], rng: random.Random
-) -> tuple[int, int] | None:
-    """filter + prioritize (weighted, added to the spreading score as kube-scheduler sums
-    plugin scores) + our set choice at bind."""
-    best: list[tuple[float, int]] = []
-    for i, node in enumerate(nodes):
-        v = evaluate(node.shape, requests, node.used, 0)
-        if v.reason is not None:
-            continue
-        placements = choose_all(node.shape, requests, node.used, 0)
-        cores = 0
-        for p in placements:
-            cores |= mask(p.cores)
-        total = v.score * 10 * EXTENDER_WEIGHT + spread_score(node, cores)
-        best.append((total, i))
-    if not best:
-        return None
+def pick(best: list[tuple[float, int]], rng: random.Random) -> int:
+    """kube-scheduler's choice: the highest total, ties at random."""
     top = max(t for t, _ in best)
-    i = rng.choice([i for t, i in best if t == top])
-    placements = choose_all(nodes[i].shape, requests, nodes[i].used, 0)
-    cores = 0
-    for p in placements:
-        cores |= mask(p.cores)
-    return i, cores
+    return rng.choice([i for t, i in best if t == top])
 
 
-def place_baseline(
-    nodes: list[SimNode], requests: tuple[Request, ...], rng: random.Random
-) -> tuple[int, int] | None:
-    """A first-fit filter, no prioritize: kube-scheduler spreads (least allocated), and the
+def ours() -> Policy:
+    """The extender's own code: filter (node classes and verdicts; it records the pod's
+    requests in the demand mix), prioritize (fragmentation-aware scores, times 10 times the
+    weight, summed with kube-scheduler's spreading) and bind's set choice."""
+    classes = NodeClasses()
+    demand = Demand()
+
+    def place(nodes: list[SimNode], requests: tuple[Request, ...], rng: random.Random):
+        cls_of = [classes.intern(n.shape, n.used, 0, None) for n in nodes]
+        verdicts = classes.verdicts(requests, set(cls_of))
+        demand.record(requests)
+        feasible = [i for i, c in enumerate(cls_of) if verdicts[c].reason is None]
+        if not feasible:
+            return None
+        counts = Counter(cls_of[i] for i in feasible)
+        score = scores(costs(classes, requests, counts, demand.weights(requests)))
+        best = [
+            (
+                score[cls_of[i]] * 10 * EXTENDER_WEIGHT
+                + spread_score(nodes[i], classes.choice(requests, cls_of[i])),
+                i,
+            )
+            for i in feasible
+        ]
+        i = pick(best, rng)
+        return i, classes.choice(requests, cls_of[i])
+
+    return place
+
+
+def utilisation_best_fit() -> Policy:
+    """Ablation: prioritize by allocator.score (share of the node in use afterwards), the
+    plain best fit this extender started with."""
+
+    def place(nodes: list[SimNode], requests: tuple[Request, ...], rng: random.Random):
+        best, sets = [], {}
+        for i, node in enumerate(nodes):
+            if evaluate(node.shape, requests, node.used, 0).reason is not None:
+                continue
+            placements = choose_all(node.shape, requests, node.used, 0)
+            sets[i] = mask(c for p in placements for c in p.cores)
+            total = score(node.shape, placements, node.used, 0) * 10 * EXTENDER_WEIGHT
+            best.append((total + spread_score(node, sets[i]), i))
+        if not best:
+            return None
+        i = pick(best, rng)
+        return i, sets[i]
+
+    return place
+
+
+def baseline() -> Policy:
+    """A first-fit filter and no prioritize: kube-scheduler spreads (least allocated), and the
     extender binds the lowest-index free set."""
-    best: list[tuple[float, int, int]] = []
-    for i, node in enumerate(nodes):
-        sets = first_fit(node.shape, requests, node.used)
-        if sets is None:
-            continue
-        cores = 0
-        for c in sets:
-            cores |= c
-        best.append((spread_score(node, 0), i, cores))
-    if not best:
-        return None
-    top = max(t for t, _, _ in best)
-    _, i, cores = rng.choice([b for b in best if b[0] == top])
-    return i, cores
+
+    def place(nodes: list[SimNode], requests: tuple[Request, ...], rng: random.Random):
+        best, sets = [], {}
+        for i, node in enumerate(nodes):
+            found = first_fit(node.shape, requests, node.used)
+            if found is None:
+                continue
+            sets[i] = 0
+            for s in found:
+                sets[i] |= s
+            best.append((spread_score(node, 0), i))
+        if not best:
+            return None
+        i = pick(best, rng)
+        return i, sets[i]
+
+    return place
 
 
-def simulate(seed: int, place: Callable[..., tuple[int, int] | None]) -> tuple[float, int]:
-    """(share of cores in use at the first refusal, arrivals placed before it)."""
+def simulate(
+    seed: int, policy: Policy, arrivals: list[tuple[Resource, int, int]]
+) -> tuple[float, int]:
+    """The share of cores in use when the first request is refused, and how many pods were
+    placed before it. The stream (arrivals and which pod leaves) depends on the seed only, so
+    every policy sees the same pods until its first refusal."""
     stream = random.Random(seed)
     ties = random.Random(seed + 10_000)
     nodes = [SimNode(shape_for(t)) for t, count in QUALITY_MIX for _ in range(count)]
     total = sum(n.shape.cores for n in nodes)
-    kinds = [(r, c) for r, c, _ in ARRIVALS]
-    weights = [w for _, _, w in ARRIVALS]
+    kinds = [(r, c) for r, c, _ in arrivals]
+    weights = [w for _, _, w in arrivals]
     running: list[Running] = []
     placed = 0
     for _ in range(1_000_000):
@@ -416,11 +487,9 @@ def simulate(seed: int, place: Callable[..., tuple[int, int] | None]) -> tuple[f
             nodes[gone.node].used &= ~gone.cores
             continue
         resource, count = stream.choices(kinds, weights)[0]
-        requests = (Request(resource, count),)
-        where = place(nodes, requests, ties)
+        where = policy(nodes, (Request(resource, count),), ties)
         if where is None:
-            used = sum(n.used.bit_count() for n in nodes)
-            return used / total, placed
+            return sum(n.used.bit_count() for n in nodes) / total, placed
         i, cores = where
         assert not nodes[i].used & cores
         nodes[i].used |= cores
@@ -434,31 +503,63 @@ def bench_quality(seeds: int) -> bool:
     total = sum(shape_for(t).cores * c for t, c in QUALITY_MIX)
     print()
     print("== allocation quality: share of cores in use at the first refused request ==")
-    print(f"   cluster: {cluster} ({total} cores); arrivals weighted over")
+    print(f"   cluster: {cluster} ({total} cores)")
+    print("   request mixes (resource count:weight):")
+    for name, arrivals in MIXES.items():
+        kinds = ", ".join(f"{c}{'c' if r is CORE else 'd'}:{w}" for r, c, w in arrivals)
+        print(f"     {name:<14} {kinds}   (c = NeuronCores, d = whole devices)")
     print(
-        "   " + ", ".join(f"{c} {'cores' if r is CORE else 'devices'}:{w}" for r, c, w in ARRIVALS)
+        f"   departures {DEPARTURE_SHARE:.0%} of events. ours = the extender's filter, prioritize"
+        f" (x10 x weight {EXTENDER_WEIGHT}, summed"
     )
-    print(
-        f"   departures {DEPARTURE_SHARE:.0%} of events; ours = filter + prioritize (weight "
-        f"{EXTENDER_WEIGHT}, summed with spreading) + our set choice;"
-    )
-    print("   baseline = default spreading (least allocated) + first-fit extender")
-    print(f"{'seed':>6} {'ours':>8} {'baseline':>9} {'margin':>8} {'placed ours/base':>17}")
-    worst = 1.0
-    margins = []
+    print("   with spreading) and set choice; base = spreading + a first-fit extender (AWS-like);")
+    print("   util = ablation, prioritize by allocator.score (utilisation best fit)")
+    header = " ".join(f"{name:>17}" for name in MIXES)
+    print(f"{'seed':>5} {header}")
+    print(f"{'':>5} " + " ".join(f"{'ours/base':>17}" for _ in MIXES))
+    rows: dict[str, list[tuple[float, float, float, int, int]]] = {name: [] for name in MIXES}
     for seed in range(seeds):
-        ours, n_ours = simulate(seed, place_ours)
-        base, n_base = simulate(seed, place_baseline)
-        margin = ours - base
-        margins.append(margin)
-        worst = min(worst, margin)
-        print(f"{seed:>6} {ours:>8.1%} {base:>9.1%} {margin * 100:>+7.1f}p {n_ours:>8}/{n_base}")
+        cells = []
+        for name, arrivals in MIXES.items():
+            o, placed_o = simulate(seed, ours(), arrivals)
+            b, placed_b = simulate(seed, baseline(), arrivals)
+            u, _ = simulate(seed, utilisation_best_fit(), arrivals)
+            rows[name].append((o, b, u, placed_o, placed_b))
+            cells.append(f"{o:>6.1%}/{b:>5.1%} {100 * (o - b):+5.1f}")
+        print(f"{seed:>5} " + " ".join(f"{c:>17}" for c in cells), flush=True)
+    ok = True
     print(
-        f"mean margin {statistics.mean(margins) * 100:+.1f} points, "
-        f"smallest {worst * 100:+.1f} points; ours below baseline on "
-        f"{sum(m < 0 for m in margins)} of {seeds} seeds"
+        f"{'mix':<14} {'ours':>6} {'base':>6} {'mean margin':>12} {'min margin':>11} "
+        f"{'seeds lost':>11} {'pods placed':>12} | {'util':>6} {'util lost':>10}"
     )
-    return worst >= 0
+    notes = []
+    for name, results in rows.items():
+        margins = [r[0] - r[1] for r in results]
+        lost = [seed for seed, m in enumerate(margins) if m < 0]
+        ok &= not lost
+        for seed in lost:
+            o, b, _, po, pb = results[seed]
+            notes.append(
+                f"   {name} seed {seed}: ours {o:.1%} vs {b:.1%} of cores in use, "
+                f"after placing {po} pods vs {pb}"
+            )
+        placed = (
+            f"{statistics.mean(r[3] for r in results):.0f}/"
+            f"{statistics.mean(r[4] for r in results):.0f}"
+        )
+        print(
+            f"{name:<14} {statistics.mean(r[0] for r in results):>6.1%} "
+            f"{statistics.mean(r[1] for r in results):>6.1%} "
+            f"{100 * statistics.mean(margins):>+11.1f}p {100 * min(margins):>+10.1f}p "
+            f"{len(lost):>5} of {len(results):<3} {placed:>12} | "
+            f"{statistics.mean(r[2] for r in results):>6.1%} "
+            f"{sum(r[2] < r[1] for r in results):>4} of {len(results)}"
+        )
+    print("   (pods placed: mean arrivals placed before the first refusal, ours/base)")
+    if notes:
+        print("seeds where ours ends with a smaller share of cores in use:")
+        print("\n".join(notes))
+    return ok
 
 
 def main() -> int:

@@ -1,4 +1,5 @@
-"""POST /prioritize: HostPriorityList, scores 0-10, best fit."""
+"""POST /prioritize: HostPriorityList, scores 0-10: the cheapest node in room taken from the
+pods to come gets 10, the others at most 7."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ def test_prioritize_prefers_the_busier_node_that_still_fits(cluster, start_exten
     assert scores["busy"] > scores["empty"]
 
 
-def test_prioritize_scores_node_that_fills_up_exactly_ten(cluster, start_extender):
+def test_prioritize_scores_the_only_candidate_ten(cluster, start_extender):
     cluster.put("nodes", make_node("busy", "inf2.24xlarge"))
     cluster.put("pods", running_pod("holder", "busy", list(range(8))))
     ext = start_extender()
@@ -50,3 +51,25 @@ def test_prioritize_prefers_a_small_node_over_breaking_a_large_one(cluster, star
     ext = start_extender()
     scores = _scores(ext, make_pod("p", [("m", {NEURON: "1"})]), ["small", "large"])
     assert scores["small"] > scores["large"]
+
+
+def test_prioritize_keeps_the_only_nodes_that_serve_a_size_free(cluster, start_extender):
+    # 2 whole devices is not a valid request on trn1.32xlarge: once filter has seen such pods,
+    # a 1-core pod belongs on the trn1, not on the inf2 that alone serves them.
+    cluster.put("nodes", make_node("trn1", "trn1.32xlarge"))
+    cluster.put("nodes", make_node("inf2", "inf2.24xlarge"))
+    ext = start_extender()
+    for i in range(3):
+        ext.post("filter", filter_args(make_pod(f"pair-{i}", [("m", {NEURON: "2"})]), ["inf2"]))
+    scores = _scores(ext, make_pod("p", [("m", {CORE: "1"})]), ["trn1", "inf2"])
+    assert scores == {"trn1": 10, "inf2": 0}
+
+
+def test_prioritize_gives_a_retried_pod_the_node_it_holds_cores_on(cluster, start_extender):
+    cluster.put("nodes", make_node("held", "inf2.24xlarge"))
+    cluster.put("nodes", make_node("other", "inf2.24xlarge"))
+    pod = running_pod("retry", "held", [0, 1], phase="Pending")
+    del pod["spec"]["nodeName"]
+    cluster.put("pods", pod)
+    ext = start_extender()
+    assert _scores(ext, cluster.get("pods", "default/retry"), ["held", "other"])["held"] == 10

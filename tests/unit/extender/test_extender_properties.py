@@ -15,9 +15,10 @@ from conftest import CORE, NEURON, binding_args, make_node, make_pod
 from extender_fakeapi import POD_PATH, Failure, FakeCluster
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from neuron_k8s.allocator import NoFit, Request, Resource, choose_all, score
-from neuron_k8s.extender.fit import evaluate
+from neuron_k8s.allocator import NoFit, Request, Resource, candidates, choose_all
+from neuron_k8s.extender.fit import evaluate, room
 from neuron_k8s.extender.protocol import parse_binding_args
+from neuron_k8s.extender.scoring import scores
 from neuron_k8s.extender.state import ClusterState
 from neuron_k8s.extender.verbs import Extender
 from neuron_k8s.kube import ApiError
@@ -163,20 +164,54 @@ def test_binds_and_departures_never_double_book_and_match_a_rebuild(node_types, 
     unhealthy_bits=st.integers(min_value=0, max_value=(1 << 16) - 1),
     request=requests,
 )
-def test_filter_verdict_and_score_agree_with_what_bind_would_choose(
+def test_filter_verdict_agrees_with_what_bind_would_choose(
     itype, used_bits, unhealthy_bits, request
 ):
     # filter tests for any free valid set; bind ranks them all. They must agree on whether
-    # one exists, and the score must not depend on which set is taken.
+    # one exists.
     shape = shape_for(itype)
     used = used_bits & ((1 << shape.cores) - 1)
     unhealthy = unhealthy_bits & ((1 << shape.devices) - 1) if unhealthy_bits % 3 == 0 else 0
     req = (Request(Resource(request[0]), request[1]),)
-    verdict = evaluate(shape, req, used, unhealthy)
     try:
-        placements = choose_all(shape, req, used, unhealthy)
+        choose_all(shape, req, used, unhealthy)
     except NoFit:
-        assert verdict.reason is not None
-        return
-    assert verdict.reason is None
-    assert verdict.score == score(shape, placements, used, unhealthy)
+        assert evaluate(shape, req, used, unhealthy).reason is not None
+    else:
+        assert evaluate(shape, req, used, unhealthy).reason is None
+
+
+def _most_disjoint(cands: tuple[int, ...], blocked: int) -> int:
+    """Exhaustive: the most pairwise disjoint free sets among `cands`."""
+    best = 0
+    for i, c in enumerate(cands):
+        if not c & blocked:
+            best = max(best, 1 + _most_disjoint(cands[i + 1 :], blocked | c))
+    return best
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    itype=st.sampled_from(["inf1.6xlarge", "inf2.24xlarge", "inf2.xlarge"]),
+    blocked_bits=st.integers(min_value=0, max_value=(1 << 16) - 1),
+    request=requests,
+)
+def test_room_counts_the_most_pods_that_still_fit_together(itype, blocked_bits, request):
+    shape = shape_for(itype)
+    blocked = blocked_bits & ((1 << shape.cores) - 1)
+    req = Request(Resource(request[0]), request[1])
+    assert room(shape, req, blocked) == _most_disjoint(candidates(shape, req), blocked)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.dictionaries(st.integers(0, 50), st.integers(0, 10_000), min_size=1))
+def test_scores_give_ten_to_the_cheapest_and_at_most_seven_to_the_rest(milli):
+    # Costs closer than a relative 1e-9 count as equal; these are a thousandth apart at least.
+    cost = {cls: m / 1000 for cls, m in milli.items()}
+    result = scores(cost)
+    cheapest = min(cost.values())
+    for cls, c in cost.items():
+        if c == cheapest:
+            assert result[cls] == 10
+        else:
+            assert 0 <= result[cls] <= 7

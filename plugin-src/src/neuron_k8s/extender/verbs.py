@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import compress
 from typing import Any
 
-from ..allocator import NoFit
+from ..allocator import NoFit, Request
 from ..kube import ApiError, KubeClient, Reflector
 from ..logs import get_logger
 from ..pods import (
@@ -21,7 +21,8 @@ from ..pods import (
     merge_patch,
     read_allocation,
 )
-from .fit import NodeClasses, Verdict, evaluate
+from . import scoring
+from .fit import FITS, NodeClasses, Verdict, evaluate
 from .protocol import BindingArgs, ExtenderArgs, filter_result
 from .state import UNKNOWN_NODE, ClusterState, Unavailable, read_node
 
@@ -33,8 +34,15 @@ _WRITTEN_KEYS = tuple(allocation_annotations("", [], 0))
 # Pseudo-classes of _judge, beside the real ones (>= 0) and None (a node never seen).
 FITS_ANYWHERE = -1
 OWN_NODE = -2
-FITS = Verdict(None, False, 0)
-UNKNOWN = Verdict(UNKNOWN_NODE, True, 0)
+UNKNOWN = Verdict(UNKNOWN_NODE, True)
+
+
+@dataclass(frozen=True)
+class Judged:
+    found: list[int | None]  # the class of each candidate, in order
+    verdicts: dict[int | None, Verdict]  # per class
+    requests: tuple[Request, ...]  # the pod's, () when it asks for no Neuron resource
+    classes: NodeClasses
 
 
 @dataclass(frozen=True)
@@ -97,6 +105,7 @@ class Extender:
         self.state = state or ClusterState()
         self._clock_ns = clock_ns
         self._recent = _PodCache()
+        self.demand = scoring.Demand()
         self._reflectors: list[Reflector] = []
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -136,9 +145,7 @@ class Extender:
         return all(r.synced.wait(max(deadline - time.monotonic(), 0)) for r in self._reflectors)
 
     # --- filter and prioritize ------------------------------------------------------------
-    def _judge(
-        self, args: ExtenderArgs
-    ) -> tuple[list[int | None], dict[int | None, Verdict]] | str:
+    def _judge(self, args: ExtenderArgs) -> Judged | str:
         """The class of each candidate (in order) and the verdict of each class; or the reason
         the pod itself cannot be served. The per-node work is a C-level map over a dict; the
         Python-level work is per distinct class, of which there are few."""
@@ -148,10 +155,10 @@ class Extender:
         except BadPod as err:
             return f"the pod cannot be served by the Neuron extender: {err}"
         names = args.names
-        if not creqs:
-            return [FITS_ANYWHERE] * len(names), {FITS_ANYWHERE: FITS}
-        requests = tuple(c.request for c in creqs)
         node_class, classes = self.state.index
+        if not creqs:
+            return Judged([FITS_ANYWHERE] * len(names), {FITS_ANYWHERE: FITS}, (), classes)
+        requests = tuple(c.request for c in creqs)
         found: list[int | None] = list(map(node_class.get, names))
         if args.node_names is None and args.node_items is not None and None in found:
             # nodeCacheCapable: false passes the objects: judge nodes not watched yet by them.
@@ -170,7 +177,7 @@ class Extender:
                 used = self.state.used_without(own[0], args.pod_uid)
                 verdicts[OWN_NODE] = evaluate(view.shape, requests, used, view.unhealthy)
                 found = [OWN_NODE if n == own[0] else c for n, c in zip(names, found, strict=True)]
-        return found, verdicts
+        return Judged(found, verdicts, requests, classes)
 
     def _class_of(self, node: dict[str, Any], classes: NodeClasses) -> int:
         """The class of a node object the watch has not shown yet, with whatever usage pods
@@ -184,7 +191,9 @@ class Extender:
         names = args.names
         if isinstance(judged, str):
             return filter_result(args, [], {}, dict.fromkeys(names, judged))
-        found, verdicts = judged
+        found, verdicts = judged.found, judged.verdicts
+        if judged.requests:
+            self.demand.record(judged.requests)
         fit = {c for c, v in verdicts.items() if v.reason is None}
         if fit.issuperset(found):
             return filter_result(args, list(names), {}, {})
@@ -218,8 +227,22 @@ class Extender:
         names = args.names
         if isinstance(judged, str):
             return names, [0] * len(names)
-        found, verdicts = judged
-        score = {c: v.score if v.reason is None else 0 for c, v in verdicts.items()}
+        found, verdicts, requests = judged.found, judged.verdicts, judged.requests
+        score: dict[int | None, int] = dict.fromkeys(verdicts, 0)
+        if requests:
+            fit = {c for c, v in verdicts.items() if v.reason is None and c is not None and c >= 0}
+            counts = Counter(c for c in found if c in fit)
+            if self.demand.empty:
+                # Just started: the pods running now are the best guess at the mix.
+                self.demand.record(
+                    Request(a.placement.resource, len(a.placement.ids))
+                    for use in self.state.pod_uses().values()
+                    for a in use.allocations
+                )
+            weights = self.demand.weights(requests)
+            score.update(scoring.scores(scoring.costs(judged.classes, requests, counts, weights)))
+            if verdicts.get(OWN_NODE, UNKNOWN).reason is None:
+                score[OWN_NODE] = scoring.BEST  # it holds its cores there already: no cost
         return names, list(map(score.__getitem__, found))
 
     # --- bind -----------------------------------------------------------------------------
