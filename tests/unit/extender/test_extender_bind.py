@@ -49,7 +49,7 @@ def test_bind_merge_patches_single_keys_and_keeps_other_annotations(cluster, api
     (patch,) = api.calls_of("PATCH", "/pods/p")
     assert patch.content_type == "application/merge-patch+json"
     assert set(patch.body) == {"metadata"}
-    assert set(patch.body["metadata"]) == {"annotations"}
+    assert set(patch.body["metadata"]) == {"annotations", "uid"}  # uid: a precondition
     assert set(patch.body["metadata"]["annotations"]) == OUR_KEYS
     ann = cluster.get("pods", "default/p")["metadata"]["annotations"]
     assert ann["k8s.ovn.org/pod-networks"] == '{"default":{}}'
@@ -147,7 +147,7 @@ def test_failed_binding_releases_reservation_and_removes_annotations(cluster, ap
     assert ann["k8s.ovn.org/pod-networks"] == '{"default":{}}'
     # The removal was a merge patch of nulls on our keys only.
     undo = api.calls_of("PATCH", "/pods/p")[-1].body
-    assert undo == {"metadata": {"annotations": dict.fromkeys(OUR_KEYS)}}
+    assert undo == {"metadata": {"annotations": dict.fromkeys(OUR_KEYS), "uid": "uid-default-p"}}
     # The cores are free again for the next pod.
     wait_for(lambda: ext.extender.state.nodes["one"].used == 0, what="cores freed")
     assert _bind(ext, cluster, make_pod("q", [("m", {CORE: "2"})]), "one") == {"Error": ""}
@@ -248,3 +248,16 @@ def test_bind_of_unknown_pod_resource_combination_is_reported(cluster, start_ext
     ext = start_extender()
     err = _bind(ext, cluster, make_pod("p", [("m", {CORE: "2", NEURON: "1"})]), "inf2-a")["Error"]
     assert "asks for both" in err
+
+
+def test_bind_never_patches_a_pod_recreated_under_the_same_name(cluster, start_extender):
+    cluster.put("nodes", make_node("inf2-a"))
+    ext = start_extender()
+    old = make_pod("p", uid="uid-old")
+    ext.post("filter", filter_args(old, ["inf2-a"]))  # kube-scheduler saw the old pod
+    cluster.put("pods", make_pod("p", uid="uid-new"))  # deleted and recreated since
+    err = ext.post("bind", binding_args(old, "inf2-a")).json()["Error"]
+    assert "cannot bind pod default/p" in err
+    ann = cluster.get("pods", "default/p")["metadata"]["annotations"]
+    assert OUR_KEYS.isdisjoint(ann)
+    assert ext.extender.state.reservations() == {}

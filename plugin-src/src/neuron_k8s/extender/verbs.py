@@ -24,7 +24,7 @@ from ..pods import (
 from . import scoring
 from .fit import FITS, NodeClasses, Verdict, evaluate
 from .protocol import BindingArgs, ExtenderArgs, filter_result
-from .state import UNKNOWN_NODE, ClusterState, Unavailable, read_node
+from .state import UNKNOWN_NODE, ClusterState, Reservation, Unavailable, read_node
 
 log = get_logger("extender")
 
@@ -266,6 +266,14 @@ class Extender:
             },
         )
 
+    def _patch(self, args: BindingArgs, uid: str, annotations: dict[str, str | None]) -> None:
+        body = merge_patch(annotations)
+        if uid:
+            # A uid in the patch makes the API server refuse it if the pod was recreated
+            # under the same name, instead of touching someone else's pod.
+            body["metadata"]["uid"] = uid
+        self.client.merge_patch(pod_path(args.pod_namespace, args.pod_name), body)
+
     def _bound_node(self, args: BindingArgs) -> str | None:
         try:
             pod = self.client.get(pod_path(args.pod_namespace, args.pod_name))
@@ -304,7 +312,6 @@ class Extender:
             r = self.state.reserve(uid, args.pod_key, args.node, creqs)
         except (Unavailable, NoFit) as err:
             return BindOutcome(f"cannot bind {where}: {err}", "no_fit")
-        outcome = "bound"
         patched = False
         try:
             write = True
@@ -320,9 +327,7 @@ class Extender:
                 annotations = allocation_annotations(
                     args.node, list(r.allocations), self._clock_ns()
                 )
-                self.client.merge_patch(
-                    pod_path(args.pod_namespace, args.pod_name), merge_patch(annotations)
-                )
+                self._patch(args, uid, annotations)
                 patched = True
             self._create_binding(args, uid)
         except ApiError as err:
@@ -341,15 +346,12 @@ class Extender:
             node=args.node,
             ids={a.container: list(a.placement.ids) for a in r.allocations},
         )
-        return BindOutcome("", outcome)
+        return BindOutcome("", "bound")
 
-    def _undo(self, args: BindingArgs, r: Any, patched: bool) -> None:
+    def _undo(self, args: BindingArgs, r: Reservation, patched: bool) -> None:
         if patched:
             try:
-                self.client.merge_patch(
-                    pod_path(args.pod_namespace, args.pod_name),
-                    merge_patch(dict.fromkeys(_WRITTEN_KEYS)),
-                )
+                self._patch(args, r.uid, dict.fromkeys(_WRITTEN_KEYS))
             except ApiError as err:
                 # The stale annotation names IDs on an unbound pod; it keeps them until the
                 # pod's next bind (which reuses or overwrites them) or its deletion.
