@@ -38,8 +38,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "unit" / "extender"))
 
-from conftest import make_node, make_pod  # noqa: E402  (test builders: realistic objects)
 from extender_fakeapi import FakeApiServer  # noqa: E402
+from extender_helpers import make_node, make_pod  # noqa: E402  (realistic objects)
 from neuron_k8s.allocator import (  # noqa: E402
     NoFit,
     Request,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 
-from conftest import CORE, NEURON, binding_args, filter_args, make_node, make_pod, wait_for
+from extender_helpers import CORE, NEURON, binding_args, filter_args, make_node, make_pod, wait_for
 from neuron_k8s.allocator import mask
 from neuron_k8s.pods import read_allocation
 

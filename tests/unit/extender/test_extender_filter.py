@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from conftest import (
+from extender_helpers import (
     CORE,
     NEURON,
     binding_args,

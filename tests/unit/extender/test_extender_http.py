@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from conftest import filter_args, make_node, make_pod
+from extender_helpers import filter_args, make_node, make_pod
 from neuron_k8s.extender import cli
 from neuron_k8s.extender.server import ExtenderServer
 from neuron_k8s.extender.verbs import Extender
@@ -29,7 +29,7 @@ def test_not_ready_before_listing_and_filter_says_why(api):
     server.poll_interval = 0.02
     server.start()
     try:
-        from conftest import RunningExtender
+        from extender_helpers import RunningExtender
 
         ext = RunningExtender(extender, server)
         assert ext.get("/readyz").status == 503

@@ -6,7 +6,7 @@ import http.client
 import json
 
 import pytest
-from conftest import filter_args, make_node, make_pod
+from extender_helpers import filter_args, make_node, make_pod
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ pods to come gets 10, the others at most 7."""
 
 from __future__ import annotations
 
-from conftest import CORE, NEURON, filter_args, make_node, make_pod, running_pod
+from extender_helpers import CORE, NEURON, filter_args, make_node, make_pod, running_pod
 
 
 def _scores(ext, pod, names):

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import CORE, NEURON, binding_args, make_node, make_pod
 from extender_fakeapi import POD_PATH, Failure, FakeCluster
+from extender_helpers import CORE, NEURON, binding_args, make_node, make_pod
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from neuron_k8s.allocator import NoFit, Request, Resource, candidates, choose_all

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import filter_args, make_node, make_pod
+from extender_helpers import filter_args, make_node, make_pod
 from neuron_k8s.extender.protocol import (
     ProtocolError,
     decode,

@@ -3,7 +3,15 @@ deletion and completion, kept through watch expiry."""
 
 from __future__ import annotations
 
-from conftest import CORE, binding_args, filter_args, make_node, make_pod, running_pod, wait_for
+from extender_helpers import (
+    CORE,
+    binding_args,
+    filter_args,
+    make_node,
+    make_pod,
+    running_pod,
+    wait_for,
+)
 from neuron_k8s.allocator import mask
 from neuron_k8s.extender.state import ClusterState, pod_use, read_node
 from neuron_k8s.topology import Rule
