@@ -68,8 +68,7 @@ def test_filter_counts_cores_held_by_pods_on_the_node(cluster, start_extender):
     assert body["NodeNames"] == []
     # Resolvable by preemption, so in FailedNodes, worded per instance type (groups well).
     assert body["FailedNodes"]["inf2-small"] == (
-        "not enough contiguous free Neuron capacity on this inf2.24xlarge for 6 NeuronCores "
-        "(in use by other pods)"
+        "no free contiguous set of 6 NeuronCores on inf2.24xlarge"
     )
 
 

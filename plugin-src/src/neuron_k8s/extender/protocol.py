@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any
@@ -43,7 +43,7 @@ def _kind(value: Any) -> str:
 
 def decode(body: bytes) -> Any:
     try:
-        return json.loads(body)
+        return _loads(body)
     except (ValueError, UnicodeDecodeError) as err:
         raise ProtocolError(f"request body is not valid JSON: {err}") from None
 
@@ -229,4 +229,20 @@ def binding_result(error: str = "") -> dict[str, Any]:
 
 
 def encode(doc: Any) -> bytes:
+    return _dumps(doc)
+
+
+def _json_dumps(doc: Any) -> bytes:
     return json.dumps(doc, separators=(",", ":")).encode()
+
+
+# orjson, when installed, decodes twice and encodes about twenty times as fast as json: a
+# filter answer at 5,000 nodes is hundreds of kilobytes. The results are the same JSON.
+try:
+    import orjson
+
+    _loads: Callable[[bytes], Any] = orjson.loads
+    _dumps: Callable[[Any], bytes] = orjson.dumps
+except ImportError:  # pragma: no cover - depends on the environment
+    _loads = json.loads
+    _dumps = _json_dumps
