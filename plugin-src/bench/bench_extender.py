@@ -145,7 +145,7 @@ class ExtenderProcess:
     """The real console script in its own process (its own GIL, as in a cluster), pointed at
     the fake API server by a kubeconfig."""
 
-    def __init__(self, api_url: str, workdir: Path) -> None:
+    def __init__(self, api_url: str, workdir: Path, stdlib_json: bool = False) -> None:
         kubeconfig = workdir / "kubeconfig"
         kubeconfig.write_text(
             json.dumps(
@@ -164,11 +164,13 @@ class ExtenderProcess:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
+        # The console script's entry point; with stdlib_json, as if orjson were not installed.
+        hide = "import sys; sys.modules['orjson'] = None; " if stdlib_json else ""
         self.proc = subprocess.Popen(
             [
                 sys.executable,
-                "-m",
-                "neuron_k8s.extender.cli",
+                "-c",
+                f"{hide}import sys; from neuron_k8s.extender.cli import main; sys.exit(main())",
                 "--kubeconfig",
                 str(kubeconfig),
                 "--address",
@@ -203,7 +205,9 @@ class ExtenderProcess:
         self.proc.wait(10)
 
 
-def bench_latency(sizes: list[int], rounds: int, binds: int, cpu_rounds: int = 200) -> None:
+def bench_latency(
+    sizes: list[int], rounds: int, binds: int, stdlib_json: bool, cpu_rounds: int = 200
+) -> None:
     print("== latency over HTTP on 127.0.0.1 (NodeNames mode, keep-alive) ==")
     print(f"   {rounds} filter and {rounds} prioritize calls per size with mixed pod kinds, one")
     print("   bind every third call so usage keeps changing; prioritize gets the nodes filter")
@@ -211,12 +215,13 @@ def bench_latency(sizes: list[int], rounds: int, binds: int, cpu_rounds: int = 2
     print("   (every node class judged once), kept out of the steady-state figures.")
     print("   The extender runs as its console script in its own process; the fake API server")
     print("   and this client share the benchmark process.")
+    print(f"   JSON in the extender: {'json (stdlib)' if stdlib_json else _json_library()}")
     for n in sizes:
         rng = random.Random(n)
         api = FakeApiServer().start()
         with tempfile.TemporaryDirectory() as tmp:
             names = populate(api, n, rng)
-            proc = ExtenderProcess(api.url, Path(tmp))
+            proc = ExtenderProcess(api.url, Path(tmp), stdlib_json)
             try:
                 proc.wait_ready(300)
                 conn = Conn(proc.port)
@@ -569,6 +574,14 @@ def bench_quality(seeds: int) -> bool:
     return ok
 
 
+def _json_library() -> str:
+    try:
+        import orjson  # noqa: F401
+    except ImportError:
+        return "json (stdlib; orjson not installed)"
+    return "orjson"
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", default="100,1000,5000", help="node counts (default %(default)s)")
@@ -578,12 +591,17 @@ def main() -> int:
     p.add_argument("--quick", action="store_true", help="small run")
     p.add_argument("--skip-latency", action="store_true")
     p.add_argument("--skip-quality", action="store_true")
+    p.add_argument(
+        "--stdlib-json", action="store_true", help="run the extender as if orjson were missing"
+    )
     args = p.parse_args()
     if args.quick:
         args.sizes, args.rounds, args.binds, args.seeds = "100,1000", 60, 30, 5
     ok = True
     if not args.skip_latency:
-        bench_latency([int(s) for s in args.sizes.split(",")], args.rounds, args.binds)
+        bench_latency(
+            [int(s) for s in args.sizes.split(",")], args.rounds, args.binds, args.stdlib_json
+        )
     if not args.skip_quality:
         ok = bench_quality(args.seeds)
     return 0 if ok else 1

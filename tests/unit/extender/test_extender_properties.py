@@ -9,15 +9,21 @@ sequences in a few seconds.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from extender_fakeapi import POD_PATH, Failure, FakeCluster
-from extender_helpers import CORE, NEURON, binding_args, make_node, make_pod
+from extender_helpers import CORE, NEURON, binding_args, make_node, make_pod, running_pod
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from neuron_k8s.allocator import NoFit, Request, Resource, candidates, choose_all
 from neuron_k8s.extender.fit import evaluate, room
-from neuron_k8s.extender.protocol import parse_binding_args
+from neuron_k8s.extender.protocol import (
+    NamesCache,
+    parse_binding_args,
+    parse_extender_args,
+    read_extender_args,
+)
 from neuron_k8s.extender.scoring import scores
 from neuron_k8s.extender.state import ClusterState
 from neuron_k8s.extender.verbs import Extender
@@ -215,3 +221,47 @@ def test_scores_give_ten_to_the_cheapest_and_at_most_seven_to_the_rest(milli):
             assert result[cls] == 10
         else:
             assert 0 <= result[cls] <= 7
+
+
+change = st.one_of(
+    st.tuples(st.just("hold"), st.integers(0, 11), st.integers(0, 15), st.integers(1, 4)),
+    st.tuples(st.just("free"), st.integers(0, 40)),
+    st.tuples(st.just("node"), st.integers(0, 11), st.sampled_from([*NODE_TYPES, "m5.large"])),
+    st.tuples(st.just("drop_node"), st.integers(0, 11)),
+    st.tuples(st.just("filter"), st.sampled_from([(CORE, 1), (CORE, 4), (NEURON, 1)])),
+)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(st.lists(change, min_size=5, max_size=40))
+def test_filter_on_a_repeated_node_list_matches_a_fresh_lookup(changes):
+    # The extender keeps the classes of a candidate list it has seen and updates them from
+    # the state's change log; its answers must equal those of a plain lookup, whatever happens
+    # in between.
+    state = ClusterState()
+    state.replace_nodes([make_node(f"n{i}", NODE_TYPES[i % len(NODE_TYPES)]) for i in range(10)])
+    state.replace_pods([])
+    extender = Extender(None, state)  # type: ignore[arg-type]
+    cache = NamesCache()
+    names = [f"n{i}" for i in range(12)]  # n10 and n11 unknown until added
+    pods: list[dict] = []
+    for n, ch in enumerate(changes):
+        if ch[0] == "hold":
+            cores = list(range(ch[2], ch[2] + ch[3]))
+            pod = running_pod(f"h{n}", f"n{ch[1]}", cores)
+            pods.append(pod)
+            state.apply_pod("ADDED", pod)
+        elif ch[0] == "free" and pods:
+            state.apply_pod("DELETED", pods.pop(ch[1] % len(pods)))
+        elif ch[0] == "node":
+            state.apply_node("MODIFIED", make_node(f"n{ch[1]}", ch[2]))
+        elif ch[0] == "drop_node":
+            state.apply_node("DELETED", make_node(f"n{ch[1]}"))
+        elif ch[0] == "filter":
+            pod = make_pod(f"f{n}", [("m", {ch[1][0]: str(ch[1][1])})])
+            body = json.dumps(
+                {"Pod": pod, "Nodes": None, "NodeNames": names}, separators=(",", ":")
+            ).encode()
+            fast = extender.filter(read_extender_args(body, cache))
+            plain = extender.filter(parse_extender_args(json.loads(body)))
+            assert fast == plain

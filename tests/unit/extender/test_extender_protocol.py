@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from extender_helpers import filter_args, make_node, make_pod
 from neuron_k8s.extender.protocol import (
+    NamesCache,
     ProtocolError,
     decode,
     filter_result,
     parse_binding_args,
     parse_extender_args,
+    read_extender_args,
 )
 
 
@@ -57,3 +61,62 @@ def test_pod_without_metadata_is_refused():
 def test_invalid_utf8_is_a_protocol_error():
     with pytest.raises(ProtocolError, match="not valid JSON"):
         decode(b"\xff\xfe{")
+
+
+def _body(doc) -> bytes:
+    # Go's json.Marshal: compact, fields in declaration order (Pod, Nodes, NodeNames).
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def test_fast_read_matches_the_plain_parse_for_what_kube_scheduler_sends():
+    body = _body(filter_args(make_pod("p"), ["a", "b", "c"]))
+    fast = read_extender_args(body, NamesCache())
+    plain = parse_extender_args(decode(body))
+    assert (fast.pod, fast.names, fast.node_names, fast.nodes) == (
+        plain.pod,
+        plain.names,
+        plain.node_names,
+        plain.nodes,
+    )
+    assert fast.names_key == b'["a","b","c"]'
+
+
+def test_fast_read_reuses_the_names_of_an_identical_array():
+    cache = NamesCache()
+    first = read_extender_args(_body(filter_args(make_pod("p"), ["a", "b"])), cache)
+    second = read_extender_args(_body(filter_args(make_pod("q"), ["a", "b"])), cache)
+    assert second.names is first.names
+    assert second.pod["metadata"]["name"] == "q"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"NodeNames":["a"],"Pod":{"metadata":{"name":"p"}},"Nodes":null}',  # not last
+        b'{"Pod":{"metadata":{"name":"p"}},"NodeNames":["x"],"nodenames":["a"]}',  # last wins
+        b'{"Pod":{"metadata":{"name":"p"}},"nodenames":["x"],"NodeNames":["a"]}',
+        b'{"Pod":{"metadata":{"name":"p","annotations":{"k":"\\"NodeNames\\":[\\"x\\"]}"}}},'
+        b'"NodeNames":["a"]}',
+        b'{"Pod":{"metadata":{"name":"p"}},"NodeNames":["a"]}\n',
+        b'{"Pod":{"metadata":{"name":"p"}},"NodeNames":["a"],"x":[1]}',  # unknown key after
+    ],
+)
+def test_fast_read_agrees_with_the_plain_parse_on_unusual_bodies(body):
+    fast = read_extender_args(body, NamesCache())
+    assert fast.names == parse_extender_args(decode(body)).names == ["a"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"Pod":{"metadata":{"name":"p"}},"NodeNames":["a",7]}',
+        b'{"Pod":null,"NodeNames":["a"]}',
+        b'{"Pod":{"metadata":{"name":"p"}},"NodeNames":["a"}',
+    ],
+)
+def test_fast_read_words_errors_as_the_plain_parse(body):
+    with pytest.raises(ProtocolError) as fast:
+        read_extender_args(body, NamesCache())
+    with pytest.raises(ProtocolError) as plain:
+        parse_extender_args(decode(body))
+    assert str(fast.value) == str(plain.value)

@@ -20,6 +20,7 @@ from typing import Any
 from ..logs import get_logger
 from .metrics import Metrics
 from .protocol import (
+    NamesCache,
     ProtocolError,
     binding_result,
     decode,
@@ -27,7 +28,7 @@ from .protocol import (
     encode_priority_list,
     filter_error,
     parse_binding_args,
-    parse_extender_args,
+    read_extender_args,
 )
 from .verbs import Extender
 
@@ -57,6 +58,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "neuron-scheduler-extender"
     extender: Extender
     metrics: Metrics
+    names: NamesCache
 
     def setup(self) -> None:
         super().setup()
@@ -202,9 +204,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _verb(self, verb: str) -> tuple[int, Any]:
         try:
-            doc = decode(self._read_body())
+            body = self._read_body()
             if verb == "bind":
-                bargs = parse_binding_args(doc)
+                bargs = parse_binding_args(decode(body))
                 if not self.extender.ready:
                     return 200, binding_result(NOT_READY)
                 outcome = self.extender.bind(bargs)
@@ -214,7 +216,7 @@ class _Handler(BaseHTTPRequestHandler):
                         "bind failed", pod=bargs.pod_key, node=bargs.node, error=outcome.error
                     )
                 return 200, binding_result(outcome.error)
-            args = parse_extender_args(doc)
+            args = read_extender_args(body, self.names)
             if verb == "filter":
                 if not self.extender.ready:
                     return 200, filter_error(NOT_READY)
@@ -251,7 +253,11 @@ class ExtenderServer:
     def __init__(self, extender: Extender, address: str = "0.0.0.0", port: int = 12345) -> None:
         self.extender = extender
         self.metrics = Metrics(extender.state, lambda: extender.ready)
-        handler = type("Handler", (_Handler,), {"extender": extender, "metrics": self.metrics})
+        handler = type(
+            "Handler",
+            (_Handler,),
+            {"extender": extender, "metrics": self.metrics, "names": NamesCache()},
+        )
         server_cls = _Server
         if ":" in address:
             server_cls = type("Server6", (_Server,), {"address_family": socket.AF_INET6})

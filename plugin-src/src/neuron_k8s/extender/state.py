@@ -16,6 +16,7 @@ thousands of nodes never waits on the watch threads.
 
 from __future__ import annotations
 
+import bisect
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -46,6 +47,7 @@ NO_CAPACITY = (
     "in its status.capacity)"
 )
 UNKNOWN_NODE = "node unknown to the Neuron extender (not yet seen by its node watch)"
+MAX_CHANGES = 20_000
 
 
 class Unavailable(Exception):
@@ -166,6 +168,11 @@ class ClusterState:
         # and prioritize, and replaced as one tuple when the table is rebuilt.
         self.index: tuple[dict[str, int], NodeClasses] = ({}, NodeClasses())
         self._max_classes = max_classes
+        # Which nodes changed class, by version, so that a reader holding the classes of a
+        # long candidate list can bring it up to date instead of looking every node up again.
+        self.version = 0
+        self._changes: list[tuple[int, str]] = []
+        self._changes_floor = 0  # changed_since() answers for versions from here on
         self.instance_type_label = instance_type_label
         self._clock = clock
         self._relist_grace = relist_grace
@@ -182,7 +189,8 @@ class ClusterState:
         info = self._node_info.get(node)
         if info is None:
             self.nodes.pop(node, None)
-            node_class.pop(node, None)
+            if node_class.pop(node, None) is not None:
+                self._log_change(node)
             return
         shape, problem, unhealthy = info
         used = 0
@@ -198,9 +206,28 @@ class ClusterState:
             return
         cls = classes.intern(shape, used, unhealthy, problem)
         self.nodes[node] = NodeView(node, shape, problem, unhealthy, used, cls)
-        node_class[node] = cls
+        if node_class.get(node) != cls:
+            node_class[node] = cls
+            self._log_change(node)
         if len(classes) > self._max_classes:
             self._rebuild_classes()
+
+    def _log_change(self, node: str) -> None:
+        self.version += 1
+        self._changes.append((self.version, node))
+        if len(self._changes) > MAX_CHANGES:
+            half = len(self._changes) // 2
+            self._changes_floor = self._changes[half - 1][0]
+            del self._changes[:half]
+
+    def changed_since(self, version: int) -> tuple[int, list[str]] | None:
+        """(the current version, the nodes whose class changed after `version`), or None when
+        the log no longer reaches back that far."""
+        with self._lock:
+            if version < self._changes_floor:
+                return None
+            start = bisect.bisect_right(self._changes, version, key=lambda c: c[0])
+            return self.version, [node for _, node in self._changes[start:]]
 
     def _rebuild_classes(self) -> None:
         """Usage churn keeps minting classes; start a fresh table from the live nodes."""
@@ -211,6 +238,9 @@ class ClusterState:
             self.nodes[name] = replace(v, cls=cls)
             node_class[name] = cls
         self.index = (node_class, classes)
+        self.version += 1
+        self._changes.clear()
+        self._changes_floor = self.version  # every class changed: readers start over
 
     def _hold(self, node: str, holder: tuple[str, str], cores: int | None) -> None:
         holders = self._holders.setdefault(node, {})

@@ -72,6 +72,52 @@ class _PodCache:
             return self._pods.get(key)
 
 
+class _Known:
+    """The classes of one candidate list as of a state version. Shared between calls: never
+    changed once built, only replaced."""
+
+    def __init__(
+        self,
+        found: list[int | None],
+        version: int,
+        classes: NodeClasses,
+        names: list[str],
+        positions: dict[str, list[int]] | None = None,
+    ) -> None:
+        self.found = found
+        self.version = version
+        self.classes = classes
+        self.names = names
+        self._positions = positions
+
+    def positions(self) -> dict[str, list[int]]:
+        """Where each name sits in the list, built on first need."""
+        if self._positions is None:
+            positions: dict[str, list[int]] = {}
+            for i, name in enumerate(self.names):
+                positions.setdefault(name, []).append(i)
+            self._positions = positions
+        return self._positions
+
+
+class _KnownLists:
+    def __init__(self, size: int = 8) -> None:
+        self._lock = threading.Lock()
+        self._lists: OrderedDict[bytes, _Known] = OrderedDict()
+        self._size = size
+
+    def get(self, key: bytes) -> _Known | None:
+        with self._lock:
+            return self._lists.get(key)
+
+    def put(self, key: bytes, known: _Known) -> None:
+        with self._lock:
+            self._lists[key] = known
+            self._lists.move_to_end(key)
+            while len(self._lists) > self._size:
+                self._lists.popitem(last=False)
+
+
 def _trimmed(pod: dict[str, Any]) -> dict[str, Any]:
     """What bind needs of a pod (its uid and container requests): a full pod is hundreds of
     objects, thousands of which would only slow the garbage collector."""
@@ -105,6 +151,7 @@ class Extender:
         self.state = state or ClusterState()
         self._clock_ns = clock_ns
         self._recent = _PodCache()
+        self._known = _KnownLists()
         self.demand = scoring.Demand()
         self._reflectors: list[Reflector] = []
 
@@ -159,7 +206,7 @@ class Extender:
         if not creqs:
             return Judged([FITS_ANYWHERE] * len(names), {FITS_ANYWHERE: FITS}, (), classes)
         requests = tuple(c.request for c in creqs)
-        found: list[int | None] = list(map(node_class.get, names))
+        found = self._classes_of(args, node_class, classes)
         if args.node_names is None and args.node_items is not None and None in found:
             # nodeCacheCapable: false passes the objects: judge nodes not watched yet by them.
             for i, node in enumerate(args.node_items):
@@ -178,6 +225,34 @@ class Extender:
                 verdicts[OWN_NODE] = evaluate(view.shape, requests, used, view.unhealthy)
                 found = [OWN_NODE if n == own[0] else c for n, c in zip(names, found, strict=True)]
         return Judged(found, verdicts, requests, classes)
+
+    def _classes_of(
+        self, args: ExtenderArgs, node_class: dict[str, int], classes: NodeClasses
+    ) -> list[int | None]:
+        """The class of each candidate. For a candidate list seen recently (the same raw
+        NodeNames), the classes worked out then, updated for the nodes changed since: looking
+        5,000 names up in a dict costs more than the rest of filter together."""
+        key = args.names_key
+        if key is None:
+            return list(map(node_class.get, args.names))
+        known = self._known.get(key)
+        if known is not None and known.classes is classes:
+            delta = self.state.changed_since(known.version)
+            if delta is not None:
+                version, changed = delta
+                if not changed:
+                    return known.found
+                found = list(known.found)
+                positions = known.positions()
+                for node in changed:
+                    for i in positions.get(node, ()):
+                        found[i] = node_class.get(node)
+                self._known.put(key, _Known(found, version, classes, known.names, positions))
+                return found
+        version = self.state.version  # read first: a change during the lookups is redone
+        found = list(map(node_class.get, args.names))
+        self._known.put(key, _Known(found, version, classes, args.names))
+        return found
 
     def _class_of(self, node: dict[str, Any], classes: NodeClasses) -> int:
         """The class of a node object the watch has not shown yet, with whatever usage pods
