@@ -77,6 +77,11 @@ POD_KINDS: list[list[tuple[Resource, int]]] = [
 ]
 
 
+def go_json(doc: Any) -> bytes:
+    """JSON as Go's json.Marshal writes it (kube-scheduler's encoder): compact."""
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
 def pct(values: Sequence[float], p: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
@@ -233,14 +238,14 @@ def bench_latency(
                 for i in range(rounds):
                     k = i % len(POD_KINDS)
                     pod = _pod_json(f"bench-{n}-{i}", POD_KINDS[k])
-                    body = json.dumps({"Pod": pod, "Nodes": None, "NodeNames": names}).encode()
+                    body = go_json({"Pod": pod, "Nodes": None, "NodeNames": names})
                     t, result = conn.post("filter", body)
                     (filt if k in seen else first).append(t)
                     if not result["NodeNames"]:
                         seen.add(k)
                         continue
                     feasible = {"Pod": pod, "Nodes": None, "NodeNames": result["NodeNames"]}
-                    t, scores = conn.post("prioritize", json.dumps(feasible).encode())
+                    t, scores = conn.post("prioritize", go_json(feasible))
                     (prio if k in seen else first_prio).append(t)
                     seen.add(k)
                     if i % 3 == 0:
@@ -248,20 +253,20 @@ def bench_latency(
                         api.cluster.put("pods", pod)
                         conn.post(
                             "bind",
-                            json.dumps(
+                            go_json(
                                 {
                                     "PodName": pod["metadata"]["name"],
                                     "PodNamespace": "default",
                                     "PodUID": pod["metadata"]["uid"],
                                     "Node": best,
                                 }
-                            ).encode(),
+                            ),
                         )
                 server_side = scrape_filter_seconds(proc.port)
                 # CPU per filter, which machine load does not inflate as it does wall time.
-                body = json.dumps(
+                body = go_json(
                     {"Pod": _pod_json("cpu", POD_KINDS[1]), "Nodes": None, "NodeNames": names}
-                ).encode()
+                )
                 before = proc.cpu_seconds()
                 for _ in range(cpu_rounds):
                     conn.post("filter", body)
@@ -308,20 +313,20 @@ def bench_bind(api: FakeApiServer, conn: Conn, names: list[str], count: int) -> 
     for i in range(count):
         pod = _pod_json(f"bind-{i}", [(CORE, 1)])
         api.cluster.put("pods", pod)
-        body = json.dumps({"Pod": pod, "Nodes": None, "NodeNames": names[:50]}).encode()
+        body = go_json({"Pod": pod, "Nodes": None, "NodeNames": names[:50]})
         _, result = conn.post("filter", body)
         if not result["NodeNames"]:
             continue
         t, answer = conn.post(
             "bind",
-            json.dumps(
+            go_json(
                 {
                     "PodName": pod["metadata"]["name"],
                     "PodNamespace": "default",
                     "PodUID": pod["metadata"]["uid"],
                     "Node": result["NodeNames"][0],
                 }
-            ).encode(),
+            ),
         )
         if answer["Error"]:
             raise RuntimeError(answer["Error"])

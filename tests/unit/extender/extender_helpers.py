@@ -258,7 +258,11 @@ class RunningExtender:
 
     def post(self, verb: str, doc: Any) -> Response:
         return self.request(
-            "POST", f"/{verb}", json.dumps(doc).encode(), {"Content-Type": "application/json"}
+            "POST",
+            f"/{verb}",
+            # Compact, as Go's json.Marshal writes what kube-scheduler sends.
+            json.dumps(doc, separators=(",", ":")).encode(),
+            {"Content-Type": "application/json"},
         )
 
     def get(self, path: str) -> Response:
