@@ -16,12 +16,10 @@ from typing import Any
 
 from ..allocator import (
     NoFit,
-    Placement,
     Request,
     candidates,
     choose_all,
     mask,
-    placement_of,
     request_error,
     unhealthy_core_mask,
 )
@@ -47,25 +45,19 @@ def describe(requests: tuple[Request, ...]) -> str:
     return " + ".join(parts)
 
 
-def _placements(
-    shape: Shape, requests: tuple[Request, ...], used: int, unhealthy: int
-) -> list[Placement] | None:
-    """Sets that bind could give, or None when bind would find none. For one container (the
-    common case) any free valid set will do: bind's choice exists exactly when one does. That
-    saves ranking every candidate by the room it leaves, the costly part, for each new node
-    usage. Several containers go through choose_all, as bind does, since its greedy order
-    decides the fit."""
+def _fits(shape: Shape, requests: tuple[Request, ...], used: int, unhealthy: int) -> bool:
+    """Whether bind would find sets. For one container (the common case) any free valid set
+    will do: bind's choice exists exactly when one does, and testing for one saves ranking
+    every candidate by the room it leaves, the costly part, for each new node usage. Several
+    containers go through choose_all, as bind does, since its greedy order decides the fit."""
     if len(requests) == 1:
-        r = requests[0]
         blocked = used | unhealthy_core_mask(shape, unhealthy)
-        for cand in candidates(shape, r):
-            if not cand & blocked:
-                return [placement_of(shape, r.resource, cand)]
-        return None
+        return any(not cand & blocked for cand in candidates(shape, requests[0]))
     try:
-        return choose_all(shape, requests, used, unhealthy)
+        choose_all(shape, requests, used, unhealthy)
     except NoFit:
-        return None
+        return False
+    return True
 
 
 def evaluate(shape: Shape, requests: tuple[Request, ...], used: int, unhealthy: int) -> Verdict:
@@ -75,13 +67,9 @@ def evaluate(shape: Shape, requests: tuple[Request, ...], used: int, unhealthy: 
         error = request_error(shape, r)
         if error:
             return Verdict(error, True)
-    if _placements(shape, requests, used, unhealthy) is None:
+    if not _fits(shape, requests, used, unhealthy):
         return _no_fit(shape, requests, used, unhealthy)
     return FITS
-
-
-def _fits(shape: Shape, requests: tuple[Request, ...], used: int, unhealthy: int) -> bool:
-    return _placements(shape, requests, used, unhealthy) is not None
 
 
 def _no_fit(shape: Shape, requests: tuple[Request, ...], used: int, unhealthy: int) -> Verdict:
