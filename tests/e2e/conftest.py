@@ -259,9 +259,27 @@ class Pods:
         return True
 
 
+def quiet(cluster: Cluster) -> None:
+    """Wait until every Neuron node offers all it has: what earlier tests held is released
+    (the plugin withholds cross-used IDs until the kubelet reports their pods gone)."""
+
+    def all_free() -> bool:
+        for node in cluster.core.list_node().items:
+            cap, alloc = node.status.capacity or {}, node.status.allocatable or {}
+            for r in (NEURON, NEURONCORE):
+                if cap.get(r, "0") != "0" and cap.get(r) != alloc.get(r):
+                    return False
+        return True
+
+    wait_for("Neuron allocatable back to capacity on every node", all_free, 180, 2)
+
+
 @pytest.fixture
 def pods(cluster: Cluster) -> Iterator[Pods]:
-    """Test pods in a fresh namespace, deleted (and their cores freed) after the test."""
+    """Test pods in a fresh namespace, deleted (and their cores freed) after the test. Starts
+    once the cluster is quiet, so that a test sees all the capacity there is."""
+    if KIND_CLUSTER:
+        quiet(cluster)
     ns = f"e2e-{uuid.uuid4().hex[:8]}"
     cluster.core.create_namespace({"metadata": {"name": ns}})
     try:
