@@ -6,8 +6,9 @@ import json
 import threading
 
 from extender_helpers import CORE, NEURON, binding_args, filter_args, make_node, make_pod, wait_for
-from neuron_k8s.allocator import mask
+from neuron_k8s.allocator import Request, Resource, fits, mask
 from neuron_k8s.pods import read_allocation
+from neuron_k8s.topology import shape_for
 
 OUR_KEYS = {
     "AWS_NEURON_IDS",
@@ -228,7 +229,8 @@ def test_concurrent_binds_to_one_node_never_overlap(cluster, api, start_extender
     for t in threads:
         t.join()
     ok = [r for r in results if r["Error"] == ""]
-    assert len(ok) == 16  # 10 x 2 + 10 x 1 = 30 cores asked, 24 exist
+    # 30 cores asked, 24 exist: how many binds win depends on their order (14 to 17).
+    assert 14 <= len(ok) < len(pods)
     seen: set[int] = set()
     total = 0
     for p in pods:
@@ -240,6 +242,12 @@ def test_concurrent_binds_to_one_node_never_overlap(cluster, api, start_extender
         seen |= cores
         total += len(cores)
     assert total == len(seen) <= 24
+    # Room only shrank during the test, so every refused pod must not fit in what is left.
+    shape = shape_for("inf2.48xlarge")
+    for p in pods:
+        if read_allocation(cluster.get("pods", f"default/{p['metadata']['name']}")) is None:
+            want = int(p["spec"]["containers"][0]["resources"]["limits"][CORE])
+            assert fits(shape, (Request(Resource.NEURONCORE, want),), mask(seen)) is not None
     wait_for(lambda: ext.extender.state.nodes["big"].used == mask(seen), what="state matches pods")
 
 
