@@ -58,7 +58,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "neuron-scheduler-extender"
     extender: Extender
     metrics: Metrics
-    names: NamesCache
+    names: dict[str, NamesCache]  # per verb, as the lists differ
 
     def setup(self) -> None:
         super().setup()
@@ -216,7 +216,7 @@ class _Handler(BaseHTTPRequestHandler):
                         "bind failed", pod=bargs.pod_key, node=bargs.node, error=outcome.error
                     )
                 return 200, binding_result(outcome.error)
-            args = read_extender_args(body, self.names)
+            args = read_extender_args(body, self.names[verb])
             if verb == "filter":
                 if not self.extender.ready:
                     return 200, filter_error(NOT_READY)
@@ -256,7 +256,11 @@ class ExtenderServer:
         handler = type(
             "Handler",
             (_Handler,),
-            {"extender": extender, "metrics": self.metrics, "names": NamesCache()},
+            {
+                "extender": extender,
+                "metrics": self.metrics,
+                "names": {"filter": NamesCache(), "prioritize": NamesCache()},
+            },
         )
         server_cls = _Server
         if ":" in address:

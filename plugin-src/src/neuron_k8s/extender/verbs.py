@@ -82,7 +82,7 @@ class _Known:
         version: int,
         classes: NodeClasses,
         names: list[str],
-        positions: dict[str, list[int]] | None = None,
+        positions: dict[str, int] | None = None,
     ) -> None:
         self.found = found
         self.version = version
@@ -90,18 +90,15 @@ class _Known:
         self.names = names
         self._positions = positions
 
-    def positions(self) -> dict[str, list[int]]:
-        """Where each name sits in the list, built on first need."""
+    def positions(self) -> dict[str, int]:
+        """Where each name sits in the list (names are unique), built on first need."""
         if self._positions is None:
-            positions: dict[str, list[int]] = {}
-            for i, name in enumerate(self.names):
-                positions.setdefault(name, []).append(i)
-            self._positions = positions
+            self._positions = dict(zip(self.names, range(len(self.names)), strict=True))
         return self._positions
 
 
 class _KnownLists:
-    def __init__(self, size: int = 8) -> None:
+    def __init__(self, size: int = 4) -> None:
         self._lock = threading.Lock()
         self._lists: OrderedDict[bytes, _Known] = OrderedDict()
         self._size = size
@@ -151,7 +148,7 @@ class Extender:
         self.state = state or ClusterState()
         self._clock_ns = clock_ns
         self._recent = _PodCache()
-        self._known = _KnownLists()
+        self._known = {"filter": _KnownLists(), "prioritize": _KnownLists()}
         self.demand = scoring.Demand()
         self._reflectors: list[Reflector] = []
 
@@ -192,7 +189,7 @@ class Extender:
         return all(r.synced.wait(max(deadline - time.monotonic(), 0)) for r in self._reflectors)
 
     # --- filter and prioritize ------------------------------------------------------------
-    def _judge(self, args: ExtenderArgs) -> Judged | str:
+    def _judge(self, args: ExtenderArgs, verb: str) -> Judged | str:
         """The class of each candidate (in order) and the verdict of each class; or the reason
         the pod itself cannot be served. The per-node work is a C-level map over a dict; the
         Python-level work is per distinct class, of which there are few."""
@@ -206,7 +203,7 @@ class Extender:
         if not creqs:
             return Judged([FITS_ANYWHERE] * len(names), {FITS_ANYWHERE: FITS}, (), classes)
         requests = tuple(c.request for c in creqs)
-        found = self._classes_of(args, node_class, classes)
+        found = self._classes_of(args, node_class, classes, verb)
         if args.node_names is None and args.node_items is not None and None in found:
             # nodeCacheCapable: false passes the objects: judge nodes not watched yet by them.
             for i, node in enumerate(args.node_items):
@@ -227,7 +224,7 @@ class Extender:
         return Judged(found, verdicts, requests, classes)
 
     def _classes_of(
-        self, args: ExtenderArgs, node_class: dict[str, int], classes: NodeClasses
+        self, args: ExtenderArgs, node_class: dict[str, int], classes: NodeClasses, verb: str
     ) -> list[int | None]:
         """The class of each candidate. For a candidate list seen recently (the same raw
         NodeNames), the classes worked out then, updated for the nodes changed since: looking
@@ -235,7 +232,10 @@ class Extender:
         key = args.names_key
         if key is None:
             return list(map(node_class.get, args.names))
-        known = self._known.get(key)
+        # Per verb: prioritize gets the nodes filter passed, a list of its own that changes
+        # more often, and must not push filter's list out.
+        lists = self._known[verb]
+        known = lists.get(key)
         if known is not None and known.classes is classes:
             delta = self.state.changed_since(known.version)
             if delta is not None:
@@ -245,13 +245,15 @@ class Extender:
                 found = list(known.found)
                 positions = known.positions()
                 for node in changed:
-                    for i in positions.get(node, ()):
+                    i = positions.get(node)
+                    if i is not None:
                         found[i] = node_class.get(node)
-                self._known.put(key, _Known(found, version, classes, known.names, positions))
+                lists.put(key, _Known(found, version, classes, known.names, positions))
                 return found
         version = self.state.version  # read first: a change during the lookups is redone
         found = list(map(node_class.get, args.names))
-        self._known.put(key, _Known(found, version, classes, args.names))
+        if len(set(args.names)) == len(args.names):
+            lists.put(key, _Known(found, version, classes, args.names))
         return found
 
     def _class_of(self, node: dict[str, Any], classes: NodeClasses) -> int:
@@ -262,7 +264,7 @@ class Extender:
         return classes.intern(shape, used, unhealthy, problem)
 
     def filter(self, args: ExtenderArgs) -> dict[str, Any]:
-        judged = self._judge(args)
+        judged = self._judge(args, "filter")
         names = args.names
         if isinstance(judged, str):
             return filter_result(args, [], {}, dict.fromkeys(names, judged))
@@ -298,7 +300,7 @@ class Extender:
 
     def prioritize(self, args: ExtenderArgs) -> tuple[list[str], list[int]]:
         """Hosts and their scores, in the order given."""
-        judged = self._judge(args)
+        judged = self._judge(args, "prioritize")
         names = args.names
         if isinstance(judged, str):
             return names, [0] * len(names)
@@ -306,7 +308,7 @@ class Extender:
         score: dict[int | None, int] = dict.fromkeys(verdicts, 0)
         if requests:
             fit = {c for c, v in verdicts.items() if v.reason is None and c is not None and c >= 0}
-            counts = Counter(c for c in found if c in fit)
+            counts = Counter(filter(fit.__contains__, found))
             if self.demand.empty:
                 # Just started: the pods running now are the best guess at the mix.
                 self.demand.record(
