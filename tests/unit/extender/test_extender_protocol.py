@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
 
 import pytest
 from extender_helpers import filter_args, make_node, make_pod
@@ -120,3 +122,15 @@ def test_fast_read_words_errors_as_the_plain_parse(body):
     with pytest.raises(ProtocolError) as plain:
         parse_extender_args(decode(body))
     assert str(fast.value) == str(plain.value)
+
+
+def test_wire_json_works_without_orjson(monkeypatch):
+    monkeypatch.setitem(sys.modules, "orjson", None)  # as if it were not installed
+    spec = importlib.util.find_spec("neuron_k8s.extender.protocol")
+    plain = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plain)
+    assert plain._loads is json.loads
+    body = _body(filter_args(make_pod("p"), ["a", "b"]))
+    assert plain.read_extender_args(body, plain.NamesCache()).names == ["a", "b"]
+    doc = {"NodeNames": ["a"], "FailedNodes": {"b": "é"}, "Error": ""}
+    assert json.loads(plain.encode(doc)) == doc
