@@ -14,30 +14,17 @@ import os
 import queue
 import socket
 import threading
-import time
 import urllib.parse
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import grpc
 from neuron_k8s.deviceplugin.api import KUBELET_SOCKET, pb, pb_grpc, pr_grpc, pr_pb, target
+from waiting import wait_until as wait_until  # re-exported to the tests
 
 NEURON = "aws.amazon.com/neuron"
 NEURONCORE = "aws.amazon.com/neuroncore"
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
-    """Poll `predicate` until it returns something truthy, or fail after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
-        time.sleep(0.02)
 
 
 class _Registration(pb_grpc.RegistrationServicer):

@@ -15,6 +15,7 @@ import pytest
 import yaml
 from neuron_k8s import kube
 from neuron_k8s.kube import ApiError, KubeClient, Reflector
+from waiting import wait_until
 
 
 class FakeApi:
@@ -96,15 +97,6 @@ def api() -> Iterator[FakeApi]:
     server = FakeApi()
     yield server
     server.close()
-
-
-def wait_until(check: Any, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
 
 
 def test_get_returns_the_decoded_body_and_sends_the_token(api: FakeApi) -> None:
