@@ -41,6 +41,8 @@ NEURON = "aws.amazon.com/neuron"
 NEURONCORE = "aws.amazon.com/neuroncore"
 INSTANCE_TYPE = "node.kubernetes.io/instance-type"
 ALLOCATION = "neuron.k8s.local/allocation"
+# The extender's reason for a node whose free cores or devices hold no valid contiguous set.
+NO_CONTIGUOUS_SET = "no free contiguous set of"
 
 # Devices and cores per device of the instance types kind-config.yaml imitates (Neuron facts).
 FAKE_SHAPES = {"inf2.48xlarge": (12, 2), "trn1.32xlarge": (16, 2)}
@@ -233,16 +235,26 @@ class Pods:
         events = self.cluster.core.list_namespaced_event(
             self.namespace, field_selector=f"involvedObject.name={name},reason=FailedScheduling"
         ).items
-        return events[-1].message if events else ""
 
-    def wait_unschedulable(self, name: str, reason: str, timeout: float = 60) -> str:
+        def when(e: client.CoreV1Event) -> Any:
+            return e.last_timestamp or e.event_time or e.metadata.creation_timestamp
+
+        return max(events, key=when).message if events else ""
+
+    def wait_unschedulable(self, name: str, reason: str, timeout: float = 90) -> str:
+        seen: list[str] = []
+
         def check() -> str | None:
             pod = self.get(name)
             assert pod.status.phase == "Pending", f"{name} is {pod.status.phase}, not Pending"
             message = self.scheduling_failure(name)
+            seen[:] = [message]
             return message if reason in message else None
 
-        return wait_for(f"{name} to be refused with {reason!r}", check, timeout)
+        try:
+            return wait_for(f"{name} to be refused with {reason!r}", check, timeout)
+        except pytest.fail.Exception:
+            pytest.fail(f"{name} was not refused with {reason!r}; last message: {seen}")
 
     def delete(self, *names: str) -> None:
         for name in names:

@@ -3,10 +3,12 @@
 import time
 from collections import defaultdict
 
+import pytest
 from conftest import (
     INSTANCE_TYPE,
     NEURON,
     NEURONCORE,
+    NO_CONTIGUOUS_SET,
     Cluster,
     Pods,
     contiguous,
@@ -18,7 +20,7 @@ from conftest import (
 INF2 = "inf2.48xlarge"
 # A Neuron reason: the extender's (no valid contiguous set) or kube-scheduler's own count,
 # which the plugin keeps exact across both resources by withholding cross-used IDs.
-NEURON_REASONS = ("contiguous free", "Insufficient aws.amazon.com/neuron")
+NEURON_REASONS = (NO_CONTIGUOUS_SET, "Insufficient aws.amazon.com/neuron")
 
 
 def test_a_burst_beyond_capacity_shares_no_core_and_waits_with_a_reason(
@@ -53,7 +55,12 @@ def test_a_burst_beyond_capacity_shares_no_core_and_waits_with_a_reason(
         time.sleep(10)
         return first if phases() == first else None
 
-    state = wait_for(f"the burst to settle (untold: {untold})", settled, timeout=300, every=2)
+    try:
+        state = wait_for("the burst to settle", settled, timeout=300, every=2)
+    except pytest.fail.Exception:
+        pytest.fail(
+            f"the burst did not settle; waiting without a reason: {untold}, phases: {phases()}"
+        )
     running = [n for n, p in state.items() if p == "Running"]
     pending = [n for n, p in state.items() if p == "Pending"]
     assert len(running) + len(pending) == len(names), state

@@ -1,6 +1,15 @@
 """Restarting the extender and the plugin while pods run: no double allocation afterwards."""
 
-from conftest import NAMESPACE, NEURONCORE, Cluster, Pods, contiguous, needs_kind, wait_for
+from conftest import (
+    NAMESPACE,
+    NEURONCORE,
+    NO_CONTIGUOUS_SET,
+    Cluster,
+    Pods,
+    contiguous,
+    needs_kind,
+    wait_for,
+)
 
 INF2 = "inf2.48xlarge"
 
@@ -45,9 +54,12 @@ def test_restarted_extender_and_plugin_rebuild_usage_from_the_pods(
 
     _restart(cluster, "extender")
     _restart(cluster, "device-plugin")
+    # The new plugin has registered when the kubelet offers every core again (the pairs use
+    # cores of the same resource, which the kubelet counts itself).
+    wait_for("the plugin registered again", lambda: cluster.allocatable(node)[1] == cores, 90)
 
     pods.create("late", [{NEURONCORE: 4}], node=node)
-    pods.wait_unschedulable("late", "contiguous free")
+    pods.wait_unschedulable("late", NO_CONTIGUOUS_SET)
 
     # Free one more pair between two free ones: now there is room, and only there.
     middle = kept[len(kept) // 2]
