@@ -331,12 +331,14 @@ def up(timer: Timer) -> None:
 
 def demo() -> None:
     kc = f"KUBECONFIG={KUBECONFIG}"
+    wait_for_neuron_capacity()
     run(
         [
             "kubectl",
             "get",
             "nodes",
-            r"-o=custom-columns=NAME:.metadata.name,TYPE:.metadata.labels.node\.kubernetes\.io/instance-type,"
+            r"-o=custom-columns=NAME:.metadata.name,"
+            r"TYPE:.metadata.labels.node\.kubernetes\.io/instance-type,"
             r"NeuronDevice:.status.allocatable.aws\.amazon\.com/neuron,"
             r"NeuronCore:.status.allocatable.aws\.amazon\.com/neuroncore",
         ]
@@ -393,6 +395,25 @@ The cluster stays up. Explore it:
 Delete it:
   python3 cluster/harness.py down
 """)
+
+
+def wait_for_neuron_capacity(timeout: float = 120) -> None:
+    """Until every node with a Neuron instance-type label advertises cores: the plugin has
+    registered and the kubelet has posted its node status."""
+    deadline = time.monotonic() + timeout
+    while True:
+        nodes = json.loads(out(["kubectl", "get", "nodes", "-o", "json"]))["items"]
+        labelled = [
+            n for n in nodes if "node.kubernetes.io/instance-type" in n["metadata"]["labels"]
+        ]
+        if labelled and all(
+            int(n["status"].get("allocatable", {}).get("aws.amazon.com/neuroncore", "0")) > 0
+            for n in labelled
+        ):
+            return
+        if time.monotonic() > deadline:
+            raise SystemExit(f"demo: no Neuron capacity on the labelled nodes after {timeout} s")
+        time.sleep(2)
 
 
 def _app_version() -> str:
