@@ -36,7 +36,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests" / "unit" / "extender"))
+# The unit tests' fake API server and object builders (and the polling helper they share).
+sys.path[:0] = [str(REPO / "tests" / "unit" / "extender"), str(REPO / "tests" / "unit")]
 
 from extender_fakeapi import FakeApiServer  # noqa: E402
 from extender_helpers import make_node, make_pod  # noqa: E402  (realistic objects)
