@@ -63,7 +63,12 @@ def test_a_burst_beyond_capacity_shares_no_core_and_waits_with_a_reason(
         )
     running = [n for n, p in state.items() if p == "Running"]
     pending = [n for n, p in state.items() if p == "Pending"]
-    assert len(running) + len(pending) == len(names), state
+    others = {
+        n: f"{p}: {pods.get(n).status.reason}: {pods.get(n).status.message}"
+        for n, p in state.items()
+        if p not in ("Running", "Pending")
+    }
+    assert not others, f"pods neither running nor waiting: {others}"
     assert len(pending) >= 2, f"{len(names)} pods of 4 cores cannot all fit in {total} cores"
     for name in pending:
         message = pods.scheduling_failure(name)

@@ -282,6 +282,25 @@ def test_pending_pod_whose_plan_went_elsewhere_inherits_the_freed_plan_and_waits
     assert ledger.used_cores() == mask([4, 5, 6, 7])
 
 
+def test_no_pod_is_reopened_while_an_answer_of_its_kind_is_unconfirmed() -> None:
+    # Seen on kind: the kubelet admitted b with a's plan (4,5), then a with b's plan (6,7);
+    # PodResources listed b but not yet a. Reopening a then would hand 6,7 out twice.
+    ledger = Ledger(SHAPE)
+    a, b, c = record("a", (4, 5), 100), record("b", (6, 7), 200), record("c", (8, 9), 300)
+    ledger.set_pods([a, b, c])
+    ledger.remember(Given(CORE, (4, 5), cores(4, 5), a.uid, a.key, "m"))  # really b
+    ledger.remember(Given(CORE, (6, 7), cores(6, 7), b.uid, b.key, "m"))  # really a
+    ledger.set_kubelet({("default", "b", "m"): {CORE: (4, 5)}})
+    done, reopened = ledger.progress()
+    assert reopened == set()
+    assert done == {b.uid: {"m"}}
+    # Once the kubelet lists a too, both are accounted for and nothing is reopened either.
+    ledger.set_kubelet(
+        {("default", "b", "m"): {CORE: (4, 5)}, ("default", "a", "m"): {CORE: (6, 7)}}
+    )
+    assert ledger.progress() == ({a.uid: {"m"}, b.uid: {"m"}}, set())
+
+
 def test_without_a_remembered_answer_the_annotation_is_trusted() -> None:
     ledger = Ledger(SHAPE)
     a = record("a", (4, 5), 100)

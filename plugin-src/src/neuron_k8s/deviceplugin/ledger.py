@@ -351,18 +351,26 @@ class Ledger:
                 if c.placement.resource in view.get((r.namespace, r.name, c.container), {}):
                     done.setdefault(r.uid, set()).add(c.container)
         wrong: list[Given] = []
+        # (resource, size) of answers the kubelet has not listed yet: any of them may be the
+        # one a seemingly unserved pod really got, under another pod's name.
+        unconfirmed: set[tuple[Resource, int]] = set()
         for key, g in self.given.items():
             if g.uid is None or g.container is None:
                 continue
             holder = listed.get(key)
             if holder is None:
                 done.setdefault(g.uid, set()).add(g.container)  # not listed yet: trust the guess
+                unconfirmed.add((g.resource, len(g.kubelet_ids)))
             elif (f"{holder[0]}/{holder[1]}", holder[2]) != (g.pod, g.container):
                 wrong.append(g)  # another container really got it
+        # Reopen a pod only when every answer of its kind is accounted for: reopening on a
+        # partial view would serve its real set a second time.
         reopened = {
             g.uid
             for g in wrong
-            if g.uid in self.pods and g.container not in done.get(str(g.uid), set())
+            if g.uid in self.pods
+            and g.container not in done.get(str(g.uid), set())
+            and (g.resource, len(g.kubelet_ids)) not in unconfirmed
         }
         return done, reopened
 
