@@ -132,6 +132,8 @@ def test_correction_lands_soon_after_allocate_without_waiting_for_the_regular_po
 ) -> None:
     two_pods(api)
     plugin = start(soon=0.05)
+    # After the start-up poll, only the poll the Allocate asks for can make the correction.
+    wait(lambda: plugin.polls >= 1, 5, "the start-up poll")
     pr.assigned[("default", "b", "m")] = {NEURONCORE: ["4", "5"]}
     assert (
         allocate(kubelet.stub(NEURONCORE), ["4", "5"])
@@ -140,7 +142,8 @@ def test_correction_lands_soon_after_allocate_without_waiting_for_the_regular_po
         == "4,5"
     )
     wait(lambda: annotated(api, "b")[:2] == ([4, 5], "4,5"), 5, "b corrected")
-    assert plugin.polls >= 2  # the start-up poll and the one the Allocate asked for
+    # The start-up poll and the one the Allocate asked for (counted after its correction).
+    wait(lambda: plugin.polls >= 2, 5, "the poll the Allocate asked for")
 
 
 def test_correct_annotation_is_not_patched(
