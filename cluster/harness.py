@@ -290,6 +290,7 @@ def install() -> None:
         ]
     )
     run(["kubectl", "get", "pods", "-n", NAMESPACE, "-o", "wide"])
+    wait_for_neuron_capacity()
 
 
 def tests(extra: list[str]) -> None:

@@ -196,7 +196,15 @@ class Pods:
         return self.cluster.core.read_namespaced_pod(name, self.namespace)
 
     def wait_running(self, name: str, timeout: float = 120) -> client.V1Pod:
-        return wait_for(f"pod {name} running", lambda: self._phase_is(name, "Running"), timeout)
+        try:
+            return wait_for(f"pod {name} running", lambda: self._phase_is(name, "Running"), timeout)
+        except pytest.fail.Exception:
+            pod = self.get(name)
+            pytest.fail(
+                f"{name} is not running: {pod.status.phase} on {pod.spec.node_name}: "
+                f"{pod.status.reason}: {pod.status.message}; "
+                f"last scheduling failure: {self.scheduling_failure(name)!r}"
+            )
 
     def _phase_is(self, name: str, phase: str) -> client.V1Pod | None:
         pod = self.get(name)
