@@ -11,7 +11,7 @@ from neuron_k8s.deviceplugin.discovery import Inventory
 from neuron_k8s.deviceplugin.ledger import Grant, Ledger, pod_record
 from neuron_k8s.deviceplugin.metrics import Metrics
 from neuron_k8s.deviceplugin.state import PluginState
-from neuron_k8s.pods import AWS_NEURON_IDS
+from neuron_k8s.pods import AWS_NEURON_IDS, NEURON_ALLOCATED
 from neuron_k8s.topology import shape_for
 
 NEURON, NEURONCORE = Resource.NEURON, Resource.NEURONCORE
@@ -90,15 +90,25 @@ def test_grant_seen_by_the_kubelet_gives_way_to_its_view() -> None:
     assert [u.owner for u in ledger.uses()] == ["ns/p/c"]
 
 
-def test_conflicts_skip_the_same_container_of_the_same_pod() -> None:
+def test_plan_of_a_pod_not_yet_admitted_is_no_conflict_but_is_steered_around() -> None:
     shape = shape_for("inf2.24xlarge")
     ledger = Ledger(shape, clock=Clock())
     pod = make_pod("p", "n", [("a", "aws.amazon.com/neuroncore", 2)], {AWS_NEURON_IDS: "0,1"})
     record = pod_record(pod, shape)
     assert record is not None
     ledger.put_pod(record)
-    assert ledger.conflicts(0b11, "default/p", "a") == []
-    assert [u.owner for u in ledger.conflicts(0b11)] == ["default/p/a"]
+    assert ledger.conflicts(0b11) == []
+    assert ledger.used_cores() == 0b11
+
+
+def test_set_of_an_allocated_pod_is_a_conflict() -> None:
+    shape = shape_for("inf2.24xlarge")
+    ledger = Ledger(shape, clock=Clock())
+    notes = {AWS_NEURON_IDS: "0,1", NEURON_ALLOCATED: "true"}
+    record = pod_record(make_pod("p", "n", [("a", "aws.amazon.com/neuroncore", 2)], notes), shape)
+    assert record is not None
+    ledger.put_pod(record)
+    assert [u.owner for u in ledger.conflicts(0b10)] == ["default/p/a"]
 
 
 # --- the allocation service ---

@@ -339,6 +339,31 @@ def test_pod_resources_usage_is_refused_and_freed_when_the_pod_goes(
         pr.stop()
 
 
+def test_pod_deleted_from_the_api_frees_its_ids_before_the_next_pod_resources_poll(
+    kubelet: FakeKubelet,
+    start_plugin: StartPlugin,
+    api: FakeApi,
+    with_api: dict[str, str],
+    short_dir: str,
+) -> None:
+    sock = os.path.join(short_dir, "pr.sock")
+    pr = FakePodResources(sock).start()
+    try:
+        pr.assigned[("default", "old", "main")] = {NEURON: ["2"]}
+        api.put_pod(make_pod("old", NODE, [("main", NEURON, 1)], {}))
+        start_plugin(
+            fake_instance_type="inf2.24xlarge",
+            pod_resources_socket=sock,
+            pod_resources_interval=600.0,
+            **with_api,
+        )
+        wait_until(lambda: kubelet.unhealthy(NEURONCORE) == {"4", "5"}, 5, "cores withheld")
+        api.delete_pod("default", "old")  # the kubelet still lists it until the next poll
+        wait_until(lambda: not kubelet.unhealthy(NEURONCORE), 5, "cores offered again")
+    finally:
+        pr.stop()
+
+
 # --- kubelet restarts and stop ---
 def test_kubelet_restart_reregisters_and_keeps_what_is_in_use(
     kubelet: FakeKubelet, start_plugin: StartPlugin, short_dir: str
@@ -437,6 +462,76 @@ def test_oldest_pending_pod_is_served_first(
     assert first.envs["NEURON_RT_VISIBLE_CORES"] == "4,5"
     assert second.envs["NEURON_RT_VISIBLE_CORES"] == "2,3"
     assert api.pod("default", "old")["metadata"]["annotations"][NEURON_ALLOCATED] == "true"
+
+
+def test_kubelet_ids_equal_to_a_pods_set_serve_that_pod_before_older_ones(
+    kubelet: FakeKubelet, start_plugin: StartPlugin, api: FakeApi, with_api: dict[str, str]
+) -> None:
+    # The kubelet follows GetPreferredAllocation, so its IDs name the pod: no IDs are swapped.
+    young = extender_annotations(
+        "inf2.24xlarge", ("m", Resource.NEURONCORE, [2, 3]), alloc_time=200
+    )
+    old = extender_annotations("inf2.24xlarge", ("m", Resource.NEURONCORE, [4, 5]), alloc_time=100)
+    api.put_pod(make_pod("young", NODE, [("m", NEURONCORE, 2)], young))
+    api.put_pod(make_pod("old", NODE, [("m", NEURONCORE, 2)], old))
+    start_plugin(fake_instance_type="inf2.24xlarge", **with_api)
+    got = allocate(kubelet.stub(NEURONCORE), ["2", "3"]).container_responses[0]
+    assert got.envs["NEURON_RT_VISIBLE_CORES"] == "2,3"
+    assert api.pod("default", "young")["metadata"]["annotations"][NEURON_ALLOCATED] == "true"
+    assert api.pod("default", "old")["metadata"]["annotations"][NEURON_ALLOCATED] == "false"
+
+
+def test_preferred_allocation_lists_the_pods_again_when_none_waits_for_that_size(
+    kubelet: FakeKubelet, start_plugin: StartPlugin, api: FakeApi, with_api: dict[str, str]
+) -> None:
+    plugin = start_plugin(fake_instance_type="inf2.24xlarge", **with_api)
+    wait_until(lambda: plugin._pods is not None and plugin._pods.synced, 5, "pods synced")
+    notes = extender_annotations("inf2.24xlarge", ("m", Resource.NEURONCORE, [8, 9]))
+    # Put the pod behind the plugin's back: no watch event reaches it first.
+    api.pods[("default", "late")] = make_pod("late", NODE, [("m", NEURONCORE, 2)], notes)
+    assert preferred(kubelet.stub(NEURONCORE), ids(12), 2) == ["8", "9"]
+
+
+def test_ids_the_kubelet_took_from_preferred_allocation_are_never_swapped(
+    kubelet: FakeKubelet, start_plugin: StartPlugin, api: FakeApi, with_api: dict[str, str]
+) -> None:
+    notes = extender_annotations("inf2.24xlarge", ("m", Resource.NEURONCORE, [8, 9]))
+    api.put_pod(make_pod("p", NODE, [("m", NEURONCORE, 2)], notes))
+    plugin = start_plugin(fake_instance_type="inf2.24xlarge", **with_api)
+    wait_until(lambda: plugin._pods is not None and plugin._pods.synced, 5, "pods synced")
+    assert preferred(kubelet.stub(NEURONCORE), ids(12), 2) == ["8", "9"]
+    # Before Allocate, p's plan moves (a correction landed): 8,9 is nobody's plan any more.
+    moved = extender_annotations("inf2.24xlarge", ("m", Resource.NEURONCORE, [4, 5]))
+    api.put_pod(make_pod("p", NODE, [("m", NEURONCORE, 2)], moved), "MODIFIED")
+    wait_until(
+        lambda: (
+            plugin.state is not None
+            and plugin.state.ledger.pods["uid-default-p"].containers[0].placement.ids == (4, 5)
+        ),
+        5,
+        "the watch delivered the move",
+    )
+    got = allocate(kubelet.stub(NEURONCORE), ["8", "9"]).container_responses[0]
+    assert got.envs["NEURON_RT_VISIBLE_CORES"] == "8,9"
+
+
+def test_plan_overlapping_a_container_gives_way_to_the_kubelets_ids(
+    kubelet: FakeKubelet, start_plugin: StartPlugin, api: FakeApi, with_api: dict[str, str]
+) -> None:
+    notes = extender_annotations("inf2.24xlarge", ("m", Resource.NEURONCORE, [0, 1]))
+    api.put_pod(make_pod("p", NODE, [("m", NEURONCORE, 2)], notes))
+    plugin = start_plugin(fake_instance_type="inf2.24xlarge", **with_api)
+    wait_until(lambda: plugin._pods is not None and plugin._pods.synced, 5, "pods synced")
+    # A pod the extender never saw takes device 0 (cores 0,1): a plan is not a container.
+    assert (
+        allocate(kubelet.stub(NEURON), ["0"]).container_responses[0].envs["NEURON_RT_VISIBLE_CORES"]
+        == "0,1"
+    )
+    offered = [str(i) for i in range(2, 12)]
+    steered = preferred(kubelet.stub(NEURONCORE), offered, 2)
+    assert steered != ["0", "1"]
+    got = allocate(kubelet.stub(NEURONCORE), steered).container_responses[0]
+    assert got.envs["NEURON_RT_VISIBLE_CORES"] == ",".join(steered)
 
 
 def test_pod_bound_after_the_watch_is_found_by_listing_again(

@@ -318,3 +318,18 @@ def test_kubelet_handing_out_ids_again_forgets_the_older_answer() -> None:
     ledger.remember(Given(CORE, (4, 5), cores(8, 9)))
     ledger.remember(Given(CORE, (5, 6), cores(5, 6)))
     assert list(ledger.given) == [(CORE, (5, 6))]
+
+
+def test_answers_for_pods_that_are_gone_do_not_keep_a_swapped_pod_waiting() -> None:
+    # Seen on kind: answers for an earlier test's pods, never listed again, kept a pod that
+    # had lost its set to a neighbour from being served again.
+    ledger = Ledger(SHAPE)
+    a, b = record("a", (4, 5), 100), record("b", (6, 7), 200)
+    gone = record("gone", (0, 1), 50)
+    ledger.set_pods([a, b])
+    ledger.remember(Given(CORE, (0, 1), cores(0, 1), gone.uid, gone.key, "m"))
+    ledger.remember(Given(CORE, (4, 5), cores(4, 5), a.uid, a.key, "m"))  # really b
+    ledger.set_kubelet({("default", "b", "m"): {CORE: (4, 5)}})
+    done, reopened = ledger.progress()
+    assert reopened == {a.uid}
+    assert done == {b.uid: {"m"}}

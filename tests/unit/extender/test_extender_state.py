@@ -135,3 +135,77 @@ def test_node_with_capacity_but_unknown_type_is_a_ring():
 def test_node_with_unreadable_unhealthy_annotation_counts_as_healthy():
     _, _, unhealthy = read_node(make_node("n", "inf2.xlarge", unhealthy="zero"))
     assert unhealthy == 0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _swapped_state(clock: Clock) -> ClusterState:
+    """a planned 0,1 and b planned 2,3; the kubelet gave a 2,3 and b 0,1."""
+    state = ClusterState(clock=clock, move_grace=15.0)
+    state.replace_nodes([make_node("n", "inf2.24xlarge")])
+    state.replace_pods([running_pod("a", "n", [0, 1]), running_pod("b", "n", [2, 3])])
+    return state
+
+
+def test_cores_a_corrected_pod_leaves_stay_held_until_its_partner_is_corrected():
+    clock = Clock()
+    state = _swapped_state(clock)
+    # The device plugin patches one pod at a time: a first.
+    a = running_pod("a", "n", [2, 3])
+    state.apply_pod("MODIFIED", a)
+    assert state.usage() == {"n": mask([0, 1, 2, 3])}  # b may still run on 0,1
+    state.apply_pod("MODIFIED", running_pod("b", "n", [0, 1]))
+    assert state.usage() == {"n": mask([0, 1, 2, 3])}
+
+
+def test_cores_a_corrected_pod_leaves_are_released_when_its_partner_is_corrected():
+    clock = Clock()
+    state = _swapped_state(clock)
+    state.apply_pod("MODIFIED", running_pod("a", "n", [2, 3]))
+    state.apply_pod("MODIFIED", running_pod("b", "n", [0, 1]))
+    state.apply_pod("DELETED", running_pod("b", "n", [0, 1]))
+    assert state.usage() == {"n": mask([2, 3])}
+
+
+def test_cores_left_for_cores_nobody_else_claims_are_free_at_once():
+    clock = Clock()
+    state = _swapped_state(clock)
+    state.apply_pod("MODIFIED", running_pod("a", "n", [4, 5]))
+    assert state.usage() == {"n": mask([2, 3, 4, 5])}
+
+
+def test_cores_left_are_freed_after_the_grace_when_the_other_claim_stays():
+    clock = Clock()
+    state = _swapped_state(clock)
+    state.apply_pod("MODIFIED", running_pod("a", "n", [2, 3]))
+    clock.now += 14
+    state.expire_moves()
+    assert state.usage() == {"n": mask([0, 1, 2, 3])}
+    clock.now += 2
+    state.expire_moves()
+    assert state.usage() == {"n": mask([2, 3])}
+
+
+def test_filter_does_not_offer_cores_a_moved_allocation_left_within_the_grace(
+    cluster, start_extender
+):
+    cluster.put("nodes", make_node("small", "inf2.xlarge"))  # one device: cores 0,1
+    cluster.put("pods", running_pod("a", "small", [0]))
+    cluster.put("pods", running_pod("b", "small", [1]))
+    ext = start_extender()
+    wait_for(lambda: ext.extender.state.usage().get("small") == 3, what="a and b seen")
+    cluster.put("pods", running_pod("a", "small", [1]))  # b's correction to 0 comes next
+    wait_for(
+        lambda: any(
+            u.key.endswith("/a") and u.cores == 2 for u in ext.extender.state.pod_uses().values()
+        ),
+        what="a moved",
+    )
+    body = ext.post("filter", filter_args(make_pod("p", [("m", {CORE: "1"})]), ["small"])).json()
+    assert "small" in body["FailedNodes"]

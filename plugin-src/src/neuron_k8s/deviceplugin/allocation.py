@@ -1,22 +1,32 @@
 """How the plugin answers GetPreferredAllocation and Allocate, on top of the pure allocator.
 
+GetPreferredAllocation steers the kubelet to the set the extender planned for the oldest pod
+still waiting on this node (listing the node's pods again when the watch shows none of that
+size: it may lag behind the binding), so that the kubelet's IDs are the real ones and its own
+accounting stays true. Otherwise it offers the allocator's best valid set that avoids
+everything in use or planned.
+
 Allocate has two paths:
 - extender: the extender chose the IDs at bind time and wrote them on the pod. The plugin
-  finds the pod bound to this node whose allocation is not yet handed out (oldest
-  NEURON_ALLOC_TIME first) whose next container of this resource asks for as many IDs as the
-  kubelet sent, hands out exactly the extender's IDs, and once every container of the pod has
-  them, marks the pod with NEURON_ALLOCATED=true.
-- kubelet: no such pod (no extender, or no API): the kubelet's IDs, which GetPreferredAllocation
-  steered to a valid contiguous set.
-Either way the set is checked against the ledger, and refused if any core is in use.
+  takes the waiting pod whose next container of this resource was planned exactly the
+  kubelet's IDs (the kubelet followed GetPreferredAllocation), else, when the kubelet chose
+  its IDs itself, the oldest one (NEURON_ALLOC_TIME) asking for as many IDs, and hands out
+  exactly the extender's IDs. Once every container of the pod has them, it marks the pod
+  NEURON_ALLOCATED=true. IDs the kubelet took from GetPreferredAllocation are never swapped for
+  others: its numbering would then differ from the real one.
+- kubelet: no such pod (no extender, or no API), or its plan overlaps a container's cores and
+  cannot be served any more: the kubelet's IDs, which GetPreferredAllocation steered to a valid
+  contiguous set.
+Either way the set is checked against the ledger, and refused if any core is held by a
+container (plans of pods still waiting are reservations, not holders).
 
-The guess can be wrong: when the kubelet admits identical pods in another order than their
-NEURON_ALLOC_TIME, pod B's container receives the set planned for pod A and the other way
-round. Every container still has a set of its own, but the annotations, from which the
-extender derives what is in use, would lie. reconcile() (after each PodResources poll, which
-comes about a second after every Allocate) compares what each container really got (the
-ledger's truth) with the pod's annotation and merge-patches ALLOCATION and AWS_NEURON_IDS of
-every pod whose annotation differs.
+The pod is still a guess: the kubelet admits pods created in the same second in any order, so
+pod B's container may receive the set planned for pod A and the other way round. Every
+container still has a set of its own, but the annotations, from which the extender derives
+what is in use, would lie. reconcile() (after each PodResources poll, which comes about a
+second after every Allocate) compares what each container really got (the ledger's truth) with
+the pod's annotation and merge-patches ALLOCATION and AWS_NEURON_IDS of every pod whose
+annotation differs.
 """
 
 from __future__ import annotations
@@ -53,6 +63,8 @@ from .state import PluginState
 log = get_logger("deviceplugin.allocation")
 
 ENV_VISIBLE_CORES = "NEURON_RT_VISIBLE_CORES"
+# The kubelet calls Allocate right after GetPreferredAllocation for the same container.
+FOLLOW_WINDOW = 10.0
 DEVICE_PERMISSIONS = "rw"
 
 
@@ -93,6 +105,9 @@ class AllocationService:
         # pod uid -> the last correction patched onto it (not patched twice while the watch
         # has not yet delivered it)
         self._patched: dict[str, dict[str, str]] = {}
+        # resource -> the last GetPreferredAllocation answer and when: the kubelet calls it
+        # right before Allocate for the same container.
+        self._answered: dict[Resource, tuple[tuple[int, ...], float]] = {}
 
     # --- input ---------------------------------------------------------------------------
     def parse_ids(self, resource: Resource, ids: Sequence[str]) -> tuple[int, ...]:
@@ -118,15 +133,17 @@ class AllocationService:
         return tuple(sorted(out))
 
     # --- extender annotations ------------------------------------------------------------
-    def _next(
-        self, resource: Resource, count: int, taken: dict[str, set[str]] | None = None
-    ) -> tuple[PodRecord, ContainerAllocation] | None:
-        """The pod and container the kubelet is most likely admitting: the oldest pod not yet
-        fully handed out whose next container of this resource asks for `count` IDs (`taken`:
-        containers matched earlier in the same call). Sets are the ledger's effective ones:
-        a pod whose planned set went to another pod is served the set that pod was planned."""
+    def _waiting(
+        self, resource: Resource, taken: dict[str, set[str]] | None = None
+    ) -> list[tuple[PodRecord, ContainerAllocation]]:
+        """Each pod not yet fully handed out, oldest NEURON_ALLOC_TIME first, with its next
+        container of this resource (`taken`: containers matched earlier in the same call).
+        Sets are the ledger's effective ones: a pod whose planned set went to another pod is
+        served the set that pod was planned. A set that overlaps a container's cores cannot be
+        served: such a pod gets what the kubelet chose, and reconcile() rewrites its plan."""
         ledger = self.state.ledger
         done, reopened = ledger.progress()
+        held = ledger.held_cores()
         records = sorted(
             (
                 r
@@ -135,6 +152,7 @@ class AllocationService:
             ),
             key=lambda r: (r.alloc_time, r.created, r.key),
         )
+        out = []
         for record in records:
             finished = done.get(record.uid, set()) | (taken or {}).get(record.uid, set())
             pending = [
@@ -142,8 +160,49 @@ class AllocationService:
                 for c in record.containers
                 if c.container not in finished and c.placement.resource is resource
             ]
-            if pending and len(pending[0].placement.ids) == count:
-                return record, pending[0]
+            if pending and not mask(pending[0].placement.cores) & held:
+                out.append((record, pending[0]))
+        return out
+
+    def _next(
+        self,
+        resource: Resource,
+        ids: tuple[int, ...],
+        taken: dict[str, set[str]] | None = None,
+        followed: bool = False,
+    ) -> tuple[PodRecord, ContainerAllocation] | None:
+        """The pod and container the kubelet is most likely admitting with `ids`: the one whose
+        set is exactly those IDs, else (unless the kubelet `followed` GetPreferredAllocation,
+        whose answer no waiting pod was planned by now) the oldest one asking for as many IDs."""
+        waiting = self._waiting(resource, taken)
+        for record, container in waiting:
+            if container.placement.ids == ids:
+                return record, container
+        if followed:
+            # Swapping IDs the kubelet got from us would make its numbering differ from the
+            # real one; the kubelet's set is valid, and reconcile() rewrites the annotation.
+            return None
+        for record, container in waiting:
+            if len(container.placement.ids) == len(ids):
+                return record, container
+        return None
+
+    def _followed(self, resource: Resource, ids: tuple[int, ...]) -> bool:
+        answered = self._answered.get(resource)
+        return (
+            answered is not None
+            and answered[0] == ids
+            and time.monotonic() - answered[1] < FOLLOW_WINDOW
+        )
+
+    def _steer(
+        self, resource: Resource, avail: tuple[int, ...], must: tuple[int, ...], size: int
+    ) -> tuple[int, ...] | None:
+        """The set of the oldest waiting container of this size that the kubelet can give."""
+        for _, container in self._waiting(resource):
+            ids = container.placement.ids
+            if len(ids) == size and set(ids) <= set(avail) and set(must) <= set(ids):
+                return ids
         return None
 
     # --- GetPreferredAllocation ----------------------------------------------------------
@@ -153,17 +212,23 @@ class AllocationService:
         avail = self.parse_ids(resource, available)
         must = self.parse_ids(resource, must_include)
         shape = self.state.shape
+        if self.pods is not None:
+            with self.state.lock:
+                # What the kubelet offers is not assigned in its numbering: older records say so.
+                self.state.ledger.forget_reused(resource, avail)
+                steered = self._steer(resource, avail, must, size)
+            # The watch may not have delivered the pod being admitted yet: ask the API, so
+            # that the kubelet is steered to its set and Allocate need not swap IDs.
+            if steered is None and self.pods.relist():
+                with self.state.lock:
+                    steered = self._steer(resource, avail, must, size)
+            if steered is not None:
+                self.metrics.preferred.labels(resource.value, "extender").inc()
+                self._answered[resource] = (tuple(sorted(steered)), time.monotonic())
+                return [str(i) for i in steered]
         with self.state.lock:
             ledger = self.state.ledger
-            # What the kubelet offers is not assigned in its numbering: older records say so.
             ledger.forget_reused(resource, avail)
-            if self.pods is not None:
-                found = self._next(resource, size)
-                if found:
-                    ids = found[1].placement.ids
-                    if set(ids) <= set(avail) and set(must) <= set(ids):
-                        self.metrics.preferred.labels(resource.value, "extender").inc()
-                        return [str(i) for i in ids]
             everything = range(shape.devices if resource.whole_devices else shape.cores)
             not_offered = cores_of(shape, resource, set(everything) - set(avail))
             required = cores_of(shape, resource, must)
@@ -192,6 +257,7 @@ class AllocationService:
                         reason=str(err),
                     )
         self.metrics.preferred.labels(resource.value, how).inc()
+        self._answered[resource] = (tuple(sorted(chosen)), time.monotonic())
         return [str(i) for i in chosen]
 
     # --- Allocate ------------------------------------------------------------------------
@@ -208,7 +274,7 @@ class AllocationService:
                 )
         if self.pods is not None:
             with self.state.lock:
-                missing = any(self._next(resource, len(ids)) is None for ids in parsed)
+                missing = any(self._next(resource, ids) is None for ids in parsed)
             if missing:
                 # The watch may not have delivered the pod being admitted yet: ask the API.
                 self.pods.relist()
@@ -233,7 +299,11 @@ class AllocationService:
         claimed = 0
         taken: dict[str, set[str]] = {}
         for ids in parsed:
-            found = self._next(resource, len(ids), taken) if self.pods else None
+            found = (
+                self._next(resource, ids, taken, self._followed(resource, ids))
+                if self.pods
+                else None
+            )
             if found:
                 record, container = found
                 placement, source = container.placement, "extender"
@@ -241,7 +311,7 @@ class AllocationService:
                 taken.setdefault(record.uid, set()).add(cname)
                 if placement.ids != ids:
                     log.info(
-                        "handing out the extender's IDs",
+                        "handing out the extender's IDs instead of the kubelet's",
                         pod=pod,
                         container=cname,
                         resource=resource.value,
@@ -253,7 +323,7 @@ class AllocationService:
                 placement = placement_of(shape, resource, cores_of(shape, resource, ids))
                 ledger.forget_reused(resource, ids)
             cores = mask(placement.cores)
-            conflicts = ledger.conflicts(cores, pod, cname)
+            conflicts = ledger.conflicts(cores)
             if conflicts and self.podresources is not None:
                 # The cached kubelet view may be a few seconds old: look again before refusing.
                 view = self.podresources.list()
@@ -261,11 +331,17 @@ class AllocationService:
                     ledger.set_kubelet(view)
                 if source == "kubelet":
                     ledger.forget_reused(resource, ids)
-                conflicts = ledger.conflicts(cores, pod, cname)
+                conflicts = ledger.conflicts(cores)
             if conflicts or cores & claimed:
                 self.metrics.conflicts.labels(resource.value).inc()
                 message = self._conflict_message(resource, placement, conflicts, cores & claimed)
-                log.warning("allocation refused", resource=resource.value, reason=message)
+                log.warning(
+                    "allocation refused",
+                    resource=resource.value,
+                    reason=message,
+                    kubelet_ids=_ids_text(ids),
+                    ledger=ledger.describe(),
+                )
                 raise AllocationError(grpc.StatusCode.FAILED_PRECONDITION, message)
             if not _contiguous(placement.cores):
                 log.warning(
@@ -298,7 +374,7 @@ class AllocationService:
                     now,
                     record.key if record else None,
                     cname,
-                    kubelet_ids if source == "kubelet" else None,
+                    kubelet_ids,
                 )
             )
             if record is not None:
@@ -320,6 +396,7 @@ class AllocationService:
                 container=cname,
                 ids=_ids_text(placement.ids),
                 cores=_ids_text(placement.cores),
+                kubelet_ids=_ids_text(kubelet_ids),
             )
         done, _ = ledger.progress()
         finished = [

@@ -19,8 +19,10 @@ container holds those kubelet IDs), that is the truth, and it wins over the anno
 (effective_pods). A pod still waiting whose planned set went to another pod that way inherits
 the set that pod had been planned.
 
-It answers two questions: which cores are in use (GetPreferredAllocation steers away from
-them, Allocate refuses sets that overlap them), and which IDs of a resource are in use through
+It answers three questions: which cores are in use or planned (GetPreferredAllocation steers
+away from them), which cores a container holds (Allocate refuses sets that overlap those: a
+plan of a pod still waiting is a reservation, not a container, and refusing on account of it
+would fail a pod's admission for nothing), and which IDs of a resource are in use through
 something the kubelet does not know under that ID (the plugin reports those as Unhealthy so
 that the kubelet and the scheduler stop counting them as free).
 """
@@ -175,6 +177,8 @@ class Use:
     cores: int
     pod: str | None = None
     container: str | None = None
+    # False for the plan of a container the kubelet has not admitted yet.
+    held: bool = True
 
 
 @dataclass
@@ -187,7 +191,7 @@ class Grant:
     at: float
     pod: str | None = None
     container: str | None = None
-    # What the kubelet sent, when the plugin handed out the kubelet's own IDs.
+    # What the kubelet sent (the IDs it counts as assigned, whatever was handed out).
     kubelet_ids: tuple[int, ...] | None = None
 
 
@@ -232,6 +236,13 @@ class Ledger:
 
     def drop_pod(self, uid: str) -> None:
         self.pods.pop(uid, None)
+
+    def forget_pod(self, namespace: str, name: str) -> None:
+        """The pod is gone from the API, which happens only once the kubelet has stopped its
+        containers: its entries in the last PodResources view are stale."""
+        if self.kubelet:
+            for key in [k for k in self.kubelet if k[:2] == (namespace, name)]:
+                del self.kubelet[key]
 
     def grant(self, g: Grant) -> None:
         self.grants.append(g)
@@ -359,6 +370,8 @@ class Ledger:
                 continue
             holder = listed.get(key)
             if holder is None:
+                if g.uid not in self.pods:
+                    continue  # its pod is gone: an answer no container holds any more
                 done.setdefault(g.uid, set()).add(g.container)  # not listed yet: trust the guess
                 unconfirmed.add((g.resource, len(g.kubelet_ids)))
             elif (f"{holder[0]}/{holder[1]}", holder[2]) != (g.pod, g.container):
@@ -373,6 +386,31 @@ class Ledger:
             and (g.resource, len(g.kubelet_ids)) not in unconfirmed
         }
         return done, reopened
+
+    def describe(self) -> dict[str, Any]:
+        """The ledger's sources and conclusions, for the log of a refusal."""
+        done, reopened = self.progress()
+        return {
+            "kubelet": {
+                "/".join(k): {r.value: list(i) for r, i in v.items()}
+                for k, v in (self.kubelet or {}).items()
+            },
+            "pods": {
+                r.key: {
+                    "allocated": r.allocated,
+                    "holds": r.holds,
+                    "sets": {c.container: list(c.placement.ids) for c in r.containers},
+                }
+                for r in self.pods.values()
+            },
+            "given": [
+                {"ids": list(g.kubelet_ids), "set": list(g.placement.ids), "pod": g.pod}
+                for g in self.given.values()
+            ],
+            "grants": [{"ids": list(g.ids), "pod": g.pod} for g in self.grants],
+            "done": {u: sorted(c) for u, c in done.items()},
+            "reopened": sorted(reopened),
+        }
 
     # --- questions -----------------------------------------------------------------------
     def _prune(self) -> None:
@@ -396,11 +434,15 @@ class Ledger:
         out: list[Use] = []
         annotated = {(r.namespace, r.name) for r in self.pods.values()}
         truth = self.truth()
+        done, reopened = self.progress()
         for r in self.effective_pods().values():
             if not r.holds:
                 continue
             for c in r.containers:
                 p = c.placement
+                served = c.container in done.get(r.uid, set()) or (
+                    r.allocated and r.uid not in reopened
+                )
                 out.append(
                     Use(
                         f"{r.key}/{c.container}",
@@ -409,6 +451,7 @@ class Ledger:
                         mask(p.cores),
                         r.key,
                         c.container,
+                        held=served,
                     )
                 )
         for (ns, pod, container), by_res in (self.kubelet or {}).items():
@@ -450,35 +493,36 @@ class Ledger:
             m |= u.cores
         return m
 
-    def conflicts(
-        self, cores: int, pod: str | None = None, container: str | None = None
-    ) -> list[Use]:
-        """Holders whose cores overlap `cores`, other than the same container of the same pod."""
-        return [
-            u
-            for u in self.uses()
-            if u.cores & cores
-            and not (pod is not None and u.pod == pod and u.container == container)
-        ]
+    def held_cores(self) -> int:
+        """Cores held by containers (without the plans of pods still waiting)."""
+        m = 0
+        for u in self.uses():
+            if u.held:
+                m |= u.cores
+        return m
+
+    def conflicts(self, cores: int) -> list[Use]:
+        """Containers holding any of `cores` (plans of pods still waiting do not count)."""
+        return [u for u in self.uses() if u.held and u.cores & cores]
 
     def withheld(self, resource: Resource) -> frozenset[int]:
         """IDs of `resource` in use through something the kubelet does not count under that ID
-        of that resource: cores of a device handed out whole, devices with a core handed out,
-        and the real IDs of extender placements whose kubelet IDs differ."""
-        uses = self.uses()
-        used = 0
-        for u in uses:
-            used |= u.cores
+        of that resource: cores of a device handed out or planned whole, devices with a core
+        handed out or planned, and the real IDs of containers whose kubelet IDs differ. Plans
+        of the same resource are never hidden: the kubelet must be able to hand them out."""
         known: set[int] = set()
         for by_res in (self.kubelet or {}).values():
             known.update(by_res.get(resource, ()))
         for g in self.grants:
             if g.resource is resource and g.kubelet_ids:
                 known.update(g.kubelet_ids)
-        for r in self.effective_pods().values():
-            for c in r.containers:
-                if c.placement.resource is resource:
-                    # The kubelet will hand these out (GetPreferredAllocation steers it there);
-                    # hiding them would stop it from doing so.
-                    known.update(c.placement.ids)
-        return frozenset(set(ids_of(self.shape, resource, used)) - known)
+        for given in self.given.values():
+            if given.resource is resource and given.uid in self.pods:
+                known.update(given.kubelet_ids)
+        out: set[int] = set()
+        for u in self.uses():
+            if u.resource is not resource:
+                out.update(ids_of(self.shape, resource, u.cores))
+            elif u.held:
+                out.update(set(u.ids) - known)
+        return frozenset(out)

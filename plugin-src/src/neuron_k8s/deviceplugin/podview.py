@@ -53,6 +53,10 @@ class PodSource:
         uid = str(meta.get("uid") or f"{meta.get('namespace')}/{meta.get('name')}")
         record = None if kind == "DELETED" else pod_record(pod, self._state.shape)
         with self._state.lock:
+            if kind == "DELETED":
+                self._state.ledger.forget_pod(
+                    str(meta.get("namespace", "")), str(meta.get("name", ""))
+                )
             if record is None:
                 self._state.ledger.drop_pod(uid)
             else:

@@ -7,11 +7,14 @@ from __future__ import annotations
 import threading
 
 from neuron_k8s.allocator import Resource, mask, unhealthy_core_mask
+from neuron_k8s.logs import get_logger
 
 from .api import SERVED
 from .discovery import Inventory
 from .ledger import Ledger
 from .metrics import Metrics
+
+log = get_logger("deviceplugin.state")
 
 # (ID, healthy) of every ID a resource advertises
 DeviceView = tuple[tuple[str, bool], ...]
@@ -37,11 +40,19 @@ class PluginState:
         self.generation = 0
         self.stopping = False
         self._views: dict[Resource, DeviceView] = {}
+        self._withheld: dict[Resource, frozenset[int]] = {}
         self.refresh()
 
     def _compute(self, resource: Resource) -> tuple[DeviceView, int, int]:
         shape = self.shape
         withheld = self.ledger.withheld(resource) if self.withhold_in_use else frozenset()
+        if withheld != self._withheld.get(resource, frozenset()):
+            self._withheld[resource] = withheld
+            log.info(
+                "IDs withheld from the kubelet changed",
+                resource=resource.value,
+                ids=",".join(str(i) for i in sorted(withheld)),
+            )
         if resource.whole_devices:
             sick = {d for d in range(shape.devices) if d in self.unhealthy}
             total = shape.devices

@@ -9,6 +9,13 @@ the IDs until either the bind fails (released) or the pod watch shows the pod bo
 annotation (the pod record then carries the usage), or the pod goes away. Keeping it until the
 watch catches up closes the window in which a lagging watch would show the cores free.
 
+When a pod's allocation moves on its node onto cores another pod still claims (the device
+plugin corrects the annotations of pods the kubelet admitted in another order, one patch per
+pod), the cores it leaves stay held until that other pod's patch arrives (or a grace period
+passes): until then a container whose annotation names other cores may be using them, and a
+pod bound onto them would fail admission. The other pod's patch is itself a cluster event, so
+kube-scheduler retries the pods the extender turned away.
+
 Writers hold the lock and replace immutable NodeView entries; filter and prioritize read the
 `nodes` dict without locking (single dict reads are atomic in CPython), so a filter over
 thousands of nodes never waits on the watch threads.
@@ -19,6 +26,7 @@ from __future__ import annotations
 import bisect
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -162,6 +170,7 @@ class ClusterState:
         clock: Callable[[], float] = time.monotonic,
         relist_grace: float = 60.0,
         max_classes: int = 50_000,
+        move_grace: float = 15.0,
     ) -> None:
         self._lock = threading.RLock()
         # node name -> class, with the class table it indexes; read without the lock by filter
@@ -182,6 +191,10 @@ class ClusterState:
         self._reservations: dict[str, Reservation] = {}
         # node -> holder -> core mask; a holder is ("pod", uid) or ("res", uid).
         self._holders: dict[str, dict[tuple[str, str], int]] = {}
+        # Cores left by moved allocations: uid -> (node, cores, until), and deadlines in order.
+        self._move_grace = move_grace
+        self._moved: dict[str, tuple[str, int, float]] = {}
+        self._deadlines: deque[tuple[float, str]] = deque()
 
     # --- derived views --------------------------------------------------------------------
     def _refresh(self, node: str) -> None:
@@ -287,6 +300,48 @@ class ClusterState:
         if use is not None:
             self._pods[uid] = use
             self._hold(use.node, ("pod", uid), use.cores)
+        if old is not None and use is not None and old.node == use.node:
+            left = old.cores & ~use.cores
+            if left and self._claimed_by_others(uid, use.node, use.cores):
+                self._hold_moved(uid, use.node, left)
+        self._settle_moves()
+
+    def _claimed_by_others(self, uid: str, node: str, cores: int) -> bool:
+        return any(
+            h[0] == "pod" and h[1] != uid and c & cores
+            for h, c in self._holders.get(node, {}).items()
+        )
+
+    def _hold_moved(self, uid: str, node: str, cores: int) -> None:
+        until = self._clock() + self._move_grace
+        prior = self._moved.get(uid)
+        if prior is not None and prior[0] == node:
+            cores |= prior[1]
+        self._moved[uid] = (node, cores, until)
+        self._deadlines.append((until, uid))
+        self._hold(node, ("moved", uid), cores)
+
+    def _settle_moves(self) -> None:
+        """Release the cores left by a moved allocation once no other pod claims the cores it
+        moved to (the other pod's correction arrived, or it is gone)."""
+        for uid, (node, _, _) in list(self._moved.items()):
+            p = self._pods.get(uid)
+            if p is None or p.node != node or not self._claimed_by_others(uid, node, p.cores):
+                del self._moved[uid]
+                self._hold(node, ("moved", uid), None)
+
+    def expire_moves(self) -> None:
+        """Release the cores left by moved allocations whose other claimant never moved."""
+        if not self._deadlines or self._deadlines[0][0] > self._clock():
+            return
+        with self._lock:
+            now = self._clock()
+            while self._deadlines and self._deadlines[0][0] <= now:
+                _, uid = self._deadlines.popleft()
+                moved = self._moved.get(uid)
+                if moved is not None and moved[2] <= now:
+                    del self._moved[uid]
+                    self._hold(moved[0], ("moved", uid), None)
 
     def _drop_reservation(self, uid: str) -> None:
         r = self._reservations.pop(uid, None)
@@ -294,6 +349,7 @@ class ClusterState:
             self._hold(r.node, ("res", uid), None)
 
     def _observe(self, obj: dict[str, Any], gone: bool) -> None:
+        self.expire_moves()
         uid = _uid(obj)
         use = None if gone else pod_use(obj)
         self._set_pod(uid, use)

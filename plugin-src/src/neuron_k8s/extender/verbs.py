@@ -193,6 +193,7 @@ class Extender:
         """The class of each candidate (in order) and the verdict of each class; or the reason
         the pod itself cannot be served. The per-node work is a C-level map over a dict; the
         Python-level work is per distinct class, of which there are few."""
+        self.state.expire_moves()
         self._recent.put(args.pod_key, _trimmed(args.pod))
         try:
             creqs = container_requests(args.pod)
@@ -384,6 +385,7 @@ class Extender:
                 return BindOutcome(f"cannot bind {where}: {err}", "api_error")
             return BindOutcome("", "bound_plain")
 
+        self.state.expire_moves()
         reused = self.state.own_use(uid)
         try:
             r = self.state.reserve(uid, args.pod_key, args.node, creqs)
