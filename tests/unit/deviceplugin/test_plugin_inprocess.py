@@ -447,15 +447,19 @@ def test_multi_container_pod_gets_disjoint_sets_and_is_marked_after_the_last(
     assert len([p for p, _, _ in api.patches if "/pods/" in p]) == 1
 
 
+def young_and_old(api: FakeApi) -> None:
+    """Two waiting pods of two cores: young (plan 2,3) was bound after old (plan 4,5)."""
+    for name, chosen, alloc_time in (("young", [2, 3], 200), ("old", [4, 5], 100)):
+        notes = extender_annotations(
+            "inf2.24xlarge", ("m", Resource.NEURONCORE, chosen), alloc_time=alloc_time
+        )
+        api.put_pod(make_pod(name, NODE, [("m", NEURONCORE, 2)], notes))
+
+
 def test_oldest_pending_pod_is_served_first(
     kubelet: FakeKubelet, start_plugin: StartPlugin, api: FakeApi, with_api: dict[str, str]
 ) -> None:
-    young = extender_annotations(
-        "inf2.24xlarge", ("m", Resource.NEURONCORE, [2, 3]), alloc_time=200
-    )
-    old = extender_annotations("inf2.24xlarge", ("m", Resource.NEURONCORE, [4, 5]), alloc_time=100)
-    api.put_pod(make_pod("young", NODE, [("m", NEURONCORE, 2)], young))
-    api.put_pod(make_pod("old", NODE, [("m", NEURONCORE, 2)], old))
+    young_and_old(api)
     start_plugin(fake_instance_type="inf2.24xlarge", **with_api)
     first = allocate(kubelet.stub(NEURONCORE), ["0", "1"]).container_responses[0]
     second = allocate(kubelet.stub(NEURONCORE), ["0", "1"]).container_responses[0]
@@ -468,12 +472,7 @@ def test_kubelet_ids_equal_to_a_pods_set_serve_that_pod_before_older_ones(
     kubelet: FakeKubelet, start_plugin: StartPlugin, api: FakeApi, with_api: dict[str, str]
 ) -> None:
     # The kubelet follows GetPreferredAllocation, so its IDs name the pod: no IDs are swapped.
-    young = extender_annotations(
-        "inf2.24xlarge", ("m", Resource.NEURONCORE, [2, 3]), alloc_time=200
-    )
-    old = extender_annotations("inf2.24xlarge", ("m", Resource.NEURONCORE, [4, 5]), alloc_time=100)
-    api.put_pod(make_pod("young", NODE, [("m", NEURONCORE, 2)], young))
-    api.put_pod(make_pod("old", NODE, [("m", NEURONCORE, 2)], old))
+    young_and_old(api)
     start_plugin(fake_instance_type="inf2.24xlarge", **with_api)
     got = allocate(kubelet.stub(NEURONCORE), ["2", "3"]).container_responses[0]
     assert got.envs["NEURON_RT_VISIBLE_CORES"] == "2,3"
