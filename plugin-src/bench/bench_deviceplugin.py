@@ -16,173 +16,37 @@ sockets and prints:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.parse
-import urllib.request
-from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
-import grpc
-from neuron_k8s.deviceplugin.api import pb, pb_grpc, target
-from neuron_k8s.pods import ALLOCATION, AWS_NEURON_IDS, NEURON_ALLOC_TIME, NEURON_ALLOCATED
+REPO = Path(__file__).resolve().parents[2]
+# The unit tests' kubelet and API stand-ins (and the polling helper they share).
+sys.path[:0] = [str(REPO / "tests" / "unit" / "deviceplugin"), str(REPO / "tests" / "unit")]
+
+import grpc  # noqa: E402
+from dp_harness import FakeApi, FakeKubelet, make_pod  # noqa: E402
+from neuron_k8s.allocator import Resource, mask, placement_of  # noqa: E402
+from neuron_k8s.deviceplugin.api import pb  # noqa: E402
+from neuron_k8s.pods import ContainerAllocation, allocation_annotations  # noqa: E402
+from neuron_k8s.topology import shape_for  # noqa: E402
 
 INSTANCE_TYPE = "inf2.48xlarge"  # 12 devices x 2 cores
 NODE = "bench-node"
 CORE = "aws.amazon.com/neuroncore"
 
 
-# --- a kubelet stand-in ------------------------------------------------------------------------
-class Kubelet(pb_grpc.RegistrationServicer):
-    def __init__(self, plugin_dir: str) -> None:
-        self.plugin_dir = plugin_dir
-        self.endpoints: dict[str, str] = {}
-        self.streams: list[Any] = []
-        self.server = grpc.server(ThreadPoolExecutor(max_workers=2))
-        pb_grpc.add_RegistrationServicer_to_server(self, self.server)
-        self.server.add_insecure_port(target(os.path.join(plugin_dir, "kubelet.sock")))
-        self.server.start()
-
-    def Register(self, request: pb.RegisterRequest, context: grpc.ServicerContext) -> pb.Empty:
-        self.endpoints[request.resource_name] = request.endpoint
-        threading.Thread(target=self._watch, args=(request.endpoint,), daemon=True).start()
-        return pb.Empty()
-
-    def _watch(self, endpoint: str) -> None:
-        channel = grpc.insecure_channel(target(os.path.join(self.plugin_dir, endpoint)))
-        stream = pb_grpc.DevicePluginStub(channel).ListAndWatch(pb.Empty())
-        self.streams.append(stream)
-        try:
-            for _ in stream:
-                pass
-        except grpc.RpcError:
-            pass
-
-    def stub(self, resource: str) -> pb_grpc.DevicePluginStub:
-        path = os.path.join(self.plugin_dir, self.endpoints[resource])
-        return pb_grpc.DevicePluginStub(grpc.insecure_channel(target(path)))
-
-    def stop(self) -> None:
-        for s in self.streams:
-            s.cancel()
-        self.server.stop(0)
-
-
-# --- a fake API server: list and watch pods of a node, merge-patch pods and nodes -------------
-class Api:
-    def __init__(self) -> None:
-        self.pods: dict[str, dict[str, Any]] = {}
-        self.lock = threading.Lock()
-        self.closing = threading.Event()
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def setup(self) -> None:
-                super().setup()
-                # Headers and body go out in separate writes: without this, Nagle's algorithm
-                # and the client's delayed ACK add 40 ms to every response.
-                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-            def _send(self, doc: Any) -> None:
-                body = json.dumps(doc).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_GET(self) -> None:
-                url = urllib.parse.urlsplit(self.path)
-                if "watch=true" in url.query:
-                    # A watch that stays quiet: the plugin must find new pods by listing.
-                    self.send_response(200)
-                    self.send_header("Connection", "close")
-                    self.end_headers()
-                    self.close_connection = True
-                    api.closing.wait()
-                    return
-                if url.path == "/api/v1/pods":
-                    with api.lock:
-                        items = list(api.pods.values())
-                    self._send(
-                        {"kind": "PodList", "metadata": {"resourceVersion": "1"}, "items": items}
-                    )
-                    return
-                self._send({"kind": "Node", "metadata": {"name": NODE, "labels": {}}})
-
-            def do_PATCH(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                name = self.path.rsplit("/", 1)[1]
-                with api.lock:
-                    pod = api.pods.get(name)
-                    if pod is not None:
-                        pod["metadata"]["annotations"].update(body["metadata"]["annotations"])
-                self._send(pod or {"kind": "Node"})
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def add_pending_pod(self, n: int) -> None:
-        """Replace the pods with one pod just bound by the extender, cores 2,3."""
-        detail = {
-            "node": NODE,
-            "containers": [
-                {"name": "main", "resource": CORE, "ids": [2, 3], "cores": [2, 3], "devices": [1]}
-            ],
-        }
-        pod = {
-            "kind": "Pod",
-            "metadata": {
-                "name": f"p{n}",
-                "namespace": "default",
-                "uid": f"uid-{n}",
-                "annotations": {
-                    AWS_NEURON_IDS: "2,3",
-                    NEURON_ALLOCATED: "false",
-                    NEURON_ALLOC_TIME: str(n),
-                    ALLOCATION: json.dumps(detail),
-                },
-            },
-            "spec": {
-                "nodeName": NODE,
-                "containers": [{"name": "main", "resources": {"limits": {CORE: "2"}}}],
-            },
-            "status": {"phase": "Pending"},
-        }
-        with self.lock:
-            self.pods = {f"p{n}": pod}
-
-    def kubeconfig(self, path: str) -> str:
-        with open(path, "w") as f:
-            json.dump(
-                {
-                    "clusters": [{"name": "c", "cluster": {"server": self.url}}],
-                    "users": [{"name": "u", "user": {"token": "t"}}],
-                    "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
-                    "current-context": "x",
-                },
-                f,
-            )
-        return path
-
-    def stop(self) -> None:
-        self.closing.set()
-        self.httpd.shutdown()
+def add_pending_pod(api: FakeApi, n: int) -> None:
+    """Replace the pods with one just bound by the extender (cores 2,3), behind the watch's
+    back: the plugin must find it by listing."""
+    placement = placement_of(shape_for(INSTANCE_TYPE), Resource.NEURONCORE, mask([2, 3]))
+    notes = allocation_annotations(NODE, [ContainerAllocation("main", placement)], n)
+    api.pods = {("default", f"p{n}"): make_pod(f"p{n}", NODE, [("main", CORE, 2)], notes)}
 
 
 # --- measuring -----------------------------------------------------------------------------------
@@ -237,9 +101,9 @@ def start_plugin(plugin_dir: str, log: str, extra: list[str]) -> subprocess.Pope
         return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
 
 
-def wait_registered(kubelet: Kubelet, proc: subprocess.Popen[bytes]) -> None:
+def wait_registered(kubelet: FakeKubelet, proc: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 20
-    while len(kubelet.endpoints) < 2:
+    while not (kubelet.registered(CORE) and kubelet.registered("aws.amazon.com/neuron")):
         if proc.poll() is not None or time.monotonic() > deadline:
             raise SystemExit("the plugin did not register")
         time.sleep(0.05)
@@ -247,15 +111,16 @@ def wait_registered(kubelet: Kubelet, proc: subprocess.Popen[bytes]) -> None:
 
 def run(args: argparse.Namespace) -> None:
     root = tempfile.mkdtemp(prefix="dpbench", dir="/tmp")
-    api = Api()
+    api = FakeApi().start()
+    api.add_node(NODE)
     results: list[tuple[str, list[float]]] = []
     procs: dict[str, subprocess.Popen[bytes]] = {}
-    kubelets: list[Kubelet] = []
+    kubelets: list[FakeKubelet] = []
     try:
         for mode in ("standalone", "api"):
             plugin_dir = os.path.join(root, mode)
             os.makedirs(plugin_dir)
-            kubelet = Kubelet(plugin_dir)
+            kubelet = FakeKubelet(plugin_dir).start()
             kubelets.append(kubelet)
             extra = (
                 []
@@ -280,7 +145,7 @@ def run(args: argparse.Namespace) -> None:
                 got = resp.container_responses[0].envs["NEURON_RT_VISIBLE_CORES"]
                 assert got == want, f"Allocate gave {got}, expected {want}"
 
-            before = None if mode == "standalone" else api.add_pending_pod
+            before = None if mode == "standalone" else lambda n: add_pending_pod(api, n)
             preferred = pb.PreferredAllocationRequest(
                 container_requests=[
                     pb.ContainerPreferredAllocationRequest(

@@ -1,4 +1,5 @@
-"""Stand-ins for the kubelet and the Kubernetes API, for driving the device plugin in tests.
+"""Stand-ins for the kubelet and the Kubernetes API, for driving the device plugin in tests
+and in plugin-src/bench/bench_deviceplugin.py.
 
 FakeKubelet serves Registration on <dir>/kubelet.sock and, like the kubelet, dials each plugin
 that registers and keeps a ListAndWatch stream open, remembering the latest device list.
