@@ -121,25 +121,29 @@ def test_unhealthy_device_and_its_cores_reach_the_kubelet_and_recover(
     wait_until(lambda: not kubelet.unhealthy(NEURONCORE), 5, "cores healthy again")
 
 
+def with_health_file(
+    start_plugin: StartPlugin, api: FakeApi, short_dir: str, instance_type: str
+) -> tuple[Plugin, str, Callable[[], dict[str, str]]]:
+    """A plugin with a fake health file and the API; its health file path, and a reader of
+    the node's annotations."""
+    health = os.path.join(short_dir, "health")
+    plugin = start_plugin(
+        fake_instance_type=instance_type,
+        fake_health_file=health,
+        kubeconfig=api.kubeconfig(os.path.join(short_dir, "kubeconfig")),
+        node_name=NODE,
+    )
+    return plugin, health, lambda: api.nodes[NODE]["metadata"].get("annotations", {})
+
+
 def test_unhealthy_devices_are_annotated_on_the_node_with_a_single_key_patch(
     kubelet: FakeKubelet, start_plugin: StartPlugin, api: FakeApi, short_dir: str
 ) -> None:
     api.add_node(NODE)
-    health = os.path.join(short_dir, "health")
-    kubeconfig = api.kubeconfig(os.path.join(short_dir, "kubeconfig"))
-    start_plugin(
-        fake_instance_type="inf1.6xlarge",
-        fake_health_file=health,
-        kubeconfig=kubeconfig,
-        node_name=NODE,
-    )
-
-    def annotation() -> str | None:
-        return api.nodes[NODE]["metadata"].get("annotations", {}).get(UNHEALTHY_DEVICES)
-
+    _, health, annotations = with_health_file(start_plugin, api, short_dir, "inf1.6xlarge")
     with open(health, "w") as f:
         f.write("3\n1\n")
-    wait_until(lambda: annotation() == "1,3", 5, "annotation 1,3")
+    wait_until(lambda: annotations().get(UNHEALTHY_DEVICES) == "1,3", 5, "annotation 1,3")
     node_patches = [b for p, _, b in api.patches if p == f"/api/v1/nodes/{NODE}"]
     assert node_patches and all(list(b) == ["metadata"] for b in node_patches)
     assert all(list(b["metadata"]["annotations"]) == [UNHEALTHY_DEVICES] for b in node_patches)
@@ -149,18 +153,7 @@ def test_all_devices_healthy_leaves_no_annotation_on_the_node(
     kubelet: FakeKubelet, start_plugin: StartPlugin, api: FakeApi, short_dir: str
 ) -> None:
     api.add_node(NODE, annotations={UNHEALTHY_DEVICES: "2", "other": "kept"})
-    health = os.path.join(short_dir, "health")
-    kubeconfig = api.kubeconfig(os.path.join(short_dir, "kubeconfig"))
-    start_plugin(
-        fake_instance_type="inf1.6xlarge",
-        fake_health_file=health,
-        kubeconfig=kubeconfig,
-        node_name=NODE,
-    )
-
-    def annotations() -> dict[str, str]:
-        return api.nodes[NODE]["metadata"].get("annotations", {})
-
+    _, health, annotations = with_health_file(start_plugin, api, short_dir, "inf1.6xlarge")
     wait_until(lambda: UNHEALTHY_DEVICES not in annotations(), 5, "stale annotation cleared")
     with open(health, "w") as f:
         f.write("1\n")
@@ -174,18 +167,7 @@ def test_stopping_the_plugin_removes_its_node_annotation(
     kubelet: FakeKubelet, start_plugin: StartPlugin, api: FakeApi, short_dir: str
 ) -> None:
     api.add_node(NODE)
-    health = os.path.join(short_dir, "health")
-    kubeconfig = api.kubeconfig(os.path.join(short_dir, "kubeconfig"))
-    plugin = start_plugin(
-        fake_instance_type="inf2.xlarge",
-        fake_health_file=health,
-        kubeconfig=kubeconfig,
-        node_name=NODE,
-    )
-
-    def annotations() -> dict[str, str]:
-        return api.nodes[NODE]["metadata"].get("annotations", {})
-
+    plugin, health, annotations = with_health_file(start_plugin, api, short_dir, "inf2.xlarge")
     with open(health, "w") as f:
         f.write("0\n")
     wait_until(lambda: UNHEALTHY_DEVICES in annotations(), 5, "annotation written")
