@@ -8,6 +8,7 @@ import os
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from typing import Any
 
 import grpc
 import pytest
@@ -429,13 +430,25 @@ def test_multi_container_pod_gets_disjoint_sets_and_is_marked_after_the_last(
     assert len([p for p, _, _ in api.patches if "/pods/" in p]) == 1
 
 
+def core_pod(name: str, cores: list[int], alloc_time: int = 1) -> dict[str, Any]:
+    """A pod bound to NODE whose one container, m, the extender planned `cores` for."""
+    notes = extender_annotations(
+        "inf2.24xlarge", ("m", Resource.NEURONCORE, cores), alloc_time=alloc_time
+    )
+    return make_pod(name, NODE, [("m", NEURONCORE, len(cores))], notes)
+
+
+def start_synced(start_plugin: StartPlugin, with_api: dict[str, str]) -> Plugin:
+    """A plugin with the API whose pod watch has listed the node's pods."""
+    plugin = start_plugin(fake_instance_type="inf2.24xlarge", **with_api)
+    wait_until(lambda: plugin._pods is not None and plugin._pods.synced, 5, "pods synced")
+    return plugin
+
+
 def young_and_old(api: FakeApi) -> None:
     """Two waiting pods of two cores: young (plan 2,3) was bound after old (plan 4,5)."""
-    for name, chosen, alloc_time in (("young", [2, 3], 200), ("old", [4, 5], 100)):
-        notes = extender_annotations(
-            "inf2.24xlarge", ("m", Resource.NEURONCORE, chosen), alloc_time=alloc_time
-        )
-        api.put_pod(make_pod(name, NODE, [("m", NEURONCORE, 2)], notes))
+    api.put_pod(core_pod("young", [2, 3], alloc_time=200))
+    api.put_pod(core_pod("old", [4, 5], alloc_time=100))
 
 
 def test_oldest_pending_pod_is_served_first(
@@ -465,25 +478,20 @@ def test_kubelet_ids_equal_to_a_pods_set_serve_that_pod_before_older_ones(
 def test_preferred_allocation_lists_the_pods_again_when_none_waits_for_that_size(
     kubelet: FakeKubelet, start_plugin: StartPlugin, api: FakeApi, with_api: dict[str, str]
 ) -> None:
-    plugin = start_plugin(fake_instance_type="inf2.24xlarge", **with_api)
-    wait_until(lambda: plugin._pods is not None and plugin._pods.synced, 5, "pods synced")
-    notes = extender_annotations("inf2.24xlarge", ("m", Resource.NEURONCORE, [8, 9]))
+    start_synced(start_plugin, with_api)
     # Put the pod behind the plugin's back: no watch event reaches it first.
-    api.pods[("default", "late")] = make_pod("late", NODE, [("m", NEURONCORE, 2)], notes)
+    api.pods[("default", "late")] = core_pod("late", [8, 9])
     assert preferred(kubelet.stub(NEURONCORE), ids(12), 2) == ["8", "9"]
 
 
 def test_ids_the_kubelet_took_from_preferred_allocation_are_never_swapped(
     kubelet: FakeKubelet, start_plugin: StartPlugin, api: FakeApi, with_api: dict[str, str]
 ) -> None:
-    notes = extender_annotations("inf2.24xlarge", ("m", Resource.NEURONCORE, [8, 9]))
-    api.put_pod(make_pod("p", NODE, [("m", NEURONCORE, 2)], notes))
-    plugin = start_plugin(fake_instance_type="inf2.24xlarge", **with_api)
-    wait_until(lambda: plugin._pods is not None and plugin._pods.synced, 5, "pods synced")
+    api.put_pod(core_pod("p", [8, 9]))
+    plugin = start_synced(start_plugin, with_api)
     assert preferred(kubelet.stub(NEURONCORE), ids(12), 2) == ["8", "9"]
     # Before Allocate, p's plan moves (a correction landed): 8,9 is nobody's plan any more.
-    moved = extender_annotations("inf2.24xlarge", ("m", Resource.NEURONCORE, [4, 5]))
-    api.put_pod(make_pod("p", NODE, [("m", NEURONCORE, 2)], moved), "MODIFIED")
+    api.put_pod(core_pod("p", [4, 5]), "MODIFIED")
     wait_until(
         lambda: (
             plugin.state is not None
@@ -499,10 +507,8 @@ def test_ids_the_kubelet_took_from_preferred_allocation_are_never_swapped(
 def test_plan_overlapping_a_container_gives_way_to_the_kubelets_ids(
     kubelet: FakeKubelet, start_plugin: StartPlugin, api: FakeApi, with_api: dict[str, str]
 ) -> None:
-    notes = extender_annotations("inf2.24xlarge", ("m", Resource.NEURONCORE, [0, 1]))
-    api.put_pod(make_pod("p", NODE, [("m", NEURONCORE, 2)], notes))
-    plugin = start_plugin(fake_instance_type="inf2.24xlarge", **with_api)
-    wait_until(lambda: plugin._pods is not None and plugin._pods.synced, 5, "pods synced")
+    api.put_pod(core_pod("p", [0, 1]))
+    start_synced(start_plugin, with_api)
     # A pod the extender never saw takes device 0 (cores 0,1): a plan is not a container.
     assert (
         allocate(kubelet.stub(NEURON), ["0"]).container_responses[0].envs["NEURON_RT_VISIBLE_CORES"]
@@ -518,9 +524,8 @@ def test_plan_overlapping_a_container_gives_way_to_the_kubelets_ids(
 def test_pod_bound_after_the_watch_is_found_by_listing_again(
     kubelet: FakeKubelet, start_plugin: StartPlugin, api: FakeApi, with_api: dict[str, str]
 ) -> None:
-    plugin = start_plugin(fake_instance_type="inf2.24xlarge", **with_api)
+    plugin = start_synced(start_plugin, with_api)
     assert plugin._pods is not None
-    wait_until(lambda: plugin._pods is not None and plugin._pods.synced, 5, "pods synced")
     notes = extender_annotations("inf2.24xlarge", ("m", Resource.NEURON, [4]))
     # Put the pod behind the plugin's back: no watch event reaches it first.
     api.pods[("default", "late")] = make_pod("late", NODE, [("m", NEURON, 1)], notes)
@@ -541,10 +546,8 @@ def test_aws_ids_annotation_alone_is_served(
 def test_preferred_allocation_steers_the_kubelet_to_the_extender_ids(
     kubelet: FakeKubelet, start_plugin: StartPlugin, api: FakeApi, with_api: dict[str, str]
 ) -> None:
-    notes = extender_annotations("inf2.24xlarge", ("m", Resource.NEURONCORE, [8, 9]))
-    api.put_pod(make_pod("p", NODE, [("m", NEURONCORE, 2)], notes))
-    plugin = start_plugin(fake_instance_type="inf2.24xlarge", **with_api)
-    wait_until(lambda: plugin._pods is not None and plugin._pods.synced, 5, "pods synced")
+    api.put_pod(core_pod("p", [8, 9]))
+    start_synced(start_plugin, with_api)
     assert preferred(kubelet.stub(NEURONCORE), ids(12), 2) == ["8", "9"]
 
 

@@ -199,9 +199,10 @@ class AllocationService:
         self, resource: Resource, avail: tuple[int, ...], must: tuple[int, ...], size: int
     ) -> tuple[int, ...] | None:
         """The set of the oldest waiting container of this size that the kubelet can give."""
+        offered = set(avail)
         for _, container in self._waiting(resource):
             ids = container.placement.ids
-            if len(ids) == size and set(ids) <= set(avail) and set(must) <= set(ids):
+            if len(ids) == size and set(ids) <= offered and set(must) <= set(ids):
                 return ids
         return None
 
@@ -212,23 +213,19 @@ class AllocationService:
         avail = self.parse_ids(resource, available)
         must = self.parse_ids(resource, must_include)
         shape = self.state.shape
-        if self.pods is not None:
+        with self.state.lock:
+            # What the kubelet offers is not assigned in its numbering: older records say so.
+            self.state.ledger.forget_reused(resource, avail)
+            steered = self._steer(resource, avail, must, size) if self.pods is not None else None
+        # The watch may not have delivered the pod being admitted yet: ask the API, so that the
+        # kubelet is steered to its set and Allocate need not swap IDs.
+        if steered is None and self.pods is not None and self.pods.relist():
             with self.state.lock:
-                # What the kubelet offers is not assigned in its numbering: older records say so.
-                self.state.ledger.forget_reused(resource, avail)
                 steered = self._steer(resource, avail, must, size)
-            # The watch may not have delivered the pod being admitted yet: ask the API, so
-            # that the kubelet is steered to its set and Allocate need not swap IDs.
-            if steered is None and self.pods.relist():
-                with self.state.lock:
-                    steered = self._steer(resource, avail, must, size)
-            if steered is not None:
-                self.metrics.preferred.labels(resource.value, "extender").inc()
-                self._answered[resource] = (tuple(sorted(steered)), time.monotonic())
-                return [str(i) for i in steered]
+        if steered is not None:
+            return self._answer(resource, steered, "extender")
         with self.state.lock:
             ledger = self.state.ledger
-            ledger.forget_reused(resource, avail)
             everything = range(shape.devices if resource.whole_devices else shape.cores)
             not_offered = cores_of(shape, resource, set(everything) - set(avail))
             required = cores_of(shape, resource, must)
@@ -256,9 +253,13 @@ class AllocationService:
                         offered=_ids_text(avail),
                         reason=str(err),
                     )
+        return self._answer(resource, chosen, how)
+
+    def _answer(self, resource: Resource, ids: Sequence[int], how: str) -> list[str]:
+        """Count and remember a GetPreferredAllocation answer (see _followed)."""
         self.metrics.preferred.labels(resource.value, how).inc()
-        self._answered[resource] = (tuple(sorted(chosen)), time.monotonic())
-        return [str(i) for i in chosen]
+        self._answered[resource] = (tuple(sorted(ids)), time.monotonic())
+        return [str(i) for i in ids]
 
     # --- Allocate ------------------------------------------------------------------------
     def allocate(

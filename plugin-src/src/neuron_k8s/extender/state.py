@@ -327,8 +327,11 @@ class ClusterState:
         for uid, (node, _, _) in list(self._moved.items()):
             p = self._pods.get(uid)
             if p is None or p.node != node or not self._claimed_by_others(uid, node, p.cores):
-                del self._moved[uid]
-                self._hold(node, ("moved", uid), None)
+                self._release_moved(uid)
+
+    def _release_moved(self, uid: str) -> None:
+        node, _, _ = self._moved.pop(uid)
+        self._hold(node, ("moved", uid), None)
 
     def expire_moves(self) -> None:
         """Release the cores left by moved allocations whose other claimant never moved."""
@@ -340,8 +343,7 @@ class ClusterState:
                 _, uid = self._deadlines.popleft()
                 moved = self._moved.get(uid)
                 if moved is not None and moved[2] <= now:
-                    del self._moved[uid]
-                    self._hold(moved[0], ("moved", uid), None)
+                    self._release_moved(uid)
 
     def _drop_reservation(self, uid: str) -> None:
         r = self._reservations.pop(uid, None)
