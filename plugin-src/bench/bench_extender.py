@@ -51,7 +51,7 @@ from neuron_k8s.allocator import (  # noqa: E402
     score,
 )
 from neuron_k8s.extender.fit import NodeClasses, evaluate  # noqa: E402
-from neuron_k8s.extender.scoring import Demand, costs, scores  # noqa: E402
+from neuron_k8s.extender.scoring import Demand, Supply, costs, scores  # noqa: E402
 from neuron_k8s.pods import ContainerAllocation, allocation_annotations  # noqa: E402
 from neuron_k8s.topology import Shape, shape_for  # noqa: E402
 
@@ -427,7 +427,8 @@ def ours() -> Policy:
         if not feasible:
             return None
         counts = Counter(cls_of[i] for i in feasible)
-        score = scores(costs(classes, requests, counts, demand.weights(requests)))
+        supply = Supply(classes, Counter(cls_of))  # room is counted over every Neuron node
+        score = scores(costs(classes, requests, counts, demand.weights(requests), supply))
         best = [
             (
                 score[cls_of[i]] * 10 * EXTENDER_WEIGHT

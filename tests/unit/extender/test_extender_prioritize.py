@@ -4,6 +4,8 @@ pods to come gets 10, the others at most 7."""
 from __future__ import annotations
 
 from extender_helpers import CORE, NEURON, filter_args, make_node, make_pod, running_pod
+from neuron_k8s.allocator import Request, Resource
+from neuron_k8s.extender.scoring import Demand
 
 
 def _scores(ext, pod, names):
@@ -73,3 +75,32 @@ def test_prioritize_gives_a_retried_pod_the_node_it_holds_cores_on(cluster, star
     cluster.put("pods", pod)
     ext = start_extender()
     assert _scores(ext, cluster.get("pods", "default/retry"), ["held", "other"])["held"] == 10
+
+
+def test_prioritize_counts_room_on_every_neuron_node_not_only_the_candidates(
+    cluster, start_extender
+):
+    # An 8-device pod fits only the trn1 and the inf2.48xlarge. Pairs of devices also fit the
+    # four inf2.24xlarge, so taking pair room on the inf2.48xlarge costs little, whereas the
+    # trn1 is the only node a 16-device pod can have.
+    cluster.put("nodes", make_node("trn1", "trn1.32xlarge"))
+    cluster.put("nodes", make_node("inf2-48", "inf2.48xlarge"))
+    small = [f"inf2-24-{i}" for i in range(4)]
+    for name in small:
+        cluster.put("nodes", make_node(name, "inf2.24xlarge"))
+    ext = start_extender()
+    for i in range(2):
+        ext.post("filter", filter_args(make_pod(f"pair-{i}", [("m", {NEURON: "2"})]), small))
+    ext.post("filter", filter_args(make_pod("whole", [("m", {NEURON: "16"})]), ["trn1"]))
+    scores = _scores(ext, make_pod("p", [("m", {NEURON: "8"})]), ["trn1", "inf2-48"])
+    assert scores == {"inf2-48": 10, "trn1": 0}
+
+
+def test_demand_keeps_a_rarely_asked_whole_node_size_among_many_kinds():
+    demand = Demand()
+    common = [Request(Resource.NEURONCORE, n) for n in (1, 2, 4, 8)]
+    common += [Request(Resource.NEURON, n) for n in (1, 2, 4, 8, 12)]
+    for _ in range(20):
+        demand.record(common)
+    demand.record([Request(Resource.NEURON, 16)])
+    assert Request(Resource.NEURON, 16) in demand.weights([Request(Resource.NEURONCORE, 1)])

@@ -137,6 +137,21 @@ def test_node_with_unreadable_unhealthy_annotation_counts_as_healthy():
     assert unhealthy == 0
 
 
+def _supply_by_usage(state: ClusterState) -> dict[int, int]:
+    supply = state.supply()
+    return {supply.classes.key(cls)[1].bit_count(): n for cls, n in supply.counts.items()}
+
+
+def test_supply_counts_neuron_nodes_by_class_and_follows_usage():
+    state = ClusterState()
+    state.replace_nodes(
+        [make_node("a", "inf2.xlarge"), make_node("b", "inf2.xlarge"), make_node("cpu", "m5.large")]
+    )
+    assert _supply_by_usage(state) == {0: 2}  # the CPU node has no Neuron shape
+    state.replace_pods([running_pod("p", "a", [0])])
+    assert _supply_by_usage(state) == {0: 1, 1: 1}
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = 100.0

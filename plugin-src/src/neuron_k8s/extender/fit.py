@@ -199,10 +199,6 @@ class NodeClasses:
             self._entries += 1
         return n
 
-    def is_empty(self, cls: int) -> bool:
-        """Nothing in use (unhealthy devices aside)."""
-        return self._keys[cls][1] == 0
-
     def free_share_after(self, requests: tuple[Request, ...], cls: int) -> float:
         """The share of the node's healthy cores still free once the pod is placed."""
         shape, blocked = self._blocked(cls)

@@ -8,10 +8,18 @@ hurts more than taking one of many free single cores. So the cost of placing the
 is, summed over the request kinds seen recently,
 
     weight(kind) * (pods of that kind the node could take before - after) / (pods of that kind
-    all candidate nodes could take)
+    all the cluster's Neuron nodes could take)
 
 and the cheapest node wins. Plain best fit falls out of it (a pod that fills a hole exactly
-destroys nothing else), and so does keeping scarce shapes free. The idea is the one of
+destroys nothing else; among equal costs the node left fullest wins), and so does keeping
+scarce shapes free. The room of a kind is counted over every Neuron node, not only the pod's
+candidates: an 8-device pod can go only to trn1.32xlarge or inf2.48xlarge, but the 2-device
+pods it competes with also fit on every inf2.24xlarge, so their room is not scarce even when
+the candidates hold little of it. The mix keeps up to 16 kinds: the rare ones, such as whole
+nodes, are the requests refused first, and dropping them from a shorter list let pods spend
+the last nodes that could serve them. There is no extra cost for taking an empty node: the
+tie-break above keeps empty nodes for kinds not seen yet, and any fixed premium on them
+weighs against the measured mix (the benchmark lost seeds with one). The idea is the one of
 fragmentation gradient descent for GPU sharing (Weng et al., USENIX ATC 2023): measure
 fragmentation against the workload's own request mix. The allocation benchmark
 (plugin-src/bench/bench_extender.py) shows why utilisation-based best fit is not enough: it
@@ -33,14 +41,13 @@ from .fit import NodeClasses
 
 BEST = 10
 OTHERS_MAX = 7
-EMPTY_NODE_WEIGHT = 0.05  # beside the request kinds' weights, which sum to 1
 TIE_BREAK = 1e-6
 
 
 class Demand:
     """Decayed counts of the container requests filter has seen: the workload's mix."""
 
-    def __init__(self, decay: float = 0.995, max_kinds: int = 8) -> None:
+    def __init__(self, decay: float = 0.995, max_kinds: int = 16) -> None:
         self._lock = threading.Lock()
         self._weights: dict[Request, float] = {}
         self._decay = decay
@@ -71,27 +78,44 @@ class Demand:
         return {k: w / total for k, w in top.items()}
 
 
+class Supply:
+    """How many of the cluster's Neuron nodes are of each class, and the room they have for
+    each request kind, worked out once per kind: one snapshot serves every prioritize call
+    until a node changes class."""
+
+    def __init__(self, classes: NodeClasses, counts: Mapping[int, int]) -> None:
+        self.classes = classes
+        self.counts = counts
+        self._room: dict[int, int] = {}
+
+    def room(self, kid: int) -> int:
+        n = self._room.get(kid)
+        if n is None:
+            room = self.classes.room
+            n = self._room[kid] = sum(k * room(cls, kid) for cls, k in self.counts.items())
+        return n
+
+
 def costs(
     classes: NodeClasses,
     requests: tuple[Request, ...],
     counts: Mapping[int, int],
     weights: Mapping[Request, float],
+    supply: Supply,
 ) -> dict[int, float]:
     """The cost of placing the pod on a node of each class; `counts` says how many candidate
-    nodes are of each class (all of them fit the pod)."""
+    nodes are of each class (all of them fit the pod). Candidates missing from `supply`
+    (nodes passed as objects before the watch showed them) add no room: for that moment, the
+    kinds they serve look a little scarcer than they are."""
     kinds = [(classes.kind(k), w) for k, w in weights.items()]
-    total = {kid: sum(n * classes.room(cls, kid) for cls, n in counts.items()) for kid, _ in kinds}
-    empty = sum(n for cls, n in counts.items() if classes.is_empty(cls))
+    total = {kid: max(supply.room(kid), 1) for kid, _ in kinds}
     out = {}
     for cls in counts:
         cost = 0.0
         for kid, w in kinds:
             lost = classes.room(cls, kid) - classes.room_after(requests, cls, kid)
             if lost:
-                cost += w * lost / max(total[kid], 1)
-        if classes.is_empty(cls):
-            # A hedge for kinds not seen yet, such as whole nodes: keep empty nodes empty.
-            cost += EMPTY_NODE_WEIGHT / empty
+                cost += w * lost / total[kid]
         # Ties (equal room lost) go to the node left fullest: plain best fit.
         cost += TIE_BREAK * classes.free_share_after(requests, cls)
         out[cls] = cost

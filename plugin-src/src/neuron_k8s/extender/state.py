@@ -26,7 +26,7 @@ from __future__ import annotations
 import bisect
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -46,6 +46,7 @@ from ..pods import (
 )
 from ..topology import Shape, shape_from_capacity
 from .fit import NodeClasses
+from .scoring import Supply
 
 log = get_logger("extender.state")
 
@@ -195,6 +196,7 @@ class ClusterState:
         self._move_grace = move_grace
         self._moved: dict[str, tuple[str, int, float]] = {}
         self._deadlines: deque[tuple[float, str]] = deque()
+        self._supply: tuple[int, Supply | None] = (-1, None)
 
     # --- derived views --------------------------------------------------------------------
     def _refresh(self, node: str) -> None:
@@ -477,6 +479,22 @@ class ClusterState:
                 if holder[1] != uid:
                     used |= cores
             return used
+
+    def supply(self) -> Supply:
+        """How many Neuron nodes are of each class, which prioritize counts the cluster's room
+        for each request kind over; one snapshot per state version."""
+        with self._lock:
+            node_class, classes = self.index
+            version, snapshot = self._supply
+            if version != self.version or snapshot is None or snapshot.classes is not classes:
+                counts = {
+                    cls: n
+                    for cls, n in Counter(node_class.values()).items()
+                    if classes.key(cls)[0] is not None
+                }
+                snapshot = Supply(classes, counts)
+                self._supply = (self.version, snapshot)
+            return snapshot
 
     def pod_uses(self) -> dict[str, PodUse]:
         with self._lock:

@@ -318,7 +318,13 @@ class Extender:
                     for a in use.allocations
                 )
             weights = self.demand.weights(requests)
-            score.update(scoring.scores(scoring.costs(judged.classes, requests, counts, weights)))
+            supply = self.state.supply()
+            if supply.classes is not judged.classes:
+                # The class table was rebuilt meanwhile and its ids mean other things: count
+                # room over the candidates alone for this call.
+                supply = scoring.Supply(judged.classes, counts)
+            cost = scoring.costs(judged.classes, requests, counts, weights, supply)
+            score.update(scoring.scores(cost))
             if verdicts.get(OWN_NODE, UNKNOWN).reason is None:
                 score[OWN_NODE] = scoring.BEST  # it holds its cores there already: no cost
         return names, list(map(score.__getitem__, found))
