@@ -1,4 +1,5 @@
-"""Polling with a deadline, shared by the unit tests: no fixed sleeps, a clear failure."""
+"""Time in the unit tests: polling with a deadline (no fixed sleeps, a clear failure), and a
+clock the test moves by hand."""
 
 from __future__ import annotations
 
@@ -20,3 +21,14 @@ def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
         time.sleep(interval)
+
+
+class ManualClock:
+    """A monotonic clock for code that takes one as a callable: it reads `now`, which only
+    the test moves."""
+
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now

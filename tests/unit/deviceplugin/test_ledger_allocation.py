@@ -13,6 +13,7 @@ from neuron_k8s.deviceplugin.metrics import Metrics
 from neuron_k8s.deviceplugin.state import PluginState
 from neuron_k8s.pods import AWS_NEURON_IDS, NEURON_ALLOCATED
 from neuron_k8s.topology import shape_for
+from waiting import ManualClock
 
 NEURON, NEURONCORE = Resource.NEURON, Resource.NEURONCORE
 
@@ -21,14 +22,6 @@ def service(instance_type: str) -> AllocationService:
     metrics = Metrics()
     state = PluginState(Inventory(shape_for(instance_type)), metrics)
     return AllocationService(state, metrics)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 # --- pod records ---
@@ -60,21 +53,21 @@ def test_ids_outside_the_node_are_not_served() -> None:
 # --- the ledger ---
 def test_device_granted_whole_withholds_its_cores_but_not_itself() -> None:
     shape = shape_for("inf1.6xlarge")
-    ledger = Ledger(shape, clock=Clock())
+    ledger = Ledger(shape, clock=ManualClock())
     ledger.grant(Grant(NEURON, (1,), mask(shape.cores_of(1)), 0.0, kubelet_ids=(1,)))
     assert ledger.withheld(NEURONCORE) == {4, 5, 6, 7}
     assert ledger.withheld(NEURON) == frozenset()
 
 
 def test_core_granted_withholds_its_device() -> None:
-    ledger = Ledger(shape_for("inf1.6xlarge"), clock=Clock())
+    ledger = Ledger(shape_for("inf1.6xlarge"), clock=ManualClock())
     ledger.grant(Grant(NEURONCORE, (9,), 1 << 9, 0.0, kubelet_ids=(9,)))
     assert ledger.withheld(NEURON) == {2}
     assert ledger.withheld(NEURONCORE) == frozenset()
 
 
 def test_grant_expires_after_its_ttl() -> None:
-    clock = Clock()
+    clock = ManualClock()
     ledger = Ledger(shape_for("inf2.xlarge"), grant_ttl=10, clock=clock)
     ledger.grant(Grant(NEURONCORE, (0,), 1, clock.now, kubelet_ids=(0,)))
     clock.now = 9
@@ -84,7 +77,7 @@ def test_grant_expires_after_its_ttl() -> None:
 
 
 def test_grant_seen_by_the_kubelet_gives_way_to_its_view() -> None:
-    ledger = Ledger(shape_for("inf2.xlarge"), clock=Clock())
+    ledger = Ledger(shape_for("inf2.xlarge"), clock=ManualClock())
     ledger.grant(Grant(NEURONCORE, (1,), 2, 0.0, kubelet_ids=(1,)))
     ledger.set_kubelet({("ns", "p", "c"): {NEURONCORE: (1,)}})
     assert [u.owner for u in ledger.uses()] == ["ns/p/c"]
@@ -92,7 +85,7 @@ def test_grant_seen_by_the_kubelet_gives_way_to_its_view() -> None:
 
 def test_plan_of_a_pod_not_yet_admitted_is_no_conflict_but_is_steered_around() -> None:
     shape = shape_for("inf2.24xlarge")
-    ledger = Ledger(shape, clock=Clock())
+    ledger = Ledger(shape, clock=ManualClock())
     pod = make_pod("p", "n", [("a", "aws.amazon.com/neuroncore", 2)], {AWS_NEURON_IDS: "0,1"})
     record = pod_record(pod, shape)
     assert record is not None
@@ -103,7 +96,7 @@ def test_plan_of_a_pod_not_yet_admitted_is_no_conflict_but_is_steered_around() -
 
 def test_set_of_an_allocated_pod_is_a_conflict() -> None:
     shape = shape_for("inf2.24xlarge")
-    ledger = Ledger(shape, clock=Clock())
+    ledger = Ledger(shape, clock=ManualClock())
     notes = {AWS_NEURON_IDS: "0,1", NEURON_ALLOCATED: "true"}
     record = pod_record(make_pod("p", "n", [("a", "aws.amazon.com/neuroncore", 2)], notes), shape)
     assert record is not None

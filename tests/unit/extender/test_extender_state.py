@@ -15,6 +15,7 @@ from extender_helpers import (
 from neuron_k8s.allocator import mask
 from neuron_k8s.extender.state import ClusterState, pod_use, read_node
 from neuron_k8s.topology import Rule
+from waiting import ManualClock
 
 
 def _bind_all(ext, cluster, node, sizes):
@@ -152,15 +153,7 @@ def test_supply_counts_neuron_nodes_by_class_and_follows_usage():
     assert _supply_by_usage(state) == {0: 1, 1: 1}
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def _swapped_state(clock: Clock) -> ClusterState:
+def _swapped_state(clock: ManualClock) -> ClusterState:
     """a planned 0,1 and b planned 2,3; the kubelet gave a 2,3 and b 0,1."""
     state = ClusterState(clock=clock, move_grace=15.0)
     state.replace_nodes([make_node("n", "inf2.24xlarge")])
@@ -169,7 +162,7 @@ def _swapped_state(clock: Clock) -> ClusterState:
 
 
 def test_cores_a_corrected_pod_leaves_stay_held_until_its_partner_is_corrected():
-    clock = Clock()
+    clock = ManualClock(100.0)
     state = _swapped_state(clock)
     # The device plugin patches one pod at a time: a first.
     a = running_pod("a", "n", [2, 3])
@@ -180,7 +173,7 @@ def test_cores_a_corrected_pod_leaves_stay_held_until_its_partner_is_corrected()
 
 
 def test_cores_a_corrected_pod_leaves_are_released_when_its_partner_is_corrected():
-    clock = Clock()
+    clock = ManualClock(100.0)
     state = _swapped_state(clock)
     state.apply_pod("MODIFIED", running_pod("a", "n", [2, 3]))
     state.apply_pod("MODIFIED", running_pod("b", "n", [0, 1]))
@@ -189,14 +182,14 @@ def test_cores_a_corrected_pod_leaves_are_released_when_its_partner_is_corrected
 
 
 def test_cores_left_for_cores_nobody_else_claims_are_free_at_once():
-    clock = Clock()
+    clock = ManualClock(100.0)
     state = _swapped_state(clock)
     state.apply_pod("MODIFIED", running_pod("a", "n", [4, 5]))
     assert state.usage() == {"n": mask([2, 3, 4, 5])}
 
 
 def test_cores_left_are_freed_after_the_grace_when_the_other_claim_stays():
-    clock = Clock()
+    clock = ManualClock(100.0)
     state = _swapped_state(clock)
     state.apply_pod("MODIFIED", running_pod("a", "n", [2, 3]))
     clock.now += 14
