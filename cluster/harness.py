@@ -417,6 +417,16 @@ def wait_for_neuron_capacity(timeout: float = 120) -> None:
         time.sleep(2)
 
 
+def dump_components(tail: int = 400) -> None:
+    """After failed tests, before the cluster goes: the components' logs and the cluster's
+    warnings, so that a failure in CI can be understood from its output alone."""
+    print("==> component logs (the tests failed)", flush=True)
+    names = run(["kubectl", "-n", NAMESPACE, "get", "pods", "-o", "name"], False, True).stdout
+    for pod in names.split():
+        run(["kubectl", "-n", NAMESPACE, "logs", pod, "--all-containers", f"--tail={tail}"], False)
+    run(["kubectl", "get", "events", "-A", "--field-selector=type=Warning"], False)
+
+
 def _app_version() -> str:
     for line in (ROOT / "plugin-src/pyproject.toml").read_text().splitlines():
         if line.startswith("version = "):
@@ -446,6 +456,9 @@ def main() -> int:
                 up(timer)
             try:
                 timer.phase("tests", tests, args.pytest_args)
+            except subprocess.CalledProcessError:
+                dump_components()
+                raise
             finally:
                 if not existing and os.environ.get("NEURON_E2E_KEEP") != "1":
                     timer.phase("delete", down)
