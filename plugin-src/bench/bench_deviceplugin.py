@@ -4,9 +4,11 @@
 Runs the plugin as a subprocess in fake mode against a kubelet stand-in on temporary unix
 sockets and prints:
 - Allocate and GetPreferredAllocation latency (p50, p99) over the plugin's unix socket,
-  (a) standalone (no API), and (b) with an API lookup: each Allocate finds a pod that the plugin
-  has not seen yet, so it lists the node's pods from a local fake API server on 127.0.0.1 and
-  merge-patches NEURON_ALLOCATED=true;
+  (a) standalone (no API), and (b) with the API and PodResources configured: before each
+  round a new pod planned on cores 2,3 is bound through a local fake API server on 127.0.0.1
+  and listed by a PodResources stand-in as being admitted; GetPreferredAllocation finds it and
+  answers its plan, Allocate serves it, and the reconciler records it (off the timed path). The
+  API requests made during the timed calls are counted: none is expected;
 - each plugin process's peak RSS, and its CPU use while idle (registered, a ListAndWatch stream
   open, a pod watch open) over --idle-seconds (default 60).
 
@@ -30,7 +32,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO / "tests" / "unit" / "deviceplugin"), str(REPO / "tests" / "unit")]
 
 import grpc  # noqa: E402
-from dp_harness import FakeApi, FakeKubelet, make_pod  # noqa: E402
+from dp_harness import FakeApi, FakeKubelet, FakePodResources, make_pod  # noqa: E402
 from neuron_k8s.allocator import Resource, mask, placement_of  # noqa: E402
 from neuron_k8s.deviceplugin.api import pb  # noqa: E402
 from neuron_k8s.pods import ContainerAllocation, allocation_annotations  # noqa: E402
@@ -41,12 +43,15 @@ NODE = "bench-node"
 CORE = "aws.amazon.com/neuroncore"
 
 
-def add_pending_pod(api: FakeApi, n: int) -> None:
-    """Replace the pods with one just bound by the extender (cores 2,3), behind the watch's
-    back: the plugin must find it by listing."""
+def bind_pod(api: FakeApi, pr: FakePodResources, n: int) -> None:
+    """Replace the pods with one just bound by the extender (plan: cores 2,3), which the
+    kubelet stand-in lists as being admitted."""
     placement = placement_of(shape_for(INSTANCE_TYPE), Resource.NEURONCORE, mask([2, 3]))
     notes = allocation_annotations(NODE, [ContainerAllocation("main", placement)], n)
-    api.pods = {("default", f"p{n}"): make_pod(f"p{n}", NODE, [("main", CORE, 2)], notes)}
+    for namespace, name in list(api.pods):
+        api.delete_pod(namespace, name)
+    api.put_pod(make_pod(f"p{n}", NODE, [("main", CORE, 2)], notes))
+    pr.pods = {("default", f"p{n}")}
 
 
 # --- measuring -----------------------------------------------------------------------------------
@@ -117,6 +122,7 @@ def run(args: argparse.Namespace) -> None:
     procs: dict[str, subprocess.Popen[bytes]] = {}
     kubelets: list[FakeKubelet] = []
     try:
+        pr = FakePodResources(os.path.join(root, "pr.sock")).start()
         for mode in ("standalone", "api"):
             plugin_dir = os.path.join(root, mode)
             os.makedirs(plugin_dir)
@@ -130,22 +136,16 @@ def run(args: argparse.Namespace) -> None:
                     api.kubeconfig(os.path.join(root, "kubeconfig")),
                     "--node-name",
                     NODE,
+                    "--pod-resources-socket",
+                    pr.socket_path,
                 ]
             )
             proc = procs[mode] = start_plugin(plugin_dir, os.path.join(root, f"{mode}.log"), extra)
             wait_registered(kubelet, proc)
             stub = kubelet.stub(CORE)
             request = pb.AllocateRequest(
-                container_requests=[pb.ContainerAllocateRequest(devices_ids=["0", "1"])]
+                container_requests=[pb.ContainerAllocateRequest(devices_ids=["2", "3"])]
             )
-            want = "0,1" if mode == "standalone" else "2,3"
-
-            def alloc(_: int, stub: Any = stub, request: Any = request, want: str = want) -> None:
-                resp = stub.Allocate(request, timeout=10)
-                got = resp.container_responses[0].envs["NEURON_RT_VISIBLE_CORES"]
-                assert got == want, f"Allocate gave {got}, expected {want}"
-
-            before = None if mode == "standalone" else lambda n: add_pending_pod(api, n)
             preferred = pb.PreferredAllocationRequest(
                 container_requests=[
                     pb.ContainerPreferredAllocationRequest(
@@ -153,19 +153,47 @@ def run(args: argparse.Namespace) -> None:
                     )
                 ]
             )
-            timed(alloc, 20, before)  # warm up
-            results.append((f"Allocate, {mode}", timed(alloc, args.calls, before)))
-            results.append(
-                (
-                    f"GetPreferredAllocation, {mode}",
-                    timed(
-                        lambda _, stub=stub, req=preferred: stub.GetPreferredAllocation(
-                            req, timeout=10
-                        ),
-                        args.calls,
-                    ),
+
+            def alloc(_: int, stub: Any = stub, request: Any = request) -> None:
+                resp = stub.Allocate(request, timeout=10)
+                got = resp.container_responses[0].envs["NEURON_RT_VISIBLE_CORES"]
+                assert got == "2,3", f"Allocate gave {got}, expected 2,3"
+
+            def prefer(_: int, stub: Any = stub, req: Any = preferred, mode: str = mode) -> None:
+                got = list(
+                    stub.GetPreferredAllocation(req, timeout=10).container_responses[0].deviceIDs
                 )
-            )
+                assert mode == "standalone" or got == ["2", "3"], f"preferred {got}, not the plan"
+
+            pairs: list[tuple[float, float]] = []
+
+            def admission(n: int, mode: str = mode, pairs: list = pairs) -> None:
+                if mode == "api":
+                    bind_pod(api, pr, n)
+                    time.sleep(0.02)  # the watch delivers the pod, as it would before admission
+                start = time.perf_counter()
+                prefer(n)
+                middle = time.perf_counter()
+                alloc(n)
+                pairs.append(((middle - start) * 1000, (time.perf_counter() - middle) * 1000))
+
+            for n in range(20):  # warm up
+                admission(n)
+            pairs.clear()
+            api_calls = len(api.requests)
+            for n in range(args.calls):
+                admission(1000 + n)
+            during = [r for r in api.requests[api_calls:] if "watch=true" not in r[1]]
+            patches = [r for r in during if r[0] == "PATCH"]
+            results.append((f"GetPreferredAllocation, {mode}", [p for p, _ in pairs]))
+            results.append((f"Allocate, {mode}", [a for _, a in pairs]))
+            if mode == "api":
+                other = [r for r in during if r[0] != "PATCH"]
+                print(
+                    f"api mode: {len(patches)} record patches (reconciler, off the kubelet's "
+                    f"path), {len(other)} other API requests during the timed calls"
+                )
+        pr.stop()
 
         print(
             f"device plugin benchmark: fake {INSTANCE_TYPE}, {args.calls} calls each, "

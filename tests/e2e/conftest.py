@@ -280,8 +280,8 @@ class Pods:
 
 
 def quiet(cluster: Cluster) -> None:
-    """Wait until every Neuron node offers all it has: what earlier tests held is released
-    (the plugin withholds cross-used IDs until the kubelet reports their pods gone)."""
+    """Wait until every Neuron node offers all it has: what earlier tests held is released and
+    the kubelet has posted it."""
 
     def all_free() -> bool:
         for node in cluster.core.list_node().items:

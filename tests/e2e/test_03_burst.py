@@ -18,8 +18,8 @@ from conftest import (
 )
 
 INF2 = "inf2.48xlarge"
-# A Neuron reason: the extender's (no valid contiguous set) or kube-scheduler's own count,
-# which the plugin keeps exact across both resources by withholding cross-used IDs.
+# A Neuron reason: the extender's (no valid contiguous set), or kube-scheduler's own count of a
+# resource (Insufficient ...), which is checked before the extender is asked.
 NEURON_REASONS = (NO_CONTIGUOUS_SET, "Insufficient aws.amazon.com/neuron")
 
 

@@ -37,8 +37,6 @@ def test_unhealthy_device_lowers_allocatable_and_new_pods_avoid_it(
     pods.create("avoid", [{NEURON: 8}], node=node)
     pods.wait_running("avoid")
     assert devices_of(pods.cores("avoid"), 2) == list(range(4, 12))
-    # While it runs, its cores are withheld from aws.amazon.com/neuroncore too (see
-    # docs/architecture.md), so free them before the fixture checks that allocatable recovers.
     pods.delete("avoid")
 
 

@@ -187,3 +187,25 @@ appVersion). Called with (dict "image" <block> "root" $). */}}
 {{- toYaml $out -}}
 {{- end -}}
 {{- end -}}
+
+{{/* Whether the device plugin withholds IDs held through the other resource ("true"/"false"):
+auto is off when the chart's extender and scheduler place the Neuron pods. */}}
+{{- define "neuron.devicePlugin.withholdInUse" -}}
+{{- $w := .Values.devicePlugin.withholdInUse -}}
+{{- if eq (toString $w) "auto" -}}
+{{- not (and .Values.extender.enabled .Values.scheduler.enabled) -}}
+{{- else -}}
+{{- $w -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Seconds in a Go duration such as 10s, 1m30s or 500ms. */}}
+{{- define "neuron.durationSeconds" -}}
+{{- $units := dict "ns" 1e-9 "us" 1e-6 "µs" 1e-6 "ms" 0.001 "s" 1.0 "m" 60.0 "h" 3600.0 -}}
+{{- $total := 0.0 -}}
+{{- range regexFindAll "[0-9.]+(ns|us|µs|ms|s|m|h)" . -1 -}}
+{{- $n := regexFind "^[0-9.]+" . -}}
+{{- $total = addf $total (mulf (float64 $n) (get $units (trimPrefix $n .))) -}}
+{{- end -}}
+{{- $total -}}
+{{- end -}}

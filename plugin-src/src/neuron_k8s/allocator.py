@@ -31,12 +31,28 @@ class Resource(StrEnum):
 RESOURCE_NAMES = frozenset(r.value for r in Resource)
 
 
+class Stage(StrEnum):
+    """When a container runs, which decides how the kubelet counts its devices: a regular
+    init container's IDs are reused by the containers after it, a sidecar (an init container
+    with restartPolicy Always) and an app container keep theirs."""
+
+    INIT = "init"
+    SIDECAR = "sidecar"
+    APP = "app"
+
+
 @dataclass(frozen=True)
 class Request:
     """What one container asks for: `count` of one resource."""
 
     resource: Resource
     count: int
+    stage: Stage = Stage.APP
+
+    @property
+    def kind(self) -> Request:
+        """The request without its stage: what the workload mix counts."""
+        return self if self.stage is Stage.APP else Request(self.resource, self.count)
 
 
 @dataclass(frozen=True)
@@ -220,8 +236,66 @@ def choose_all(
     used_cores: int = 0,
     unhealthy_devices: int = 0,
 ) -> list[Placement]:
-    """Disjoint sets for every container of a pod, in the order of `requests`. The largest
-    requests are placed first, so that small ones fill the gaps around them."""
+    """Disjoint sets for every container of a pod, in the order of `requests` (the kubelet's
+    order: init containers, then app containers). Raises NoFit with the reason.
+
+    App containers alone are placed largest first, so that small ones fill the gaps around
+    them. With init containers the kubelet's own rule decides (docs/architecture.md,
+    "Init containers"): each container takes the IDs earlier regular init containers of the
+    pod left for reuse first, so containers are placed in order and a set includes what it
+    must reuse."""
+    error = pod_error(requests)
+    if error:
+        raise NoFit(error)
+    if all(r.stage is Stage.APP for r in requests):
+        return _largest_first(shape, requests, used_cores, unhealthy_devices)
+    placed: list[Placement] = []
+    used = used_cores
+    reusable: dict[Resource, int] = {}  # core masks of IDs left for reuse, per resource
+    for r in requests:
+        pool = reusable.get(r.resource, 0)
+        if _id_count(shape, r.resource, pool) >= r.count:
+            # pod_error() made sure the kubelet's pick is not left to chance.
+            p = placement_of(shape, r.resource, _lowest(shape, r.resource, pool, r.count))
+        else:
+            p = choose(
+                shape,
+                r,
+                used & ~pool,
+                unhealthy_devices,
+                must_include=placement_of(shape, r.resource, pool).ids,
+            )
+        placed.append(p)
+        cores = mask(p.cores)
+        used |= cores
+        reusable[r.resource] = pool | cores if r.stage is Stage.INIT else pool & ~cores
+    return placed
+
+
+def pod_error(requests: Sequence[Request]) -> str | None:
+    """Why the kubelet cannot be relied on to give a pod's containers contiguous sets, or None.
+    A container that asks for fewer IDs than earlier regular init containers of the pod left
+    for reuse gets a random subset of them from the kubelet, which need not be contiguous."""
+    left: dict[Resource, int] = {}  # how many IDs are left for reuse, per resource
+    for r in requests:
+        pool = left.get(r.resource, 0)
+        if 1 < r.count < pool:
+            return (
+                f"a container asks for {r.count} {r.resource.value} after init containers of "
+                f"the same pod used {pool}: the kubelet would give it {r.count} of those {pool} "
+                "at random, which need not be contiguous; ask for as many as the init "
+                "containers, or for one"
+            )
+        if r.stage is Stage.INIT:
+            left[r.resource] = max(pool, r.count)
+        else:
+            left[r.resource] = max(pool - r.count, 0)
+    return None
+
+
+def _largest_first(
+    shape: Shape, requests: Sequence[Request], used_cores: int, unhealthy_devices: int
+) -> list[Placement]:
     order = sorted(
         range(len(requests)),
         key=lambda i: (
@@ -237,6 +311,20 @@ def choose_all(
         placed[i] = p
         used |= mask(p.cores)
     return [placed[i] for i in range(len(requests))]
+
+
+def _id_count(shape: Shape, resource: Resource, cores: int) -> int:
+    if resource.whole_devices:
+        return bin(cores).count("1") // shape.cores_per_device
+    return bin(cores).count("1")
+
+
+def _lowest(shape: Shape, resource: Resource, cores: int, count: int) -> int:
+    """Core mask of the `count` lowest IDs (devices or cores) of a core mask."""
+    ids = placement_of(shape, resource, cores).ids[:count]
+    if resource.whole_devices:
+        return mask(c for d in ids for c in shape.cores_of(d))
+    return mask(ids)
 
 
 def fits(

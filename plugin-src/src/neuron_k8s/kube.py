@@ -70,11 +70,11 @@ class KubeClient:
 
     # --- construction -------------------------------------------------------------------
     @classmethod
-    def from_config(cls, kubeconfig: str | None = None) -> KubeClient | None:
+    def from_config(cls, kubeconfig: str | None = None, timeout: float = 30.0) -> KubeClient | None:
         """From a kubeconfig file when one is given, else from the pod's service account when
-        running in a cluster, else None (standalone)."""
+        running in a cluster, else None (standalone). `timeout` bounds each request."""
         if kubeconfig:
-            return cls._from_kubeconfig(kubeconfig)
+            return cls._from_kubeconfig(kubeconfig, timeout)
         host, port = (
             os.environ.get("KUBERNETES_SERVICE_HOST"),
             os.environ.get("KUBERNETES_SERVICE_PORT", "443"),
@@ -85,7 +85,9 @@ class KubeClient:
         ctx = ssl.create_default_context(cafile=os.path.join(SERVICE_ACCOUNT_DIR, "ca.crt"))
         if ":" in host:
             host = f"[{host}]"
-        return cls(f"https://{host}:{port}", token_file=token_file, ssl_context=ctx)
+        return cls(
+            f"https://{host}:{port}", token_file=token_file, ssl_context=ctx, timeout=timeout
+        )
 
     @classmethod
     def for_url(cls, base_url: str, token: str | None = None) -> KubeClient:
@@ -98,7 +100,7 @@ class KubeClient:
         return cls(base_url, token=token, ssl_context=ctx)
 
     @classmethod
-    def _from_kubeconfig(cls, path: str) -> KubeClient:
+    def _from_kubeconfig(cls, path: str, timeout: float = 30.0) -> KubeClient:
         import yaml  # only kubeconfig files need it
 
         with open(path) as f:
@@ -127,12 +129,10 @@ class KubeClient:
                 )
             elif cluster.get("certificate-authority"):
                 ssl_ctx.load_verify_locations(os.path.join(base, cluster["certificate-authority"]))
-            cert, key = _client_cert_files(user, base)
-            if cert:
-                ssl_ctx.load_cert_chain(cert, key)
+            _load_client_cert(ssl_ctx, user, base)
         token = user.get("token")
         token_file = os.path.join(base, user["tokenFile"]) if user.get("tokenFile") else None
-        return cls(server, token=token, token_file=token_file, ssl_context=ssl_ctx)
+        return cls(server, token=token, token_file=token_file, ssl_context=ssl_ctx, timeout=timeout)
 
     # --- requests -----------------------------------------------------------------------
     def _conn(self, timeout: float | None) -> http.client.HTTPConnection:
@@ -186,14 +186,18 @@ class KubeClient:
         url = self._url(path, params)
         for attempt in (1, 2):
             conn = self._conn(self._timeout)
+            reused = conn.sock is not None
             try:
                 conn.request(method, url, body=data, headers=headers)
                 resp = conn.getresponse()
                 raw = resp.read()
             except (OSError, http.client.HTTPException) as err:
-                # A kept-alive connection the server closed: retry once on a fresh one.
                 self._drop_conn()
-                if attempt == 2:
+                # Only a kept-alive connection the server had closed is retried: after a
+                # timeout the request may have been applied, and the caller's deadline is
+                # shorter than two of them.
+                stale = reused and not isinstance(err, TimeoutError)
+                if attempt == 2 or not stale:
                     raise ApiError(0, "Unreachable", f"{method} {path}: {err}") from err
                 continue
             if resp.status >= 400:
@@ -247,21 +251,28 @@ class KubeClient:
             conn.close()
 
 
-def _client_cert_files(user: dict[str, Any], base: str) -> tuple[str | None, str | None]:
-    """Client certificate and key paths; inline data is written to private temp files, since
-    ssl can only load a chain from files."""
-    out: list[str | None] = []
-    for field in ("client-certificate", "client-key"):
-        if user.get(f"{field}-data"):
-            fd, name = tempfile.mkstemp(prefix="neuron-k8s-", suffix=".pem")
-            with os.fdopen(fd, "wb") as f:
-                f.write(base64.b64decode(user[f"{field}-data"]))
-            out.append(name)
-        elif user.get(field):
-            out.append(os.path.join(base, user[field]))
-        else:
-            out.append(None)
-    return out[0], out[1]
+def _load_client_cert(ctx: ssl.SSLContext, user: dict[str, Any], base: str) -> None:
+    """Load the user's client certificate and key. ssl loads a chain only from files, so
+    inline data goes through private temporary files that are removed at once."""
+    paths: list[str | None] = []
+    made: list[str] = []
+    try:
+        for field in ("client-certificate", "client-key"):
+            if user.get(f"{field}-data"):
+                fd, name = tempfile.mkstemp(prefix="neuron-k8s-", suffix=".pem")
+                made.append(name)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(base64.b64decode(user[f"{field}-data"]))
+                paths.append(name)
+            elif user.get(field):
+                paths.append(os.path.join(base, user[field]))
+            else:
+                paths.append(None)
+        if paths[0]:
+            ctx.load_cert_chain(paths[0], paths[1])
+    finally:
+        for name in made:
+            os.unlink(name)
 
 
 class Reflector:

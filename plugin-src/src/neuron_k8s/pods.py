@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from .allocator import RESOURCE_NAMES, Placement, Request, Resource
+from .allocator import RESOURCE_NAMES, Placement, Request, Resource, Stage, mask, placement_of
+from .topology import Shape
 
 AWS_NEURON_IDS = "AWS_NEURON_IDS"
 NEURON_ALLOCATED = "NEURON_ALLOCATED"
@@ -52,40 +53,57 @@ def _quantity(value: Any, where: str) -> int:
 
 
 def container_requests(pod: Mapping[str, Any]) -> list[ContainerRequest]:
-    """The Neuron requests of the pod's app containers, in spec order. Extended resources must
-    be whole numbers and may not be overcommitted, so limits and requests agree; limits win
-    when only they are given."""
+    """The Neuron requests of the pod's containers in the kubelet's order: init containers
+    (sidecars among them, `restartPolicy: Always`), then app containers. Extended resources
+    must be whole numbers and may not be overcommitted, so limits and requests agree; limits
+    win when only they are given."""
     spec = pod.get("spec")
     if not isinstance(spec, Mapping):
         raise BadPod("pod has no spec")
     containers = spec.get("containers")
-    if not isinstance(containers, Sequence) or isinstance(containers, str | bytes):
+    if not _is_list(containers):
         raise BadPod("pod spec has no containers list")
+    inits = spec.get("initContainers") or []
+    if not _is_list(inits):
+        raise BadPod("pod spec initContainers is not a list")
     out = []
-    for c in containers:
+    for c, stage in [(c, None) for c in inits] + [(c, Stage.APP) for c in containers]:
         if not isinstance(c, Mapping):
             raise BadPod("a container is not an object")
-        name = str(c.get("name", ""))
-        res = c.get("resources") or {}
-        if not isinstance(res, Mapping):
-            raise BadPod(f"container {name}: resources is not an object")
-        wanted: dict[str, int] = {}
-        for section in ("requests", "limits"):
-            values = res.get(section) or {}
-            if not isinstance(values, Mapping):
-                raise BadPod(f"container {name}: resources.{section} is not an object")
-            for key, value in values.items():
-                if key in RESOURCE_NAMES:
-                    wanted[key] = _quantity(value, f"container {name} {section} {key}")
-        wanted = {k: v for k, v in wanted.items() if v > 0}
-        if len(wanted) > 1:
-            raise BadPod(
-                f"container {name} asks for both {' and '.join(sorted(wanted))}; "
-                "ask for cores or for whole devices, not both"
-            )
-        for key, count in wanted.items():
-            out.append(ContainerRequest(name, Request(Resource(key), count)))
+        if stage is None:
+            stage = Stage.SIDECAR if c.get("restartPolicy") == "Always" else Stage.INIT
+        request = _request(c)
+        if request is not None:
+            out.append(ContainerRequest(str(c.get("name", "")), replace(request, stage=stage)))
     return out
+
+
+def _is_list(value: Any) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, str | bytes)
+
+
+def _request(c: Mapping[str, Any]) -> Request | None:
+    name = str(c.get("name", ""))
+    res = c.get("resources") or {}
+    if not isinstance(res, Mapping):
+        raise BadPod(f"container {name}: resources is not an object")
+    wanted: dict[str, int] = {}
+    for section in ("requests", "limits"):
+        values = res.get(section) or {}
+        if not isinstance(values, Mapping):
+            raise BadPod(f"container {name}: resources.{section} is not an object")
+        for key, value in values.items():
+            if key in RESOURCE_NAMES:
+                wanted[key] = _quantity(value, f"container {name} {section} {key}")
+    wanted = {k: v for k, v in wanted.items() if v > 0}
+    if len(wanted) > 1:
+        raise BadPod(
+            f"container {name} asks for both {' and '.join(sorted(wanted))}; "
+            "ask for cores or for whole devices, not both"
+        )
+    for key, count in wanted.items():
+        return Request(Resource(key), count)
+    return None
 
 
 def allocation_annotations(
@@ -150,6 +168,29 @@ def read_allocation(pod: Mapping[str, Any]) -> tuple[str, list[ContainerAllocati
         return str(detail["node"]), out
     except (ValueError, KeyError, TypeError) as err:
         raise BadPod(f"annotation {ALLOCATION} is not readable: {err}") from None
+
+
+def read_aws_ids(pod: Mapping[str, Any], shape: Shape) -> list[ContainerAllocation] | None:
+    """Per-container sets from AWS's own annotation alone, which lists the IDs of the whole
+    pod in container order: split by the containers' request sizes. None without it; BadPod
+    when the IDs do not add up."""
+    text = ((pod.get("metadata") or {}).get("annotations") or {}).get(AWS_NEURON_IDS)
+    if text is None:
+        return None
+    ids = parse_id_list(str(text))
+    out = []
+    for req in container_requests(pod):
+        resource, count = req.request.resource, req.request.count
+        mine, ids = ids[:count], ids[count:]
+        if len(mine) != count:
+            raise BadPod(f"{AWS_NEURON_IDS} has fewer IDs than the containers ask for")
+        cores = mask(
+            c for i in mine for c in (shape.cores_of(i) if resource.whole_devices else [i])
+        )
+        out.append(ContainerAllocation(req.container, placement_of(shape, resource, cores)))
+    if ids:
+        raise BadPod(f"{AWS_NEURON_IDS} has more IDs than the containers ask for")
+    return out
 
 
 def is_allocated(pod: Mapping[str, Any]) -> bool:

@@ -44,6 +44,8 @@ def test_defaults_render_every_object_with_default_names(default_objects):
             ("ServiceAccount", "neuron-extender"),
             ("ClusterRole", "neuron-extender"),
             ("ClusterRoleBinding", "neuron-extender"),
+            ("Role", "neuron-extender"),
+            ("RoleBinding", "neuron-extender"),
             ("Deployment", "neuron-extender"),
             ("Service", "neuron-extender"),
             ("ServiceAccount", "neuron-scheduler"),

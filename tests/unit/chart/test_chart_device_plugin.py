@@ -239,9 +239,8 @@ def test_daemonset_name_override_leaves_other_names():
 def test_cluster_role_rules(default_objects):
     rules = one(default_objects, "ClusterRole", "devicePlugin")["rules"]
     assert rules == [
-        {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch", "patch"]},
-        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "patch"]},
-        {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+        {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "patch"]},
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch", "patch"]},
     ]
 
 
@@ -343,3 +342,27 @@ def test_fake_health_file_must_be_a_file_below_a_directory(path):
         {"devicePlugin": {"fake": {"enabled": True, "instanceType": "a", "healthFile": path}}}
     )
     assert "must name a file inside a directory other than /" in error
+
+
+def test_nothing_is_withheld_beside_the_charts_extender_and_scheduler(default_objects):
+    env = env_of(workload(default_objects, "devicePlugin"))
+    assert env["NEURON_DP_WITHHOLD_IN_USE"] == "false"
+
+
+@pytest.mark.parametrize("off", ["extender", "scheduler"])
+def test_ids_held_through_the_other_resource_are_withheld_without_the_extender(off):
+    values = {off: {"enabled": False}}
+    if off == "extender":
+        values["scheduler"] = {"enabled": False}
+    env = env_of(workload(render(values), "devicePlugin"))
+    assert env["NEURON_DP_WITHHOLD_IN_USE"] == "true"
+
+
+@pytest.mark.parametrize("value", [True, False])
+def test_withholding_can_be_set_either_way(value):
+    env = env_of(daemonset({"withholdInUse": value}))
+    assert env["NEURON_DP_WITHHOLD_IN_USE"] == str(value).lower()
+
+
+def test_withholding_takes_only_auto_true_or_false():
+    assert "withholdInUse" in render_error({"devicePlugin": {"withholdInUse": "sometimes"}})

@@ -144,6 +144,9 @@ def test_aws_compat_renders_the_aws_object_names(compat_objects):
             ("ClusterRoleBinding", "k8s-neuron-scheduler"),
             ("Deployment", "k8s-neuron-scheduler"),
             ("Service", "k8s-neuron-scheduler"),
+            # not in AWS's manifests: the extender's patch of its own pod (extender/requeue.py)
+            ("Role", "k8s-neuron-scheduler"),
+            ("RoleBinding", "k8s-neuron-scheduler"),
             # my-scheduler.yml
             ("ServiceAccount", "my-scheduler"),
             ("ClusterRoleBinding", "my-scheduler-as-kube-scheduler"),

@@ -125,9 +125,8 @@ def test_cluster_role_rules(default_objects):
     rules = one(default_objects, "ClusterRole", "extender")["rules"]
     assert rules == [
         {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]},
-        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "patch"]},
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
         {"apiGroups": [""], "resources": ["pods/binding", "bindings"], "verbs": ["create"]},
-        {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
     ]
 
 
@@ -143,3 +142,50 @@ def test_extender_alone_renders_without_scheduler():
     objs = render({"scheduler": {"enabled": False}})
     assert workload(objs, "extender")
     assert not [o for o in objs if o["kind"] == "ConfigMap"]
+
+
+def test_api_timeout_env_defaults_to_three_seconds(default_objects):
+    assert env_of(workload(default_objects, "extender"))["NEURON_EXTENDER_API_TIMEOUT"] == "3"
+
+
+def test_api_timeout_that_three_binds_calls_cannot_fit_in_the_http_timeout_is_refused():
+    error = render_error(
+        {
+            "extender": {"apiTimeoutSeconds": 4},
+            "scheduler": {"extenderConfig": {"httpTimeout": "12s"}},
+        }
+    )
+    assert "extender.apiTimeoutSeconds=4 is too long for" in error
+    assert "httpTimeout=12s" in error
+
+
+def test_api_timeout_is_compared_with_compound_durations():
+    objs = render(
+        {
+            "extender": {"apiTimeoutSeconds": 19.5},
+            "scheduler": {"extenderConfig": {"httpTimeout": "1m0s"}},
+        }
+    )
+    assert env_of(workload(objs, "extender"))["NEURON_EXTENDER_API_TIMEOUT"] == "19.5"
+    assert "too long" in render_error(
+        {
+            "extender": {"apiTimeoutSeconds": 0.5},
+            "scheduler": {"extenderConfig": {"httpTimeout": "1500ms"}},
+        }
+    )
+
+
+def test_the_extender_may_patch_only_pods_of_its_own_namespace(default_objects):
+    role = one(default_objects, "Role", "extender")
+    assert role["metadata"]["namespace"] == "neuron-system"
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["patch"]}]
+    binding = one(default_objects, "RoleBinding", "extender")
+    assert binding["roleRef"]["name"] == "neuron-extender"
+    assert binding["subjects"][0]["name"] == "neuron-extender"
+
+
+def test_the_extender_knows_its_own_pod_from_the_downward_api(default_objects):
+    env = container(workload(default_objects, "extender"))["env"]
+    fields = {e["name"]: e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") for e in env}
+    assert fields["NEURON_EXTENDER_POD_NAME"] == "metadata.name"
+    assert fields["NEURON_EXTENDER_POD_NAMESPACE"] == "metadata.namespace"

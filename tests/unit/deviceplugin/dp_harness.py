@@ -15,6 +15,7 @@ import os
 import queue
 import socket
 import threading
+import time
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -153,11 +154,14 @@ def ids(n: int) -> list[str]:
 
 class FakePodResources(pr_grpc.PodResourcesListerServicer):
     """The kubelet's PodResources List: `assigned` maps (namespace, pod, container) to
-    {resource name: [device IDs]}."""
+    {resource name: [device IDs]}; `pods` holds the active pods listed with no IDs of ours
+    (the pod being admitted, for one)."""
 
     def __init__(self, socket_path: str) -> None:
         self.socket_path = socket_path
         self.assigned: dict[tuple[str, str, str], dict[str, list[str]]] = {}
+        self.pods: set[tuple[str, str]] = set()
+        self.calls = 0
         self._server = grpc.server(ThreadPoolExecutor(max_workers=2))
         pr_grpc.add_PodResourcesListerServicer_to_server(self, self._server)
         self._server.add_insecure_port(target(socket_path))
@@ -172,7 +176,10 @@ class FakePodResources(pr_grpc.PodResourcesListerServicer):
     def List(
         self, request: pr_pb.ListPodResourcesRequest, context: grpc.ServicerContext
     ) -> pr_pb.ListPodResourcesResponse:
-        pods: dict[tuple[str, str], list[pr_pb.ContainerResources]] = {}
+        self.calls += 1
+        pods: dict[tuple[str, str], list[pr_pb.ContainerResources]] = {
+            key: [] for key in list(self.pods)
+        }
         for (ns, pod, container), by_res in list(self.assigned.items()):
             pods.setdefault((ns, pod), []).append(
                 pr_pb.ContainerResources(
@@ -189,6 +196,98 @@ class FakePodResources(pr_grpc.PodResourcesListerServicer):
                 for (ns, pod), cs in pods.items()
             ]
         )
+
+
+class Admission:
+    """What the kubelet's device manager does for one pod on a node (Kubernetes 1.34,
+    pkg/kubelet/cm/devicemanager): the pod is listed by PodResources from the start of its
+    admission; each container in order (init containers, then app containers) first reuses
+    the IDs earlier regular init containers left, then asks GetPreferredAllocation among the
+    healthy IDs no other container holds and takes the answer when valid (`follow`), then calls
+    Allocate; the IDs are recorded (and listed, but for regular init containers) only once
+    Allocate has returned. `held` keeps what the node's containers hold, per resource.
+
+    It talks to the plugin through three callables, over gRPC (over_grpc) or in-process:
+    preferred(resource, offered, size, must) -> IDs, allocate(resource, ids) -> the
+    container's NEURON_RT_VISIBLE_CORES, health(resource) -> {ID: health}."""
+
+    def __init__(
+        self,
+        pr: Any,
+        preferred: Any,
+        allocate: Any,
+        health: Any,
+    ) -> None:
+        self.pr = pr
+        self._preferred = preferred
+        self._allocate = allocate
+        self._health = health
+        self.held: dict[str, dict[str, tuple[str, str]]] = {NEURON: {}, NEURONCORE: {}}
+
+    @classmethod
+    def over_grpc(cls, kubelet: FakeKubelet, pr: FakePodResources) -> Admission:
+        def ask(resource: str, offered: list[str], size: int, must: list[str]) -> list[str]:
+            return preferred(kubelet.stub(resource), offered, size, must)
+
+        def serve(resource: str, ids: list[str]) -> str:
+            resp = allocate(kubelet.stub(resource), ids)
+            return str(resp.container_responses[0].envs["NEURON_RT_VISIBLE_CORES"])
+
+        return cls(pr, ask, serve, kubelet.health)
+
+    def admit(
+        self,
+        pod: str,
+        containers: list[tuple[str, str, int]] | list[tuple[str, str, int, str]],
+        namespace: str = "default",
+        follow: bool = True,
+    ) -> dict[str, str]:
+        """containers: (name, resource, count[, "init"|"sidecar"|"app"]); returns each
+        container's NEURON_RT_VISIBLE_CORES. Raises AssertionError where the kubelet would
+        refuse the pod for its count, grpc.RpcError where Allocate refuses."""
+        self.pr.pods.add((namespace, pod))
+        reusable: dict[str, list[str]] = {}
+        got = {}
+        for c in containers:
+            name, resource, count = c[0], c[1], c[2]
+            stage = c[3] if len(c) > 3 else "app"  # type: ignore[misc]
+            mine = reusable.get(resource, [])[:count]
+            free = [
+                i
+                for i, h in self._health(resource).items()
+                if h == "Healthy" and i not in self.held[resource]
+            ]
+            need = count - len(mine)
+            assert len(free) >= need, (
+                f"the kubelet refuses {namespace}/{pod}: requested number of devices "
+                f"unavailable for {resource}. Requested: {need}, Available: {len(free)}"
+            )
+            if need:
+                offered = sorted(set(free) | set(mine), key=int)
+                answer = self._preferred(resource, offered, count, mine) if follow else []
+                chosen = [i for i in answer if i in free and i not in mine][:need]
+                chosen += [i for i in free if i not in chosen][: need - len(chosen)]
+                mine = mine + chosen
+            got[name] = self._allocate(resource, sorted(mine, key=int))
+            for i in mine:
+                self.held[resource][i] = (namespace, pod)
+            if stage != "init":
+                self.pr.assigned[(namespace, pod, name)] = {resource: sorted(mine, key=int)}
+            pool = reusable.get(resource, [])
+            if stage == "init":
+                reusable[resource] = sorted(set(pool) | set(mine), key=int)
+            else:
+                reusable[resource] = [i for i in pool if i not in mine]
+        return got
+
+    def remove(self, pod: str, namespace: str = "default") -> None:
+        """The pod's containers have stopped: the kubelet frees its IDs and stops listing it."""
+        self.pr.pods.discard((namespace, pod))
+        for key in [k for k in self.pr.assigned if k[:2] == (namespace, pod)]:
+            del self.pr.assigned[key]
+        for held in self.held.values():
+            for i in [i for i, who in held.items() if who == (namespace, pod)]:
+                del held[i]
 
 
 # --- the API server ---
@@ -211,6 +310,7 @@ class FakeApi:
         self.nodes: dict[str, dict[str, Any]] = {}
         self.patches: list[tuple[str, str, dict[str, Any]]] = []  # (path, content type, body)
         self.requests: list[tuple[str, str]] = []
+        self.delay = 0.0  # seconds every request but a watch waits: a slow API server
         self.version = 1
         self._lock = threading.Lock()
         self._watchers: list[queue.Queue[dict[str, Any] | None]] = []
@@ -240,9 +340,10 @@ class FakeApi:
                 url = urllib.parse.urlsplit(self.path)
                 query = dict(urllib.parse.parse_qsl(url.query))
                 api.requests.append(("GET", self.path))
+                if url.path == "/api/v1/pods" and query.get("watch") == "true":
+                    return self._watch(query)
+                time.sleep(api.delay)
                 if url.path == "/api/v1/pods":
-                    if query.get("watch") == "true":
-                        return self._watch(query)
                     return self._send(200, api.list_pods(query.get("fieldSelector", "")))
                 if url.path.startswith("/api/v1/nodes/"):
                     node = api.nodes.get(url.path.rsplit("/", 1)[1])
@@ -289,6 +390,7 @@ class FakeApi:
                 body = json.loads(self.rfile.read(length) or b"{}")
                 ctype = self.headers.get("Content-Type", "")
                 api.requests.append(("PATCH", self.path))
+                time.sleep(api.delay)
                 with api._lock:
                     api.patches.append((self.path, ctype, body))
                 parts = self.path.split("/")
@@ -395,9 +497,22 @@ def make_pod(
     namespace: str = "default",
     phase: str = "Pending",
     uid: str | None = None,
+    init: list[tuple[str, str, int]] | None = None,
+    sidecars: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """A pod bound to `node`; containers are (name, resource, count)."""
-    return {
+    """A pod bound to `node`; containers and init containers are (name, resource, count);
+    init containers named in `sidecars` have restartPolicy Always."""
+
+    def spec(c: str, r: str, n: int) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": c,
+            "resources": {"limits": {r: str(n)}, "requests": {r: str(n)}},
+        }
+        if c in sidecars:
+            out["restartPolicy"] = "Always"
+        return out
+
+    pod = {
         "kind": "Pod",
         "metadata": {
             "name": name,
@@ -406,12 +521,9 @@ def make_pod(
             "annotations": dict(annotations or {}),
             "creationTimestamp": "2026-01-01T00:00:00Z",
         },
-        "spec": {
-            "nodeName": node,
-            "containers": [
-                {"name": c, "resources": {"limits": {r: str(n)}, "requests": {r: str(n)}}}
-                for c, r, n in containers
-            ],
-        },
+        "spec": {"nodeName": node, "containers": [spec(*c) for c in containers]},
         "status": {"phase": phase},
     }
+    if init:
+        pod["spec"]["initContainers"] = [spec(*c) for c in init]  # type: ignore[index]
+    return pod

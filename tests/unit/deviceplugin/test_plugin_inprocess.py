@@ -8,7 +8,6 @@ import os
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from typing import Any
 
 import grpc
 import pytest
@@ -24,18 +23,12 @@ from dp_harness import (
     preferred,
     wait_until,
 )
-from neuron_k8s.allocator import Resource, mask, placement_of
+from neuron_k8s.allocator import Resource, mask
 from neuron_k8s.deviceplugin.api import pb
 from neuron_k8s.deviceplugin.plugin import Plugin
 from neuron_k8s.pods import (
-    ALLOCATION,
-    AWS_NEURON_IDS,
-    NEURON_ALLOCATED,
     UNHEALTHY_DEVICES,
-    ContainerAllocation,
-    allocation_annotations,
 )
-from neuron_k8s.topology import shape_for
 
 StartPlugin = Callable[..., Plugin]
 NODE = "node-a"
@@ -44,20 +37,6 @@ NODE = "node-a"
 def metric(plugin: Plugin, name: str, **labels: str) -> float:
     value = plugin.metrics.registry.get_sample_value(name, labels)
     return value or 0.0
-
-
-def extender_annotations(
-    instance_type: str, *containers: tuple[str, Resource, list[int]], alloc_time: int = 1
-) -> dict[str, str]:
-    """What the extender writes at bind time, through the shared codec."""
-    shape = shape_for(instance_type)
-    allocations = []
-    for name, resource, chosen in containers:
-        cores = mask(
-            c for i in chosen for c in (shape.cores_of(i) if resource.whole_devices else [i])
-        )
-        allocations.append(ContainerAllocation(name, placement_of(shape, resource, cores)))
-    return allocation_annotations(NODE, allocations, alloc_time)
 
 
 # --- registration and options ---
@@ -164,18 +143,18 @@ def test_all_devices_healthy_leaves_no_annotation_on_the_node(
     assert annotations()["other"] == "kept"
 
 
-def test_stopping_the_plugin_removes_its_node_annotation(
+def test_the_unhealthy_devices_annotation_outlives_a_plugin_restart(
     kubelet: FakeKubelet, start_plugin: StartPlugin, api: FakeApi, short_dir: str
 ) -> None:
+    # Failed on main before: stopping the plugin removed it, so the extender forgot the
+    # unhealthy device while the plugin restarted.
     api.add_node(NODE)
     plugin, health, annotations = with_health_file(start_plugin, api, short_dir, "inf2.xlarge")
     with open(health, "w") as f:
         f.write("0\n")
     wait_until(lambda: UNHEALTHY_DEVICES in annotations(), 5, "annotation written")
-    api.nodes[NODE]["metadata"]["annotations"]["other"] = "kept"
     plugin.stop()
-    assert UNHEALTHY_DEVICES not in annotations()
-    assert annotations()["other"] == "kept"
+    assert annotations()[UNHEALTHY_DEVICES] == "0"
 
 
 # --- GetPreferredAllocation ---
@@ -257,39 +236,52 @@ def test_cores_of_a_device_handed_out_whole_are_refused_to_neuroncore(
     plugin = start_plugin(fake_instance_type="inf2.24xlarge")
     allocate(kubelet.stub(NEURON), ["1"])
     with pytest.raises(grpc.RpcError) as err:
-        allocate(kubelet.stub(NEURONCORE), ["3", "4"])
+        allocate(kubelet.stub(NEURONCORE), ["2", "3"])
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     details = err.value.details() or ""
-    assert "aws.amazon.com/neuroncore 3 " in details and "aws.amazon.com/neuron 1" in details
+    assert "NeuronCores 2,3 are held" in details and "aws.amazon.com/neuron 1" in details
     assert (
-        metric(plugin, "neuron_device_plugin_allocation_conflicts_total", resource=NEURONCORE) == 1
+        metric(
+            plugin,
+            "neuron_device_plugin_allocation_refusals_total",
+            resource=NEURONCORE,
+            reason="in_use",
+        )
+        == 1
     )
 
 
 def test_device_with_a_core_handed_out_is_refused_whole(
     kubelet: FakeKubelet, start_plugin: StartPlugin
 ) -> None:
-    plugin = start_plugin(fake_instance_type="inf2.24xlarge")
+    start_plugin(fake_instance_type="inf2.24xlarge")
     allocate(kubelet.stub(NEURONCORE), ["5"])
     with pytest.raises(grpc.RpcError) as err:
         allocate(kubelet.stub(NEURON), ["2", "3"])
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert "aws.amazon.com/neuron 2 " in (err.value.details() or "")
-    assert metric(plugin, "neuron_device_plugin_allocation_conflicts_total", resource=NEURON) == 1
+    assert "NeuronCores 5 are held" in (err.value.details() or "")
 
 
-def test_in_use_ids_are_withheld_from_the_other_resource_and_steered_around(
+def test_ids_held_through_the_other_resource_are_withheld_when_asked_to(
     kubelet: FakeKubelet, start_plugin: StartPlugin
 ) -> None:
-    start_plugin(fake_instance_type="inf2.24xlarge")
+    start_plugin(fake_instance_type="inf2.24xlarge", withhold_in_use=True)
     wait_until(lambda: kubelet.health(NEURONCORE), 5, "stream")
     allocate(kubelet.stub(NEURON), ["0"])
     allocate(kubelet.stub(NEURONCORE), ["6"])
     wait_until(lambda: kubelet.unhealthy(NEURONCORE) == {"0", "1"}, 5, "cores 0,1 withheld")
     wait_until(lambda: kubelet.unhealthy(NEURON) == {"3"}, 5, "device 3 withheld")
-    # A kubelet that still offers core 1 is steered to a free device.
-    offered = [str(i) for i in range(12) if i != 6]
-    assert preferred(kubelet.stub(NEURONCORE), offered, 2) not in (["0", "1"], ["1", "2"])
+
+
+def test_nothing_is_withheld_beside_the_extender(
+    kubelet: FakeKubelet, start_plugin: StartPlugin
+) -> None:
+    plugin = start_plugin(fake_instance_type="inf2.24xlarge", withhold_in_use=False)
+    allocate(kubelet.stub(NEURON), ["0"])
+    assert plugin.state is not None
+    assert plugin.state.ledger.held() == mask([0, 1])
+    for resource in (Resource.NEURON, Resource.NEURONCORE):
+        assert all(ok for _, ok in plugin.state.view(resource)[1])
 
 
 def test_same_resource_ids_handed_out_again_mean_the_first_holder_is_gone(
@@ -338,6 +330,7 @@ def test_pod_deleted_from_the_api_frees_its_ids_before_the_next_pod_resources_po
             fake_instance_type="inf2.24xlarge",
             pod_resources_socket=sock,
             pod_resources_interval=600.0,
+            pod_resources_soon=600.0,
             **with_api,
         )
         wait_until(lambda: kubelet.unhealthy(NEURONCORE) == {"4", "5"}, 5, "cores withheld")
@@ -376,192 +369,10 @@ def test_stop_removes_the_sockets(
     assert os.path.exists(kubelet.socket)
 
 
-# --- Allocate with the extender's annotations ---
 @pytest.fixture
 def with_api(api: FakeApi, short_dir: str) -> dict[str, str]:
     api.add_node(NODE, {"node.kubernetes.io/instance-type": "inf2.24xlarge"})
     return {"kubeconfig": api.kubeconfig(os.path.join(short_dir, "kubeconfig")), "node_name": NODE}
-
-
-def test_allocate_hands_out_the_extender_ids_and_marks_the_pod_with_one_key(
-    kubelet: FakeKubelet, start_plugin: StartPlugin, api: FakeApi, with_api: dict[str, str]
-) -> None:
-    notes = extender_annotations("inf2.24xlarge", ("main", Resource.NEURONCORE, [6, 7]))
-    api.put_pod(make_pod("p", NODE, [("main", NEURONCORE, 2)], {**notes, "other": "kept"}))
-    plugin = start_plugin(fake_instance_type="inf2.24xlarge", **with_api)
-    resp = allocate(kubelet.stub(NEURONCORE), ["0", "1"])
-    assert resp.container_responses[0].envs["NEURON_RT_VISIBLE_CORES"] == "6,7"
-    pod_patches = [(c, b) for p, c, b in api.patches if "/pods/" in p]
-    assert pod_patches == [
-        ("application/merge-patch+json", {"metadata": {"annotations": {NEURON_ALLOCATED: "true"}}})
-    ]
-    annotations = api.pod("default", "p")["metadata"]["annotations"]
-    assert annotations["other"] == "kept" and annotations[ALLOCATION] == notes[ALLOCATION]
-    assert (
-        metric(
-            plugin, "neuron_device_plugin_allocations_total", resource=NEURONCORE, source="extender"
-        )
-        == 1
-    )
-
-
-def test_multi_container_pod_gets_disjoint_sets_and_is_marked_after_the_last(
-    kubelet: FakeKubelet, start_plugin: StartPlugin, api: FakeApi, with_api: dict[str, str]
-) -> None:
-    notes = extender_annotations(
-        "inf2.24xlarge",
-        ("a", Resource.NEURONCORE, [0, 1]),
-        ("b", Resource.NEURONCORE, [2, 3]),
-        ("c", Resource.NEURON, [3]),
-    )
-    api.put_pod(
-        make_pod(
-            "multi", NODE, [("a", NEURONCORE, 2), ("b", NEURONCORE, 2), ("c", NEURON, 1)], notes
-        )
-    )
-    start_plugin(fake_instance_type="inf2.24xlarge", **with_api)
-    got = [
-        allocate(kubelet.stub(NEURONCORE), ["8", "9"]).container_responses[0],
-        allocate(kubelet.stub(NEURONCORE), ["10", "11"]).container_responses[0],
-    ]
-    assert not [p for p, _, _ in api.patches if "/pods/" in p]
-    got.append(allocate(kubelet.stub(NEURON), ["5"]).container_responses[0])
-    assert [g.envs["NEURON_RT_VISIBLE_CORES"] for g in got] == ["0,1", "2,3", "6,7"]
-    assert len([p for p, _, _ in api.patches if "/pods/" in p]) == 1
-
-
-def core_pod(name: str, cores: list[int], alloc_time: int = 1) -> dict[str, Any]:
-    """A pod bound to NODE whose one container, m, the extender planned `cores` for."""
-    notes = extender_annotations(
-        "inf2.24xlarge", ("m", Resource.NEURONCORE, cores), alloc_time=alloc_time
-    )
-    return make_pod(name, NODE, [("m", NEURONCORE, len(cores))], notes)
-
-
-def start_synced(start_plugin: StartPlugin, with_api: dict[str, str]) -> Plugin:
-    """A plugin with the API whose pod watch has listed the node's pods."""
-    plugin = start_plugin(fake_instance_type="inf2.24xlarge", **with_api)
-    wait_until(lambda: plugin._pods is not None and plugin._pods.synced, 5, "pods synced")
-    return plugin
-
-
-def young_and_old(api: FakeApi) -> None:
-    """Two waiting pods of two cores: young (plan 2,3) was bound after old (plan 4,5)."""
-    api.put_pod(core_pod("young", [2, 3], alloc_time=200))
-    api.put_pod(core_pod("old", [4, 5], alloc_time=100))
-
-
-def test_oldest_pending_pod_is_served_first(
-    kubelet: FakeKubelet, start_plugin: StartPlugin, api: FakeApi, with_api: dict[str, str]
-) -> None:
-    young_and_old(api)
-    start_plugin(fake_instance_type="inf2.24xlarge", **with_api)
-    first = allocate(kubelet.stub(NEURONCORE), ["0", "1"]).container_responses[0]
-    second = allocate(kubelet.stub(NEURONCORE), ["0", "1"]).container_responses[0]
-    assert first.envs["NEURON_RT_VISIBLE_CORES"] == "4,5"
-    assert second.envs["NEURON_RT_VISIBLE_CORES"] == "2,3"
-    assert api.pod("default", "old")["metadata"]["annotations"][NEURON_ALLOCATED] == "true"
-
-
-def test_kubelet_ids_equal_to_a_pods_set_serve_that_pod_before_older_ones(
-    kubelet: FakeKubelet, start_plugin: StartPlugin, api: FakeApi, with_api: dict[str, str]
-) -> None:
-    # The kubelet follows GetPreferredAllocation, so its IDs name the pod: no IDs are swapped.
-    young_and_old(api)
-    start_plugin(fake_instance_type="inf2.24xlarge", **with_api)
-    got = allocate(kubelet.stub(NEURONCORE), ["2", "3"]).container_responses[0]
-    assert got.envs["NEURON_RT_VISIBLE_CORES"] == "2,3"
-    assert api.pod("default", "young")["metadata"]["annotations"][NEURON_ALLOCATED] == "true"
-    assert api.pod("default", "old")["metadata"]["annotations"][NEURON_ALLOCATED] == "false"
-
-
-def test_preferred_allocation_lists_the_pods_again_when_none_waits_for_that_size(
-    kubelet: FakeKubelet, start_plugin: StartPlugin, api: FakeApi, with_api: dict[str, str]
-) -> None:
-    start_synced(start_plugin, with_api)
-    # Put the pod behind the plugin's back: no watch event reaches it first.
-    api.pods[("default", "late")] = core_pod("late", [8, 9])
-    assert preferred(kubelet.stub(NEURONCORE), ids(12), 2) == ["8", "9"]
-
-
-def test_ids_the_kubelet_took_from_preferred_allocation_are_never_swapped(
-    kubelet: FakeKubelet, start_plugin: StartPlugin, api: FakeApi, with_api: dict[str, str]
-) -> None:
-    api.put_pod(core_pod("p", [8, 9]))
-    plugin = start_synced(start_plugin, with_api)
-    assert preferred(kubelet.stub(NEURONCORE), ids(12), 2) == ["8", "9"]
-    # Before Allocate, p's plan moves (a correction landed): 8,9 is nobody's plan any more.
-    api.put_pod(core_pod("p", [4, 5]), "MODIFIED")
-    wait_until(
-        lambda: (
-            plugin.state is not None
-            and plugin.state.ledger.pods["uid-default-p"].containers[0].placement.ids == (4, 5)
-        ),
-        5,
-        "the watch delivered the move",
-    )
-    got = allocate(kubelet.stub(NEURONCORE), ["8", "9"]).container_responses[0]
-    assert got.envs["NEURON_RT_VISIBLE_CORES"] == "8,9"
-
-
-def test_plan_overlapping_a_container_gives_way_to_the_kubelets_ids(
-    kubelet: FakeKubelet, start_plugin: StartPlugin, api: FakeApi, with_api: dict[str, str]
-) -> None:
-    api.put_pod(core_pod("p", [0, 1]))
-    start_synced(start_plugin, with_api)
-    # A pod the extender never saw takes device 0 (cores 0,1): a plan is not a container.
-    assert (
-        allocate(kubelet.stub(NEURON), ["0"]).container_responses[0].envs["NEURON_RT_VISIBLE_CORES"]
-        == "0,1"
-    )
-    offered = [str(i) for i in range(2, 12)]
-    steered = preferred(kubelet.stub(NEURONCORE), offered, 2)
-    assert steered != ["0", "1"]
-    got = allocate(kubelet.stub(NEURONCORE), steered).container_responses[0]
-    assert got.envs["NEURON_RT_VISIBLE_CORES"] == ",".join(steered)
-
-
-def test_pod_bound_after_the_watch_is_found_by_listing_again(
-    kubelet: FakeKubelet, start_plugin: StartPlugin, api: FakeApi, with_api: dict[str, str]
-) -> None:
-    plugin = start_synced(start_plugin, with_api)
-    assert plugin._pods is not None
-    notes = extender_annotations("inf2.24xlarge", ("m", Resource.NEURON, [4]))
-    # Put the pod behind the plugin's back: no watch event reaches it first.
-    api.pods[("default", "late")] = make_pod("late", NODE, [("m", NEURON, 1)], notes)
-    resp = allocate(kubelet.stub(NEURON), ["0"])
-    assert resp.container_responses[0].envs["NEURON_RT_VISIBLE_CORES"] == "8,9"
-
-
-def test_aws_ids_annotation_alone_is_served(
-    kubelet: FakeKubelet, start_plugin: StartPlugin, api: FakeApi, with_api: dict[str, str]
-) -> None:
-    notes = {AWS_NEURON_IDS: "6,7,8", NEURON_ALLOCATED: "false", "NEURON_ALLOC_TIME": "5"}
-    api.put_pod(make_pod("aws", NODE, [("m", NEURONCORE, 3)], notes))
-    start_plugin(fake_instance_type="inf2.24xlarge", **with_api)
-    resp = allocate(kubelet.stub(NEURONCORE), ["0", "1", "2"])
-    assert resp.container_responses[0].envs["NEURON_RT_VISIBLE_CORES"] == "6,7,8"
-
-
-def test_preferred_allocation_steers_the_kubelet_to_the_extender_ids(
-    kubelet: FakeKubelet, start_plugin: StartPlugin, api: FakeApi, with_api: dict[str, str]
-) -> None:
-    api.put_pod(core_pod("p", [8, 9]))
-    start_synced(start_plugin, with_api)
-    assert preferred(kubelet.stub(NEURONCORE), ids(12), 2) == ["8", "9"]
-
-
-def test_extender_reservation_of_a_pending_pod_is_withheld_from_the_other_resource(
-    kubelet: FakeKubelet, start_plugin: StartPlugin, api: FakeApi, with_api: dict[str, str]
-) -> None:
-    notes = extender_annotations("inf2.24xlarge", ("m", Resource.NEURON, [1]))
-    api.put_pod(make_pod("p", NODE, [("m", NEURON, 1)], notes))
-    start_plugin(fake_instance_type="inf2.24xlarge", **with_api)
-    wait_until(lambda: kubelet.unhealthy(NEURONCORE) == {"2", "3"}, 5, "cores of device 1")
-    # ...but not from its own resource: the kubelet must still be able to pick device 1.
-    assert kubelet.unhealthy(NEURON) == set()
-    api.put_pod(make_pod("p", NODE, [("m", NEURON, 1)], notes, phase="Succeeded"), "MODIFIED")
-    wait_until(lambda: not kubelet.unhealthy(NEURONCORE), 5, "freed when the pod finished")
 
 
 def test_fake_instance_type_label_imitates_the_node(
@@ -590,10 +401,7 @@ def test_http_reports_health_readiness_and_metrics(
     text = urllib.request.urlopen(f"{base}/metrics", timeout=5).read().decode()
     assert f'neuron_device_plugin_registered{{resource="{NEURON}"}} 1.0' in text
     assert f'neuron_device_plugin_devices{{health="healthy",resource="{NEURONCORE}"}} 16.0' in text
-    assert (
-        f'neuron_device_plugin_allocations_total{{resource="{NEURON}",source="kubelet"}} 1.0'
-        in text
-    )
+    assert f'neuron_device_plugin_allocations_total{{resource="{NEURON}"}} 1.0' in text
 
 
 def test_readyz_is_503_until_registered(short_dir: str, start_plugin: StartPlugin) -> None:
@@ -626,6 +434,6 @@ def test_real_mode_passes_the_device_nodes_the_cores_sit_on(
         ("/dev/neuron2", "/dev/neuron2", "rw"),
     ]
     os.unlink(os.path.join(dev, "neuron3"))
-    # Devices 1 and 2 are withheld (their cores are in use); 3 is gone.
+    # Devices 1 and 2 are withheld (their cores are held); 3 is gone.
     wait_until(lambda: kubelet.unhealthy(NEURON) == {"1", "2", "3"}, 5, "device 3 unhealthy")
     wait_until(lambda: kubelet.unhealthy(NEURONCORE) == {"6", "7"}, 5, "its cores unhealthy")

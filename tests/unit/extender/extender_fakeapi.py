@@ -68,6 +68,7 @@ class Injected:
     failure: Failure
     times: int
     after: int = 0
+    applied: bool = False  # the request takes effect, and its answer is the failure
 
 
 @dataclass
@@ -155,6 +156,9 @@ class FakeCluster:
                 name = obj["metadata"]["name"]
                 raise Failure(409, "Conflict", f"pod {name} is already assigned to node {current}")
             obj.setdefault("spec", {})["nodeName"] = binding["target"]["name"]
+            # As the API server does: the Binding's annotations land on the pod in this write.
+            notes = (binding.get("metadata") or {}).get("annotations") or {}
+            obj["metadata"].setdefault("annotations", {}).update(notes)
             self.objects["pods"][key] = obj
             self._emit("pods", "MODIFIED", obj)
 
@@ -219,10 +223,19 @@ class FakeApiServer:
         message: str = "injected failure",
         times: int = 1,
         after: int = 0,
+        applied: bool = False,
     ) -> None:
-        """Fail `times` matching calls, after letting the first `after` of them through."""
+        """Fail `times` matching calls, after letting the first `after` of them through; with
+        `applied`, each still takes effect (an answer lost on the way back)."""
         self._injected.append(
-            Injected(method, re.compile(path_regex), Failure(code, reason, message), times, after)
+            Injected(
+                method,
+                re.compile(path_regex),
+                Failure(code, reason, message),
+                times,
+                after,
+                applied,
+            )
         )
 
     def delay(self, method: str, seconds: float) -> None:
@@ -237,14 +250,14 @@ class FakeApiServer:
         with self._calls_lock:
             return [c for c in self.calls if c.method == method and c.path.endswith(suffix)]
 
-    def _injected_failure(self, method: str, path: str) -> Failure | None:
+    def _injected_failure(self, method: str, path: str) -> Injected | None:
         for inj in self._injected:
             if inj.method == method and inj.times > 0 and inj.pattern.search(path):
                 if inj.after > 0:
                     inj.after -= 1
                     continue
                 inj.times -= 1
-                return inj.failure
+                return inj
         return None
 
 
@@ -286,9 +299,15 @@ class _Handler(BaseHTTPRequestHandler):
         if method in api._delays:
             time.sleep(api._delays[method])
         try:
-            failure = api._injected_failure(method, url.path)
-            if failure:
-                raise failure
+            injected = api._injected_failure(method, url.path)
+            if injected and injected.applied:
+                self._json = lambda code, doc: None  # type: ignore[method-assign]
+                try:
+                    self._route(method, url.path, query, body)
+                finally:
+                    del self._json
+            if injected:
+                raise injected.failure
             self._route(method, url.path, query, body)
         except Failure as f:
             self._json(f.code, f.status())

@@ -35,14 +35,16 @@ NODE_TYPES = ["inf2.48xlarge", "inf2.24xlarge", "trn1.32xlarge", "inf1.6xlarge",
 
 
 class LocalClient:
-    """KubeClient's get/merge_patch/post over a FakeCluster, in-process; `fail_next` makes the
-    next call of a method fail like the API server would."""
+    """KubeClient's get/merge_patch/post over a FakeCluster, in-process. `fail_next` makes the
+    next Binding fail like the API server would: refused (422), lost (applied, answered 500),
+    or unknown (not applied, answered 500, and the pod cannot be read back)."""
 
     def __init__(self, cluster: FakeCluster, state: ClusterState) -> None:
         self.cluster = cluster
         self.state = state
         self.delivered = {"pods": 0, "nodes": 0}
-        self.fail_next: set[str] = set()
+        self.fail_next: str | None = None
+        self._unreadable = False
 
     def pump(self) -> None:
         """Deliver the watch events not yet seen, in order."""
@@ -52,27 +54,34 @@ class LocalClient:
                     apply(event, obj)
                     self.delivered[kind] = rv
 
-    def _call(self, method: str, path: str, fn: Any) -> dict[str, Any]:
-        if method in self.fail_next:
-            self.fail_next.discard(method)
-            raise ApiError(500, "InternalError", "injected")
+    def _call(self, path: str, fn: Any) -> dict[str, Any]:
         try:
             return fn(POD_PATH.match(path))
         except Failure as f:
             raise ApiError(f.code, f.reason, f.message) from None
 
     def get(self, path: str, params: Any = None) -> dict[str, Any]:
-        return self._call("GET", path, lambda m: self.cluster.get("pods", f"{m[1]}/{m[2]}"))
-
-    def merge_patch(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        return self._call("PATCH", path, lambda m: self.cluster.patch_pod(f"{m[1]}/{m[2]}", body))
+        if self._unreadable:
+            self._unreadable = False
+            raise ApiError(503, "ServiceUnavailable", "injected")
+        return self._call(path, lambda m: self.cluster.get("pods", f"{m[1]}/{m[2]}"))
 
     def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        mode, self.fail_next = self.fail_next, None
+        if mode == "refused":
+            raise ApiError(422, "Invalid", "injected")
+        if mode == "unknown":
+            self._unreadable = True
+            raise ApiError(500, "InternalError", "injected")
+
         def bind(m: Any) -> dict[str, Any]:
             self.cluster.bind_pod(f"{m[1]}/{m[2]}", body)
             return {}
 
-        return self._call("POST", path, bind)
+        result = self._call(path, bind)
+        if mode == "lost":
+            raise ApiError(500, "InternalError", "injected after the write")
+        return result
 
 
 # Mostly small requests, so that nodes fill up and refusals come from usage, not size.
@@ -85,7 +94,10 @@ ops = st.lists(
     st.one_of(
         st.tuples(st.just("bind"), pods, st.integers(0, 3)),
         st.tuples(
-            st.just("bind_fails"), pods, st.integers(0, 3), st.sampled_from(["PATCH", "POST"])
+            st.just("bind_fails"),
+            pods,
+            st.integers(0, 3),
+            st.sampled_from(["refused", "lost", "unknown"]),
         ),
         st.tuples(st.just("delete"), st.integers(0, 50)),
         st.tuples(st.just("finish"), st.integers(0, 50)),
@@ -132,6 +144,7 @@ def test_binds_and_departures_never_double_book_and_match_a_rebuild(node_types, 
     client.pump()
     extender = Extender(client, state)  # type: ignore[arg-type]
     created: list[str] = []
+    unknown: set[str] = set()
 
     for n, op in enumerate(ops):
         kind = op[0]
@@ -142,11 +155,13 @@ def test_binds_and_departures_never_double_book_and_match_a_rebuild(node_types, 
             client.pump()
             node = f"n{op[2] % len(node_types)}"
             if kind == "bind_fails":
-                client.fail_next.add(op[3])
+                client.fail_next = op[3]
             outcome = extender.bind(parse_binding_args(binding_args(pod, node)))
-            if kind == "bind_fails":
+            if kind == "bind_fails" and op[3] != "lost":
                 assert outcome.error
-            client.fail_next.clear()
+            if kind == "bind_fails" and op[3] == "unknown" and outcome.outcome == "api_error":
+                unknown.add(pod["metadata"]["uid"])
+            client.fail_next = None
         elif created:
             key = created[op[1] % len(created)]
             if key in cluster.objects["pods"]:
@@ -157,9 +172,14 @@ def test_binds_and_departures_never_double_book_and_match_a_rebuild(node_types, 
         client.pump()
 
         _assert_no_core_twice(cluster)
-        assert state.reservations() == {}
+        # Only binds whose outcome nobody could tell keep a reservation, held as if bound.
+        held = state.reservations()
+        assert set(held) <= unknown
         fresh = _rebuilt(cluster)
-        assert state.usage() == fresh.usage()
+        expected = fresh.usage()
+        for r in held.values():
+            expected[r.node] = expected.get(r.node, 0) | r.cores
+        assert state.usage() == expected
         assert state.pod_uses() == fresh.pod_uses()
 
 

@@ -13,9 +13,9 @@ from extender_helpers import (
     wait_for,
 )
 from neuron_k8s.allocator import mask
-from neuron_k8s.extender.state import ClusterState, pod_use, read_node
+from neuron_k8s.extender.records import pod_use, read_node
+from neuron_k8s.extender.state import ClusterState
 from neuron_k8s.topology import Rule
-from waiting import ManualClock
 
 
 def _bind_all(ext, cluster, node, sizes):
@@ -151,69 +151,3 @@ def test_supply_counts_neuron_nodes_by_class_and_follows_usage():
     assert _supply_by_usage(state) == {0: 2}  # the CPU node has no Neuron shape
     state.replace_pods([running_pod("p", "a", [0])])
     assert _supply_by_usage(state) == {0: 1, 1: 1}
-
-
-def _swapped_state(clock: ManualClock) -> ClusterState:
-    """a planned 0,1 and b planned 2,3; the kubelet gave a 2,3 and b 0,1."""
-    state = ClusterState(clock=clock, move_grace=15.0)
-    state.replace_nodes([make_node("n", "inf2.24xlarge")])
-    state.replace_pods([running_pod("a", "n", [0, 1]), running_pod("b", "n", [2, 3])])
-    return state
-
-
-def test_cores_a_corrected_pod_leaves_stay_held_until_its_partner_is_corrected():
-    clock = ManualClock(100.0)
-    state = _swapped_state(clock)
-    # The device plugin patches one pod at a time: a first.
-    a = running_pod("a", "n", [2, 3])
-    state.apply_pod("MODIFIED", a)
-    assert state.usage() == {"n": mask([0, 1, 2, 3])}  # b may still run on 0,1
-    state.apply_pod("MODIFIED", running_pod("b", "n", [0, 1]))
-    assert state.usage() == {"n": mask([0, 1, 2, 3])}
-
-
-def test_cores_a_corrected_pod_leaves_are_released_when_its_partner_is_corrected():
-    clock = ManualClock(100.0)
-    state = _swapped_state(clock)
-    state.apply_pod("MODIFIED", running_pod("a", "n", [2, 3]))
-    state.apply_pod("MODIFIED", running_pod("b", "n", [0, 1]))
-    state.apply_pod("DELETED", running_pod("b", "n", [0, 1]))
-    assert state.usage() == {"n": mask([2, 3])}
-
-
-def test_cores_left_for_cores_nobody_else_claims_are_free_at_once():
-    clock = ManualClock(100.0)
-    state = _swapped_state(clock)
-    state.apply_pod("MODIFIED", running_pod("a", "n", [4, 5]))
-    assert state.usage() == {"n": mask([2, 3, 4, 5])}
-
-
-def test_cores_left_are_freed_after_the_grace_when_the_other_claim_stays():
-    clock = ManualClock(100.0)
-    state = _swapped_state(clock)
-    state.apply_pod("MODIFIED", running_pod("a", "n", [2, 3]))
-    clock.now += 14
-    state.expire_moves()
-    assert state.usage() == {"n": mask([0, 1, 2, 3])}
-    clock.now += 2
-    state.expire_moves()
-    assert state.usage() == {"n": mask([2, 3])}
-
-
-def test_filter_does_not_offer_cores_a_moved_allocation_left_within_the_grace(
-    cluster, start_extender
-):
-    cluster.put("nodes", make_node("small", "inf2.xlarge"))  # one device: cores 0,1
-    cluster.put("pods", running_pod("a", "small", [0]))
-    cluster.put("pods", running_pod("b", "small", [1]))
-    ext = start_extender()
-    wait_for(lambda: ext.extender.state.usage().get("small") == 3, what="a and b seen")
-    cluster.put("pods", running_pod("a", "small", [1]))  # b's correction to 0 comes next
-    wait_for(
-        lambda: any(
-            u.key.endswith("/a") and u.cores == 2 for u in ext.extender.state.pod_uses().values()
-        ),
-        what="a moved",
-    )
-    body = ext.post("filter", filter_args(make_pod("p", [("m", {CORE: "1"})]), ["small"])).json()
-    assert "small" in body["FailedNodes"]

@@ -1,39 +1,13 @@
-"""How the plugin answers GetPreferredAllocation and Allocate, on top of the pure allocator.
-
-GetPreferredAllocation steers the kubelet to the set the extender planned for the oldest pod
-still waiting on this node (listing the node's pods again when the watch shows none of that
-size: it may lag behind the binding), so that the kubelet's IDs are the real ones and its own
-accounting stays true. Otherwise it offers the allocator's best valid set that avoids
-everything in use or planned.
-
-Allocate has two paths:
-- extender: the extender chose the IDs at bind time and wrote them on the pod. The plugin
-  takes the waiting pod whose next container of this resource was planned exactly the
-  kubelet's IDs (the kubelet followed GetPreferredAllocation), else, when the kubelet chose
-  its IDs itself, the oldest one (NEURON_ALLOC_TIME) asking for as many IDs, and hands out
-  exactly the extender's IDs. Once every container of the pod has them, it marks the pod
-  NEURON_ALLOCATED=true. IDs the kubelet took from GetPreferredAllocation are never swapped for
-  others: its numbering would then differ from the real one.
-- kubelet: no such pod (no extender, or no API), or its plan overlaps a container's cores and
-  cannot be served any more: the kubelet's IDs, which GetPreferredAllocation steered to a valid
-  contiguous set.
-Either way the set is checked against the ledger, and refused if any core is held by a
-container (plans of pods still waiting are reservations, not holders).
-
-The pod is still a guess: the kubelet admits pods created in the same second in any order, so
-pod B's container may receive the set planned for pod A and the other way round. Every
-container still has a set of its own, but the annotations, from which the extender derives
-what is in use, would lie. reconcile() (after each PodResources poll, which comes about a
-second after every Allocate) compares what each container really got (the ledger's truth) with
-the pod's annotation and merge-patches ALLOCATION and AWS_NEURON_IDS of every pod whose
-annotation differs.
-"""
+"""GetPreferredAllocation and Allocate (docs/architecture.md, "The kubelet's IDs are the
+truth"): find the pod the kubelet is admitting and steer it to that container's plan; serve
+exactly the kubelet's IDs, refusing only unhealthy, invalid or doubly held sets. No Kubernetes
+API call: the watch cache is read, and waited on for a moment at most."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import grpc
 
@@ -42,30 +16,27 @@ from neuron_k8s.allocator import (
     Placement,
     Request,
     Resource,
+    Stage,
+    candidates,
     choose,
     mask,
     placement_of,
+    request_error,
 )
 from neuron_k8s.logs import get_logger
-from neuron_k8s.pods import (
-    NEURON_ALLOCATED,
-    ContainerAllocation,
-    placement_annotations,
-    visible_cores_env,
-)
+from neuron_k8s.pods import ENV_VISIBLE_CORES, ContainerRequest, visible_cores_env
 
-from .ledger import Given, Grant, PodRecord, Use, cores_of, ids_of
+from .ledger import Holding, Ledger, Served, Snapshot, cores_of, ids_of
 from .metrics import Metrics
 from .podresources import PodResourcesClient
-from .podview import PodSource
+from .podview import NodePod, PodView
 from .state import PluginState
 
 log = get_logger("deviceplugin.allocation")
 
-ENV_VISIBLE_CORES = "NEURON_RT_VISIBLE_CORES"
+DEVICE_PERMISSIONS = "rw"
 # The kubelet calls Allocate right after GetPreferredAllocation for the same container.
 FOLLOW_WINDOW = 10.0
-DEVICE_PERMISSIONS = "rw"
 
 
 class AllocationError(Exception):
@@ -78,13 +49,64 @@ class AllocationError(Exception):
 @dataclass(frozen=True)
 class ContainerGrant:
     placement: Placement
-    source: str
     env: dict[str, str]
     device_nodes: tuple[str, ...]
 
 
-def _ids_text(ids: Sequence[int]) -> str:
+@dataclass(frozen=True)
+class Admitting:
+    """The pod the kubelet is admitting, and the container it is allocating."""
+
+    pod: NodePod
+    container: ContainerRequest
+
+    def served(self, resource: Resource, ids: tuple[int, ...], at: float) -> Served:
+        c = self.container
+        init = c.request.stage is Stage.INIT
+        return Served(resource, ids, at, self.pod.uid, self.pod.key, c.container, init)
+
+
+def _text(ids: Sequence[int]) -> str:
     return ",".join(str(i) for i in ids)
+
+
+def next_container(
+    pod: NodePod, known: Mapping[str, Mapping[Resource, tuple]]
+) -> ContainerRequest | None:
+    """The container of the pod the kubelet allocates next: it goes through them in order,
+    so it is the one after the last whose IDs are known."""
+    last = -1
+    for i, c in enumerate(pod.requests):
+        if c.request.resource in known.get(c.container, {}):
+            last = i
+    rest = pod.requests[last + 1 :]
+    return rest[0] if rest else None
+
+
+def find_admitting(
+    pods: Mapping[str, NodePod],
+    listed: frozenset[tuple[str, str]] | None,
+    ledger: Ledger,
+    resource: Resource,
+    offered: frozenset[int],
+) -> Admitting | None:
+    """The pod being admitted: the kubelet admits one at a time and lists it (with `listed`,
+    the pods of a PodResources List) before it is given IDs, and has not reported it started.
+    Without a List, every pod not started is a candidate, and the one whose plan is offered,
+    then the oldest bind, is the best guess."""
+    found = []
+    for pod in pods.values():
+        if not pod.holds or pod.started or not pod.requests:
+            continue
+        if listed is not None and (pod.namespace, pod.name) not in listed:
+            continue
+        nxt = next_container(pod, ledger.known(pod.namespace, pod.name, pod.uid))
+        if nxt is None or nxt.request.resource is not resource:
+            continue
+        planned = pod.planned(nxt.container)
+        fits = planned is not None and set(planned.placement.ids) <= offered
+        found.append(((not fits, pod.alloc_time, pod.created, pod.key), Admitting(pod, nxt)))
+    return min(found, key=lambda f: f[0])[1] if found else None
 
 
 class AllocationService:
@@ -92,22 +114,21 @@ class AllocationService:
         self,
         state: PluginState,
         metrics: Metrics,
-        pods: PodSource | None = None,
+        pods: PodView | None = None,
         podresources: PodResourcesClient | None = None,
-        on_granted: Callable[[], None] | None = None,
+        on_served: Callable[[], None] | None = None,
+        wait_for_pod: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.state = state
         self.metrics = metrics
         self.pods = pods
         self.podresources = podresources
-        # Called after every successful Allocate (the plugin polls PodResources soon after).
-        self.on_granted = on_granted
-        # pod uid -> the last correction patched onto it (not patched twice while the watch
-        # has not yet delivered it)
-        self._patched: dict[str, dict[str, str]] = {}
-        # resource -> the last GetPreferredAllocation answer and when: the kubelet calls it
-        # right before Allocate for the same container.
-        self._answered: dict[Resource, tuple[tuple[int, ...], float]] = {}
+        self.on_served = on_served
+        self._wait_for_pod = wait_for_pod
+        self._clock = clock
+        # resource -> the pod the last GetPreferredAllocation found admitted, and when
+        self._answered: dict[Resource, tuple[Admitting | None, float]] = {}
 
     # --- input ---------------------------------------------------------------------------
     def parse_ids(self, resource: Resource, ids: Sequence[str]) -> tuple[int, ...]:
@@ -132,79 +153,36 @@ class AllocationService:
             )
         return tuple(sorted(out))
 
-    # --- extender annotations ------------------------------------------------------------
-    def _waiting(
-        self, resource: Resource, taken: dict[str, set[str]] | None = None
-    ) -> list[tuple[PodRecord, ContainerAllocation]]:
-        """Each pod not yet fully handed out, oldest NEURON_ALLOC_TIME first, with its next
-        container of this resource (`taken`: containers matched earlier in the same call).
-        Sets are the ledger's effective ones: a pod whose planned set went to another pod is
-        served the set that pod was planned. A set that overlaps a container's cores cannot be
-        served: such a pod gets what the kubelet chose, and reconcile() rewrites its plan."""
-        ledger = self.state.ledger
-        done, reopened = ledger.progress()
-        held = ledger.held_cores()
-        records = sorted(
-            (
-                r
-                for r in ledger.effective_pods().values()
-                if r.holds and (not r.allocated or r.uid in reopened)
-            ),
-            key=lambda r: (r.alloc_time, r.created, r.key),
-        )
-        out = []
-        for record in records:
-            finished = done.get(record.uid, set()) | (taken or {}).get(record.uid, set())
-            pending = [
-                c
-                for c in record.containers
-                if c.container not in finished and c.placement.resource is resource
-            ]
-            if pending and not mask(pending[0].placement.cores) & held:
-                out.append((record, pending[0]))
-        return out
+    def _snapshot(self) -> Snapshot | None:
+        """A fresh PodResources List (never under the state lock), also given to the ledger."""
+        snapshot = self.podresources.list() if self.podresources is not None else None
+        if snapshot is not None:
+            with self.state.lock:
+                self.state.ledger.take(snapshot)
+                self.state.refresh()
+        return snapshot
 
-    def _next(
-        self,
-        resource: Resource,
-        ids: tuple[int, ...],
-        taken: dict[str, set[str]] | None = None,
-        followed: bool = False,
-    ) -> tuple[PodRecord, ContainerAllocation] | None:
-        """The pod and container the kubelet is most likely admitting with `ids`: the one whose
-        set is exactly those IDs, else (unless the kubelet `followed` GetPreferredAllocation,
-        whose answer no waiting pod was planned by now) the oldest one asking for as many IDs."""
-        waiting = self._waiting(resource, taken)
-        for record, container in waiting:
-            if container.placement.ids == ids:
-                return record, container
-        if followed:
-            # Swapping IDs the kubelet got from us would make its numbering differ from the
-            # real one; the kubelet's set is valid, and reconcile() rewrites the annotation.
+    def _admitting(
+        self, resource: Resource, snapshot: Snapshot | None, offered: frozenset[int]
+    ) -> Admitting | None:
+        if self.pods is None:
             return None
-        for record, container in waiting:
-            if len(container.placement.ids) == len(ids):
-                return record, container
-        return None
+        listed = snapshot.pods if snapshot is not None else None
 
-    def _followed(self, resource: Resource, ids: tuple[int, ...]) -> bool:
-        answered = self._answered.get(resource)
-        return (
-            answered is not None
-            and answered[0] == ids
-            and time.monotonic() - answered[1] < FOLLOW_WINDOW
-        )
+        def find(pods: Mapping[str, NodePod]) -> Admitting | None:
+            with self.state.lock:
+                return find_admitting(pods, listed, self.state.ledger, resource, offered)
 
-    def _steer(
-        self, resource: Resource, avail: tuple[int, ...], must: tuple[int, ...], size: int
-    ) -> tuple[int, ...] | None:
-        """The set of the oldest waiting container of this size that the kubelet can give."""
-        offered = set(avail)
-        for _, container in self._waiting(resource):
-            ids = container.placement.ids
-            if len(ids) == size and set(ids) <= offered and set(must) <= set(ids):
-                return ids
-        return None
+        def all_seen(pods: Mapping[str, NodePod]) -> bool:
+            return listed is None or listed <= {(p.namespace, p.name) for p in pods.values()}
+
+        pods = self.pods.pods()
+        found = find(pods)
+        if found is None and not (self.pods.synced and all_seen(pods)):
+            # The kubelet knows a pod the watch has not delivered yet: wait for the watch.
+            self.pods.wait(all_seen, self._wait_for_pod)
+            found = find(self.pods.pods())
+        return found
 
     # --- GetPreferredAllocation ----------------------------------------------------------
     def preferred(
@@ -212,54 +190,65 @@ class AllocationService:
     ) -> list[str]:
         avail = self.parse_ids(resource, available)
         must = self.parse_ids(resource, must_include)
-        shape = self.state.shape
+        admitting = self._admitting(resource, self._snapshot(), frozenset(avail))
         with self.state.lock:
-            # What the kubelet offers is not assigned in its numbering: older records say so.
-            self.state.ledger.forget_reused(resource, avail)
-            steered = self._steer(resource, avail, must, size) if self.pods is not None else None
-        # The watch may not have delivered the pod being admitted yet: ask the API, so that the
-        # kubelet is steered to its set and Allocate need not swap IDs.
-        if steered is None and self.pods is not None and self.pods.relist():
-            with self.state.lock:
-                steered = self._steer(resource, avail, must, size)
-        if steered is not None:
-            return self._answer(resource, steered, "extender")
-        with self.state.lock:
-            ledger = self.state.ledger
-            everything = range(shape.devices if resource.whole_devices else shape.cores)
-            not_offered = cores_of(shape, resource, set(everything) - set(avail))
-            required = cores_of(shape, resource, must)
-            in_use = ledger.used_cores() & ~required
-            unhealthy = mask(self.state.unhealthy)
-            request = Request(resource, size)
-            how = "topology"
-            try:
-                chosen = choose(shape, request, not_offered | in_use, unhealthy, must).ids
-            except NoFit:
-                try:
-                    # Every valid set overlaps something in use: let Allocate say which.
-                    chosen = choose(shape, request, not_offered & ~required, unhealthy, must).ids
-                    how = "overlapping"
-                except NoFit as err:
-                    # No valid set among what the kubelet offers: keep its must-include IDs
-                    # and fill up in order; Allocate will still check the result.
-                    rest = [i for i in avail if i not in must]
-                    chosen = tuple(sorted((*must, *rest[: max(size - len(must), 0)])))
-                    how = "fallback"
-                    log.warning(
-                        "no valid set among the offered IDs",
-                        resource=resource.value,
-                        size=size,
-                        offered=_ids_text(avail),
-                        reason=str(err),
-                    )
-        return self._answer(resource, chosen, how)
-
-    def _answer(self, resource: Resource, ids: Sequence[int], how: str) -> list[str]:
-        """Count and remember a GetPreferredAllocation answer (see _followed)."""
+            ids, how = self._choose(resource, avail, must, size, admitting)
+        self._answered[resource] = (admitting, self._clock())
         self.metrics.preferred.labels(resource.value, how).inc()
-        self._answered[resource] = (tuple(sorted(ids)), time.monotonic())
         return [str(i) for i in ids]
+
+    def _choose(
+        self,
+        resource: Resource,
+        avail: tuple[int, ...],
+        must: tuple[int, ...],
+        size: int,
+        admitting: Admitting | None,
+    ) -> tuple[tuple[int, ...], str]:
+        if admitting is not None:
+            planned = admitting.pod.planned(admitting.container.container)
+            if planned is not None and planned.placement.resource is resource:
+                ids = planned.placement.ids
+                if len(ids) == size and set(ids) <= set(avail) and set(must) <= set(ids):
+                    return ids, "plan"
+        shape = self.state.shape
+        limit = shape.devices if resource.whole_devices else shape.cores
+        not_offered = cores_of(shape, resource, set(range(limit)) - set(avail))
+        required = cores_of(shape, resource, must)
+        other = Resource.NEURONCORE if resource.whole_devices else Resource.NEURON
+        held = self.state.ledger.held(other) & ~required
+        claims = self._claims(admitting) & ~required
+        unhealthy = mask(self.state.unhealthy)
+        request = Request(resource, size)
+        for blocked, how in (
+            (not_offered | held | claims, "free"),
+            (not_offered | held, "over-plans"),
+            (not_offered & ~required, "overlapping"),
+        ):
+            try:
+                return choose(shape, request, blocked, unhealthy, must).ids, how
+            except NoFit:
+                continue
+        # No valid set among the offered IDs: what the kubelet must include, then the rest in
+        # order. Allocate will refuse it, saying why.
+        log.warning(
+            "no valid set among the offered IDs",
+            resource=resource.value,
+            size=size,
+            offered=_text(avail),
+        )
+        rest = [i for i in avail if i not in must]
+        return tuple(sorted((*must, *rest[: max(size - len(must), 0)]))), "fallback"
+
+    def _claims(self, admitting: Admitting | None) -> int:
+        """Cores of the sets recorded on the node's pods, but the one being allocated (plans
+        of one node's pods are disjoint)."""
+        out = 0
+        for pod in self.pods.pods().values() if self.pods is not None else ():
+            for a in pod.plan or () if pod.holds else ():
+                out |= mask(a.placement.cores)
+        own = admitting.pod.planned(admitting.container.container) if admitting else None
+        return out & ~mask(own.placement.cores) if own else out
 
     # --- Allocate ------------------------------------------------------------------------
     def allocate(
@@ -268,229 +257,87 @@ class AllocationService:
         if not requests:
             raise AllocationError(grpc.StatusCode.INVALID_ARGUMENT, "no container requests")
         parsed = [self.parse_ids(resource, r) for r in requests]
-        for ids in parsed:
-            if not ids:
-                raise AllocationError(
-                    grpc.StatusCode.INVALID_ARGUMENT, "a container request has no device IDs"
-                )
-        if self.pods is not None:
-            with self.state.lock:
-                missing = any(self._next(resource, ids) is None for ids in parsed)
-            if missing:
-                # The watch may not have delivered the pod being admitted yet: ask the API.
-                self.pods.relist()
+        if not all(parsed):
+            raise AllocationError(
+                grpc.StatusCode.INVALID_ARGUMENT, "a container request has no device IDs"
+            )
         with self.state.lock:
-            grants, finished = self._allocate_locked(resource, parsed)
-        if self.on_granted is not None:
-            self.on_granted()
-        for record in finished:
-            if self.pods is not None and self.pods.mark_allocated(record):
-                with self.state.lock:
-                    current = self.state.ledger.pods.get(record.uid)
-                    if current is not None:
-                        self.state.ledger.put_pod(_replace_allocated(current))
+            refusal = self._refusal(resource, parsed)
+        if refusal is not None and refusal[1] == "in_use" and self._snapshot() is not None:
+            with self.state.lock:  # the last List may be old: decide on a fresh one
+                refusal = self._refusal(resource, parsed)
+        if refusal is not None:
+            message, reason = refusal
+            self.metrics.refusals.labels(resource.value, reason).inc()
+            log.warning("allocation refused", resource=resource.value, reason=message)
+            raise AllocationError(grpc.StatusCode.FAILED_PRECONDITION, message)
+        now = self._clock()
+        admitting, at = self._answered.pop(resource, (None, 0.0))
+        if now - at > FOLLOW_WINDOW or len(parsed) != 1:
+            admitting = None  # not the container the last preference was asked for
+        grants = []
+        with self.state.lock:
+            for ids in parsed:
+                served = admitting.served(resource, ids, now) if admitting else None
+                self.state.ledger.serve(served or Served(resource, ids, now))
+                placement = placement_of(
+                    self.state.shape, resource, cores_of(self.state.shape, resource, ids)
+                )
+                grants.append(
+                    ContainerGrant(
+                        placement,
+                        {ENV_VISIBLE_CORES: visible_cores_env(placement.cores)},
+                        tuple(self.state.inventory.nodes_for(placement.devices)),
+                    )
+                )
+                self.metrics.allocations.labels(resource.value).inc()
+                log.info(
+                    "allocated",
+                    resource=resource.value,
+                    ids=_text(ids),
+                    cores=_text(placement.cores),
+                    pod=admitting.pod.key if admitting else None,
+                    container=admitting.container.container if admitting else None,
+                )
+            self.state.refresh()
+        if self.on_served is not None:
+            self.on_served()
         return grants
 
-    def _allocate_locked(
-        self, resource: Resource, parsed: list[tuple[int, ...]]
-    ) -> tuple[list[ContainerGrant], list[PodRecord]]:
+    def _refusal(self, resource: Resource, parsed: list[tuple[int, ...]]) -> tuple[str, str] | None:
+        """(message, reason) for the first set that cannot be served, or None."""
         shape = self.state.shape
-        ledger = self.state.ledger
-        planned: list[tuple[Placement, str, PodRecord | None, str | None, tuple[int, ...]]] = []
         claimed = 0
-        taken: dict[str, set[str]] = {}
         for ids in parsed:
-            found = (
-                self._next(resource, ids, taken, self._followed(resource, ids))
-                if self.pods
-                else None
-            )
-            if found:
-                record, container = found
-                placement, source = container.placement, "extender"
-                pod, cname = record.key, container.container
-                taken.setdefault(record.uid, set()).add(cname)
-                if placement.ids != ids:
-                    log.info(
-                        "handing out the extender's IDs instead of the kubelet's",
-                        pod=pod,
-                        container=cname,
-                        resource=resource.value,
-                        extender_ids=_ids_text(placement.ids),
-                        kubelet_ids=_ids_text(ids),
-                    )
-            else:
-                record, pod, cname, source = None, None, None, "kubelet"
-                placement = placement_of(shape, resource, cores_of(shape, resource, ids))
-                ledger.forget_reused(resource, ids)
-            cores = mask(placement.cores)
-            conflicts = ledger.conflicts(cores)
-            if conflicts and self.podresources is not None:
-                # The cached kubelet view may be a few seconds old: look again before refusing.
-                view = self.podresources.list()
-                if view is not None:
-                    ledger.set_kubelet(view)
-                if source == "kubelet":
-                    ledger.forget_reused(resource, ids)
-                conflicts = ledger.conflicts(cores)
-            if conflicts or cores & claimed:
-                self.metrics.conflicts.labels(resource.value).inc()
-                message = self._conflict_message(resource, placement, conflicts, cores & claimed)
-                log.warning(
-                    "allocation refused",
-                    resource=resource.value,
-                    reason=message,
-                    kubelet_ids=_ids_text(ids),
-                    ledger=ledger.describe(),
+            head = f"refusing {resource.value} {_text(ids)}"
+            cores = cores_of(shape, resource, ids)
+            sick = sorted(set(ids_of(shape, Resource.NEURON, cores)) & self.state.unhealthy)
+            if sick:
+                return f"{head}: Neuron device {_text(sick)} is unhealthy", "unhealthy"
+            request = Request(resource, len(ids))
+            if cores not in candidates(shape, request):
+                why = request_error(shape, request) or (
+                    f"not a valid contiguous set on {shape.name}, which the Neuron runtime refuses"
                 )
-                raise AllocationError(grpc.StatusCode.FAILED_PRECONDITION, message)
-            if not _contiguous(placement.cores):
-                log.warning(
-                    "non-contiguous cores handed out; the Neuron runtime may refuse them",
-                    resource=resource.value,
-                    cores=_ids_text(placement.cores),
+                return f"{head}: {why}", "invalid"
+            holders = self.state.ledger.conflicts(resource, cores)
+            if holders or cores & claimed:
+                return (
+                    f"{head}: {self._in_use(resource, cores, holders, cores & claimed)}",
+                    "in_use",
                 )
             claimed |= cores
-            planned.append((placement, source, record, cname, ids))
+        return None
 
-        now = time.monotonic()
-        grants, touched = [], {}
-        for placement, source, record, cname, kubelet_ids in planned:
-            # Before the grant: remembering drops older records of the same kubelet IDs.
-            ledger.remember(
-                Given(
-                    resource,
-                    kubelet_ids,
-                    placement,
-                    record.uid if record else None,
-                    record.key if record else None,
-                    cname,
-                )
-            )
-            ledger.grant(
-                Grant(
-                    resource,
-                    placement.ids,
-                    mask(placement.cores),
-                    now,
-                    record.key if record else None,
-                    cname,
-                    kubelet_ids,
-                )
-            )
-            if record is not None:
-                touched[record.uid] = record
-            self.metrics.allocations.labels(resource.value, source).inc()
-            grants.append(
-                ContainerGrant(
-                    placement,
-                    source,
-                    {ENV_VISIBLE_CORES: visible_cores_env(placement.cores)},
-                    tuple(self.state.inventory.nodes_for(placement.devices)),
-                )
-            )
-            log.info(
-                "allocated",
-                resource=resource.value,
-                source=source,
-                pod=record.key if record else None,
-                container=cname,
-                ids=_ids_text(placement.ids),
-                cores=_ids_text(placement.cores),
-                kubelet_ids=_ids_text(kubelet_ids),
-            )
-        done, _ = ledger.progress()
-        finished = [
-            r
-            for r in touched.values()
-            if {c.container for c in r.containers} <= done.get(r.uid, set())
-        ]
-        self.state.refresh()
-        return grants, finished
-
-    # --- reconciling the annotations with the truth --------------------------------------
-    def reconcile(self) -> int:
-        """Merge-patch ALLOCATION and AWS_NEURON_IDS of every pod on this node whose
-        annotation differs from what its containers really got (or, for a pod still waiting,
-        from the set it inherits from such a swap), and NEURON_ALLOCATED=false on a pod that
-        was marked but whose set went to another pod. Returns how many pods were patched."""
-        if self.pods is None:
-            return 0
-        with self.state.lock:
-            ledger = self.state.ledger
-            effective = ledger.effective_pods()
-            truth = ledger.truth()
-            _, reopened = ledger.progress()
-            self._patched = {u: p for u, p in self._patched.items() if u in ledger.pods}
-            todo: list[tuple[PodRecord, PodRecord, dict[str, str], str]] = []
-            for uid, record in ledger.pods.items():
-                now = effective[uid]
-                if not record.holds:
-                    continue
-                notes: dict[str, str] = {}
-                if now.containers != record.containers:
-                    notes.update(placement_annotations(self.pods.node, now.containers))
-                admitted = all(
-                    c.placement.resource
-                    in truth.get((record.namespace, record.name, c.container), {})
-                    for c in record.containers
-                )
-                if uid in reopened and record.allocated:
-                    notes[NEURON_ALLOCATED] = "false"
-                elif notes and admitted and not record.allocated:
-                    # Its containers were served under another pod's name: never marked.
-                    notes[NEURON_ALLOCATED] = "true"
-                if not notes or self._patched.get(uid) == notes:
-                    continue
-                todo.append((record, now, notes, "admitted" if admitted else "pending"))
-        patched = 0
-        for record, now, notes, kind in todo:
-            if not self.pods.patch_annotations(record, notes):
-                continue
-            patched += 1
-            self._patched[record.uid] = notes
-            if now.containers != record.containers:
-                self.metrics.corrected.labels(kind).inc()
-                log.warning(
-                    "allocation corrected",
-                    pod=record.key,
-                    old=_sets_text(record.containers),
-                    new=_sets_text(now.containers),
-                    kind=kind,
-                )
-        return patched
-
-    def _conflict_message(
-        self, resource: Resource, placement: Placement, conflicts: list[Use], within: int
-    ) -> str:
+    def _in_use(self, resource: Resource, cores: int, holders: list[Holding], twice: int) -> str:
         shape = self.state.shape
         parts = []
-        for u in conflicts:
-            overlap = mask(placement.cores) & u.cores
+        for h in holders:
+            overlap = cores & h.cores
             parts.append(
-                f"{resource.value} {_ids_text(ids_of(shape, resource, overlap))} "
-                f"(NeuronCores {_ids_text(ids_of(shape, Resource.NEURONCORE, overlap))}) in use by "
-                f"{u.owner} as {u.resource.value} {_ids_text(u.ids)}"
+                f"NeuronCores {_text(ids_of(shape, Resource.NEURONCORE, overlap))} are held by "
+                f"{h.owner} as {h.resource.value} {_text(h.ids)}"
             )
-        if within:
-            parts.append(
-                f"{resource.value} {_ids_text(ids_of(shape, resource, within))} requested twice "
-                "in one call"
-            )
-        return f"refusing {resource.value} {_ids_text(placement.ids)}: " + "; ".join(parts)
-
-
-def _sets_text(containers: Sequence[ContainerAllocation]) -> str:
-    """main=aws.amazon.com/neuroncore:4,5 side=...: what each container has, for the log."""
-    return " ".join(
-        f"{c.container}={c.placement.resource.value}:{_ids_text(c.placement.ids)}"
-        for c in containers
-    )
-
-
-def _contiguous(cores: Sequence[int]) -> bool:
-    return not cores or list(cores) == list(range(cores[0], cores[0] + len(cores)))
-
-
-def _replace_allocated(record: PodRecord) -> PodRecord:
-    return replace(record, allocated=True)
+        if twice:
+            parts.append(f"{resource.value} {_text(ids_of(shape, resource, twice))} asked twice")
+        return "; ".join(parts)

@@ -126,9 +126,11 @@ FLAGS: list[tuple[str, Callable[[str], Any], Any, str]] = [
         "--withhold-in-use",
         _bool,
         True,
-        "Advertise as Unhealthy the IDs in use through the other resource (the cores of a device "
-        "handed out whole, the device of a core handed out), so that the kubelet and the "
-        "scheduler do not count them as free: true or false.",
+        "Advertise as Unhealthy the IDs whose cores the kubelet holds through the other "
+        "resource (the cores of a device handed out whole, the device of a core handed out), "
+        "so that the kubelet's and the default scheduler's counts are exact: true or false. "
+        "Turn it off when every Neuron pod goes through the extender, whose count must never "
+        "be undercut by the kubelet's (the chart does).",
     ),
 ]
 

@@ -24,8 +24,8 @@ class Metrics:
         )
         self.withheld = Gauge(
             "neuron_device_plugin_withheld",
-            "Healthy IDs advertised Unhealthy because they are in use through the other "
-            "resource (or under other IDs).",
+            "Healthy IDs advertised Unhealthy because the kubelet holds their cores through "
+            "the other resource (only with --withhold-in-use).",
             ["resource"],
             registry=r,
         )
@@ -43,27 +43,35 @@ class Metrics:
         )
         self.allocations = Counter(
             "neuron_device_plugin_allocations",
-            "Containers allocated, by where the IDs came from (extender or kubelet).",
-            ["resource", "source"],
+            "Containers served by Allocate (always the kubelet's own IDs).",
+            ["resource"],
             registry=r,
         )
         self.preferred = Counter(
             "neuron_device_plugin_preferred_allocations",
-            "GetPreferredAllocation answers, by how they were chosen.",
+            "GetPreferredAllocation answers, by how they were chosen: plan (the extender's "
+            "plan for the pod being admitted), free, over-plans, overlapping, fallback.",
             ["resource", "how"],
             registry=r,
         )
-        self.conflicts = Counter(
-            "neuron_device_plugin_allocation_conflicts",
-            "Allocate calls refused because the set overlaps cores already in use.",
-            ["resource"],
+        self.refusals = Counter(
+            "neuron_device_plugin_allocation_refusals",
+            "Allocate calls refused, by reason: unhealthy, invalid (not a valid contiguous "
+            "set), in_use (cores held through the other resource).",
+            ["resource", "reason"],
             registry=r,
         )
-        self.corrected = Counter(
-            "neuron_device_plugin_allocations_corrected",
-            "Pods whose allocation annotations were rewritten to what their containers really "
-            "got (admitted) or, for a pod still waiting, to the set a swap left for it (pending).",
-            ["kind"],
+        self.recorded = Counter(
+            "neuron_device_plugin_pods_recorded",
+            "Pods whose annotations were patched to what the kubelet assigned: confirmed (the "
+            "plan, now NEURON_ALLOCATED=true), corrected (other IDs than planned), deferred "
+            "(waiting for another pod's record to move).",
+            ["outcome"],
+            registry=r,
+        )
+        self.polls = Counter(
+            "neuron_device_plugin_pod_resources_polls",
+            "Rounds of the reconciler (each lists the kubelet's PodResources).",
             registry=r,
         )
         self.errors = Counter(

@@ -35,10 +35,10 @@ def read_node_label(client: KubeClient, node: str, label: str, timeout: float = 
 
 class NodeAnnotator:
     """Writes `neuron.k8s.local/unhealthy-devices` (comma-separated indices) with a merge patch
-    of that single key while some device is unhealthy, and removes the key when all are healthy
-    (also at start, clearing what an earlier run left): a healthy node carries nothing of ours,
-    even if the plugin is removed without a chance to clean up. The latest value wins, failures
-    retry."""
+    of that single key while some device is unhealthy, and removes the key when all are
+    healthy (also at start, clearing what an earlier run left). The annotation outlives the
+    plugin: the extender must keep avoiding a bad device while the plugin restarts, and the
+    plugin's first health check rewrites it. The latest value wins, failures retry."""
 
     def __init__(self, client: KubeClient, node: str, metrics: Metrics, retry: float = 5.0) -> None:
         self._client = client
@@ -55,23 +55,9 @@ class NodeAnnotator:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop writing, then take the annotation off the node (best effort): a plugin that
-        is gone has no say about the node's devices, and an uninstall leaves nothing behind."""
         with self._wake:
             self._stopped = True
             self._wake.notify_all()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)  # no write of the thread may land after the removal
-        if not self._written:
-            return  # never written, or already removed
-        try:
-            self._client.merge_patch(
-                f"/api/v1/nodes/{self._node}",
-                {"metadata": {"annotations": {UNHEALTHY_DEVICES: None}}},
-            )
-            log.info("node annotation removed", node=self._node)
-        except ApiError as err:
-            log.warning("node annotation not removed", node=self._node, error=str(err))
 
     def set(self, unhealthy: frozenset[int]) -> None:
         with self._wake:

@@ -22,7 +22,8 @@ from .http import StatusServer
 from .metrics import Metrics
 from .node import NodeAnnotator, read_node_label
 from .podresources import PodResourcesClient
-from .podview import PodSource
+from .podview import NodePod, PodView
+from .reconcile import Reconciler
 from .registration import PluginManager
 from .server import DevicePluginServicer, ResourceServer
 from .state import PluginState
@@ -55,9 +56,11 @@ class Config:
     health_interval: float = 1.0
     registration_interval: float = 0.5
     pod_resources_interval: float = 5.0
-    # After an Allocate, poll PodResources this soon (the kubelet lists the container once it
-    # has admitted it), so that a wrong annotation is corrected within seconds.
-    pod_resources_soon: float = 1.0
+    # After an Allocate or a change of a pod, reconcile this soon (the kubelet lists a
+    # container once its Allocate has returned), so that pods are recorded within a second.
+    pod_resources_soon: float = 0.5
+    # How long GetPreferredAllocation waits for the watch to show a pod the kubelet admits.
+    wait_for_pod: float = 2.0
 
     @property
     def fake(self) -> bool:
@@ -96,14 +99,13 @@ class Plugin:
         self.state: PluginState | None = None
         self.manager: PluginManager | None = None
         self.http: StatusServer | None = None
-        self._pods: PodSource | None = None
+        self.pods: PodView | None = None
+        self.reconciler: Reconciler | None = None
         self._health: HealthMonitor | None = None
         self._annotator: NodeAnnotator | None = None
         self._podresources: PodResourcesClient | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
-        self._allocation: AllocationService | None = None
-        self.polls = 0  # PodResources polls done (tests wait on it)
         self._poller: threading.Thread | None = None
 
     # --- assembly ------------------------------------------------------------------------
@@ -144,7 +146,7 @@ class Plugin:
             )
         elif not c.node_name:
             log.warning(
-                "no node name (--node-name or NODE_NAME): extender annotations and the "
+                "no node name (--node-name or NODE_NAME): extender plans, pod records and the "
                 "unhealthy-devices node annotation are off"
             )
         lnc = read_lnc(c.lnc_config)
@@ -164,16 +166,18 @@ class Plugin:
             cores_per_device=shape.cores_per_device,
             rule=shape.rule.value,
             api="api" if api else "standalone",
+            withhold_in_use=c.withhold_in_use,
             device_plugin_dir=c.device_plugin_dir,
         )
         state = self.state = PluginState(inventory, self.metrics, c.withhold_in_use)
-        if api and self.client is not None and c.node_name:
-            self._pods = PodSource(self.client, c.node_name, state, self.metrics)
-            self._annotator = NodeAnnotator(self.client, c.node_name, self.metrics)
         if c.pod_resources_socket:
             self._podresources = PodResourcesClient(c.pod_resources_socket)
-        allocation = self._allocation = AllocationService(
-            state, self.metrics, self._pods, self._podresources, self._wake.set
+        if api and self.client is not None and c.node_name:
+            self.pods = PodView(self.client, c.node_name, shape, self.metrics, self._pod_changed)
+            self.reconciler = Reconciler(state, self.pods, self._podresources, self.metrics)
+            self._annotator = NodeAnnotator(self.client, c.node_name, self.metrics)
+        allocation = AllocationService(
+            state, self.metrics, self.pods, self._podresources, self._soon, c.wait_for_pod
         )
 
         def on_health(unhealthy: frozenset[int]) -> None:
@@ -194,38 +198,50 @@ class Plugin:
         self.manager = PluginManager(
             servers, c.device_plugin_dir, self.metrics, c.registration_interval
         )
-        if self._pods is not None:
-            self._pods.start()
-        self._poll_kubelet()
+        if self.pods is not None:
+            self.pods.start()
         self._health.start()
         if self._annotator is not None:
             self._annotator.set(self._health.unhealthy)
             self._annotator.start()
-        self._poller = threading.Thread(target=self._poll, name="pod-resources", daemon=True)
+        self._poller = threading.Thread(target=self._poll, name="reconcile", daemon=True)
         self._poller.start()
         if c.http_port >= 0:
             self.http = StatusServer(c.http_port, self.metrics, self._live, self._ready)
             self.http.start()
         self.manager.start()
 
-    def _poll_kubelet(self) -> None:
+    def _soon(self) -> None:
+        self._wake.set()
+
+    def _pod_changed(self, old: NodePod | None, new: NodePod | None) -> None:
+        """A pod on the node changed (watch thread). A pod gone from the API has had its
+        containers stopped by the kubelet: what it held is free at once."""
+        state = self.state
+        if state is not None and new is None and old is not None:
+            with state.lock:
+                state.ledger.forget_pod(old.namespace, old.name, old.uid)
+                state.refresh()
+        self._wake.set()
+
+    def poll_once(self) -> None:
+        """One round: the kubelet's PodResources into the ledger, then the pods' records."""
         state = self.state
         if state is None:
             return
-        view = self._podresources.list() if self._podresources is not None else None
-        with state.lock:
-            if view is not None:
-                # When the kubelet cannot be asked (it may be restarting), the last view is
-                # safer than none: stale entries can only cause refusals, never sharing.
-                state.ledger.set_kubelet(view)
-            state.refresh()  # also lets expired grants go
-        if view is not None and self._allocation is not None:
-            self._allocation.reconcile()
-        self.polls += 1
+        if self.reconciler is not None:
+            self.reconciler.run_once()
+        elif self._podresources is not None:
+            snapshot = self._podresources.list()
+            with state.lock:
+                if snapshot is not None:
+                    state.ledger.take(snapshot)
+                state.refresh()
+        self.metrics.polls.inc()
 
     def _poll(self) -> None:
         c = self.config
-        due = time.monotonic() + c.pod_resources_interval
+        due = time.monotonic()
         while not self._stop.is_set():
             if self._wake.wait(max(due - time.monotonic(), 0)):
                 self._wake.clear()
@@ -234,10 +250,10 @@ class Plugin:
             if self._stop.is_set():
                 return
             try:
-                self._poll_kubelet()
+                self.poll_once()
             except Exception as err:
                 self.metrics.errors.labels("pod_resources").inc()
-                log.error("pod resources poll failed", error=str(err), exc_info=True)
+                log.error("reconcile round failed", error=str(err), exc_info=True)
             due = time.monotonic() + c.pod_resources_interval
 
     def _live(self) -> tuple[bool, str]:
@@ -262,7 +278,7 @@ class Plugin:
             self.manager.stop()  # stops the servers and removes their sockets
         if self.http is not None:
             self.http.stop()
-        for part in (self._health, self._pods, self._annotator):
+        for part in (self._health, self.pods, self._annotator):
             if part is not None:
                 part.stop()
         if self._podresources is not None:

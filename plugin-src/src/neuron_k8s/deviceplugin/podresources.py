@@ -1,9 +1,12 @@
 """Client of the kubelet's PodResources API v1 (List): which device IDs the kubelet assigned to
-the containers of active pods, for the resources this plugin serves."""
+the app and sidecar containers of its active pods (regular init containers are never listed),
+for the resources this plugin serves, and which pods it has at all."""
 
 from __future__ import annotations
 
 import os
+import threading
+import time
 
 import grpc
 
@@ -11,70 +14,74 @@ from neuron_k8s.allocator import Resource
 from neuron_k8s.logs import get_logger
 
 from .api import SERVED, pr_grpc, pr_pb, target
-from .ledger import KubeletView
+from .ledger import Listing, Snapshot
 
 log = get_logger("deviceplugin.podresources")
 
 SERVED_NAMES = {r.value: r for r in SERVED}
+# A restarted kubelet must be dialled again soon, not after gRPC's default backoff of minutes.
+CHANNEL_OPTIONS = [
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+]
 
 
 class PodResourcesClient:
+    """Safe to share between threads: one channel, which gRPC redials by itself; no call ever
+    closes it under another."""
+
     def __init__(self, socket_path: str, timeout: float = 2.0) -> None:
         self.socket_path = socket_path
         self._timeout = timeout
-        self._channel: grpc.Channel | None = None
-        self._stub: pr_grpc.PodResourcesListerStub | None = None
+        self._channel = grpc.insecure_channel(target(socket_path), options=CHANNEL_OPTIONS)
+        self._stub = pr_grpc.PodResourcesListerStub(self._channel)
+        self._lock = threading.Lock()  # guards _failing only
         self._failing = False
 
-    def _connect(self) -> pr_grpc.PodResourcesListerStub:
-        if self._stub is None:
-            self._channel = grpc.insecure_channel(target(self.socket_path))
-            self._stub = pr_grpc.PodResourcesListerStub(self._channel)
-        return self._stub
-
     def close(self) -> None:
-        if self._channel is not None:
-            self._channel.close()
-        self._channel, self._stub = None, None
+        self._channel.close()
 
-    def list(self) -> KubeletView | None:
+    def list(self) -> Snapshot | None:
         """The kubelet's assignments, or None when the API cannot be reached (logged once per
-        outage, not every poll)."""
+        outage, not every call)."""
+        taken = time.monotonic()
         if not os.path.exists(self.socket_path):
-            self._note_failure("socket missing")
+            self._note(f"socket {self.socket_path} missing")
             return None
         try:
-            resp = self._connect().List(pr_pb.ListPodResourcesRequest(), timeout=self._timeout)
+            resp = self._stub.List(pr_pb.ListPodResourcesRequest(), timeout=self._timeout)
         except grpc.RpcError as err:
-            self.close()  # the kubelet may have restarted: dial again next time
-            self._note_failure(f"{err.code().name}: {err.details()}")
+            self._note(f"{err.code().name}: {err.details()}")
             return None
-        if self._failing:
-            log.info("pod resources api reachable", socket=self.socket_path)
-            self._failing = False
-        view: KubeletView = {}
+        self._note(None)
+        containers: Listing = {}
+        pods = set()
         for pod in resp.pod_resources:
+            pods.add((pod.namespace, pod.name))
             for c in pod.containers:
-                by_res: dict[Resource, tuple[int, ...]] = {}
+                by_res: dict[Resource, set[int]] = {}
                 for dev in c.devices:
                     resource = SERVED_NAMES.get(dev.resource_name)
                     if resource is None:
                         continue
                     try:
-                        ids = tuple(sorted(int(i) for i in dev.device_ids))
+                        by_res.setdefault(resource, set()).update(int(i) for i in dev.device_ids)
                     except ValueError:
                         continue  # not one of ours
-                    by_res[resource] = tuple(sorted(set(by_res.get(resource, ())) | set(ids)))
                 if by_res:
-                    view[(pod.namespace, pod.name, c.name)] = by_res
-        return view
+                    key = (pod.namespace, pod.name, c.name)
+                    containers[key] = {r: tuple(sorted(i)) for r, i in by_res.items()}
+        return Snapshot(containers, frozenset(pods), taken)
 
-    def _note_failure(self, why: str) -> None:
-        if not self._failing:
+    def _note(self, failure: str | None) -> None:
+        with self._lock:
+            was, self._failing = self._failing, failure is not None
+        if failure is not None and not was:
             log.warning(
-                "pod resources api unavailable: usage by pods placed without the extender is "
-                "known only from this plugin's recent grants",
+                "pod resources api unavailable: the plugin cannot tell which pod the kubelet "
+                "is admitting, and knows what is in use only from its own answers",
                 socket=self.socket_path,
-                reason=why,
+                reason=failure,
             )
-            self._failing = True
+        elif failure is None and was:
+            log.info("pod resources api reachable", socket=self.socket_path)

@@ -1,6 +1,6 @@
-"""The plugin's shared state: the inventory, device health and the ledger, and the device lists
-each resource advertises. Every change bumps a generation and wakes the ListAndWatch streams,
-so a change reaches the kubelet at once."""
+"""The plugin's shared state: the inventory, device health, the ledger of what the kubelet holds,
+and the device lists each resource advertises. Every change bumps a generation and wakes the
+ListAndWatch streams, so a change reaches the kubelet at once."""
 
 from __future__ import annotations
 
@@ -21,21 +21,19 @@ DeviceView = tuple[tuple[str, bool], ...]
 
 
 class PluginState:
-    def __init__(
-        self,
-        inventory: Inventory,
-        metrics: Metrics,
-        withhold_in_use: bool = True,
-        grant_ttl: float = 60.0,
-    ) -> None:
+    def __init__(self, inventory: Inventory, metrics: Metrics, withhold_in_use: bool) -> None:
         self.inventory = inventory
         self.shape = inventory.shape
         self.metrics = metrics
+        # Withholding IDs held through the other resource keeps the kubelet's counts exact
+        # without the extender; with it, they must never drop below what the extender counts
+        # free (docs/architecture.md, "What the kubelet is told").
         self.withhold_in_use = withhold_in_use
-        # One lock for everything below: allocations are rare and must see one consistent view.
+        # One lock for everything below. Nothing slow happens under it: no API call and no
+        # PodResources call.
         self.lock = threading.RLock()
         self._changed = threading.Condition(self.lock)
-        self.ledger = Ledger(self.shape, grant_ttl)
+        self.ledger = Ledger(self.shape)
         self.unhealthy: frozenset[int] = frozenset()
         self.generation = 0
         self.stopping = False

@@ -13,12 +13,14 @@ from types import FrameType
 from .. import logs
 from ..kube import KubeClient
 from ..pods import INSTANCE_TYPE_LABEL
+from .requeue import Requeuer
 from .server import ExtenderServer
 from .state import ClusterState
 from .verbs import Extender
 
 ENV_PREFIX = "NEURON_EXTENDER_"
 DEFAULT_PORT = 12345
+DEFAULT_API_TIMEOUT = 3.0
 
 log = logs.get_logger("extender.main")
 
@@ -34,6 +36,16 @@ def _default_port() -> int:
         return int(raw)
     except ValueError:
         raise SystemExit(f"neuron-scheduler-extender: port {raw!r} is not a number") from None
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value <= 300:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 300 seconds: {text}")
+    return value
 
 
 def parser() -> argparse.ArgumentParser:
@@ -67,6 +79,27 @@ def parser() -> argparse.ArgumentParser:
         "the in-cluster service account. The extender needs API access.",
     )
     p.add_argument(
+        "--api-timeout",
+        type=_seconds,
+        default=_seconds(_env("API_TIMEOUT", str(DEFAULT_API_TIMEOUT))),
+        help=f"Seconds each Kubernetes API request may take. bind makes up to three, all within "
+        f"kube-scheduler's extender httpTimeout, so keep three of these below it. Env "
+        f"{ENV_PREFIX}API_TIMEOUT; default %(default)s.",
+    )
+    p.add_argument(
+        "--pod-name",
+        default=_env("POD_NAME"),
+        help=f"Name of the extender's own pod (the downward API's metadata.name). With "
+        f"--pod-namespace, the extender patches one annotation of it when room appears after it "
+        f"turned a pod away, so that kube-scheduler retries that pod at once. Env "
+        f"{ENV_PREFIX}POD_NAME.",
+    )
+    p.add_argument(
+        "--pod-namespace",
+        default=_env("POD_NAMESPACE"),
+        help=f"Namespace of the extender's own pod. Env {ENV_PREFIX}POD_NAMESPACE.",
+    )
+    p.add_argument(
         "--instance-type-label",
         default=_env("INSTANCE_TYPE_LABEL", INSTANCE_TYPE_LABEL),
         help=f"Node label holding the instance type, which gives the topology rule. Env "
@@ -87,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     port = args.port if args.port is not None else _default_port()
     logs.setup(args.log_level)
     try:
-        client = KubeClient.from_config(args.kubeconfig)
+        client = KubeClient.from_config(args.kubeconfig, timeout=args.api_timeout)
     except (OSError, ValueError) as err:
         print(f"neuron-scheduler-extender: cannot read kubeconfig: {err}", file=sys.stderr)
         return 2
@@ -97,7 +130,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    extender = Extender(client, ClusterState(instance_type_label=args.instance_type_label))
+    requeue = None
+    if args.pod_name and args.pod_namespace:
+        requeue = Requeuer(client, args.pod_namespace, args.pod_name)
+    else:
+        log.warning(
+            "no --pod-name/--pod-namespace: a pod turned away just before room appears waits "
+            "for kube-scheduler's next retry"
+        )
+    extender = Extender(
+        client, ClusterState(instance_type_label=args.instance_type_label), requeue=requeue
+    )
     try:
         server = ExtenderServer(extender, args.address, port)
     except OSError as err:

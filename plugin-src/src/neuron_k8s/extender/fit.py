@@ -20,6 +20,7 @@ from ..allocator import (
     candidates,
     choose_all,
     mask,
+    pod_error,
     request_error,
     unhealthy_core_mask,
 )
@@ -67,6 +68,9 @@ def evaluate(shape: Shape, requests: tuple[Request, ...], used: int, unhealthy: 
         error = request_error(shape, r)
         if error:
             return Verdict(error, True)
+    error = pod_error(requests)
+    if error:
+        return Verdict(error, True)
     if not _fits(shape, requests, used, unhealthy):
         return _no_fit(shape, requests, used, unhealthy)
     return FITS

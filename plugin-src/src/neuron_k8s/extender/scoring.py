@@ -66,14 +66,14 @@ class Demand:
                 else:
                     self._weights[k] = w
             for r in requests:
-                self._weights[r] = self._weights.get(r, 0.0) + 1.0
+                self._weights[r.kind] = self._weights.get(r.kind, 0.0) + 1.0
 
     def weights(self, requests: Iterable[Request]) -> dict[Request, float]:
         """The most asked-for kinds, and the pod's own, as shares summing to 1."""
         with self._lock:
             top = dict(sorted(self._weights.items(), key=lambda kv: -kv[1])[: self._max_kinds])
         for r in requests:
-            top.setdefault(r, self._weights.get(r, 1.0))
+            top.setdefault(r.kind, self._weights.get(r.kind, 1.0))
         total = sum(top.values())
         return {k: w / total for k, w in top.items()}
 

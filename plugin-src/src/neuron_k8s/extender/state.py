@@ -9,13 +9,6 @@ the IDs until either the bind fails (released) or the pod watch shows the pod bo
 annotation (the pod record then carries the usage), or the pod goes away. Keeping it until the
 watch catches up closes the window in which a lagging watch would show the cores free.
 
-When a pod's allocation moves on its node onto cores another pod still claims (the device
-plugin corrects the annotations of pods the kubelet admitted in another order, one patch per
-pod), the cores it leaves stay held until that other pod's patch arrives (or a grace period
-passes): until then a container whose annotation names other cores may be using them, and a
-pod bound onto them would fail admission. The other pod's patch is itself a cluster event, so
-kube-scheduler retries the pods the extender turned away.
-
 Writers hold the lock and replace immutable NodeView entries; filter and prioritize read the
 `nodes` dict without locking (single dict reads are atomic in CPython), so a filter over
 thousands of nodes never waits on the watch threads.
@@ -26,36 +19,24 @@ from __future__ import annotations
 import bisect
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..allocator import Resource, choose_all, mask
-from ..logs import get_logger
+from ..allocator import choose_all, mask
 from ..pods import (
     ALLOCATION,
     INSTANCE_TYPE_LABEL,
-    UNHEALTHY_DEVICES,
-    BadPod,
     ContainerAllocation,
     ContainerRequest,
     holds_resources,
-    parse_id_list,
-    read_allocation,
 )
-from ..topology import Shape, shape_from_capacity
+from ..topology import Shape
 from .fit import NodeClasses
+from .records import NO_CAPACITY, UNKNOWN_NODE, PodUse, pod_uid, pod_use, read_node
 from .scoring import Supply
 
-log = get_logger("extender.state")
-
-LEGACY_INSTANCE_TYPE_LABEL = "beta.kubernetes.io/instance-type"
-NO_CAPACITY = (
-    "no Neuron capacity on this node (no aws.amazon.com/neuron or aws.amazon.com/neuroncore "
-    "in its status.capacity)"
-)
-UNKNOWN_NODE = "node unknown to the Neuron extender (not yet seen by its node watch)"
 MAX_CHANGES = 20_000
 
 
@@ -73,15 +54,6 @@ class NodeView:
     cls: int  # the node's class in NodeClasses: nodes of one class share every verdict
 
 
-@dataclass(frozen=True, slots=True)
-class PodUse:
-    uid: str
-    key: str  # namespace/name
-    node: str
-    cores: int
-    allocations: tuple[ContainerAllocation, ...]
-
-
 @dataclass(slots=True)
 class Reservation:
     uid: str
@@ -92,78 +64,6 @@ class Reservation:
     confirmed_at: float | None = None  # when the Binding was created (monotonic)
 
 
-def _count(value: Any) -> int:
-    try:
-        return max(int(str(value)), 0)
-    except ValueError:
-        return 0
-
-
-def read_node(
-    obj: dict[str, Any], instance_type_label: str = INSTANCE_TYPE_LABEL
-) -> tuple[Shape | None, str | None, int]:
-    """(shape, problem, unhealthy device mask) of a node object."""
-    meta = obj.get("metadata") or {}
-    labels = meta.get("labels") or {}
-    itype = labels.get(instance_type_label) or labels.get(LEGACY_INSTANCE_TYPE_LABEL)
-    capacity = (obj.get("status") or {}).get("capacity") or {}
-    devices = _count(capacity.get(Resource.NEURON.value)) or _count(
-        capacity.get(Resource.NEURONDEVICE.value)
-    )
-    cores = _count(capacity.get(Resource.NEURONCORE.value))
-    try:
-        shape = shape_from_capacity(itype if isinstance(itype, str) else None, devices, cores)
-    except ValueError as err:
-        return None, f"cannot read this node's Neuron shape: {err}", 0
-    if shape is None:
-        return None, NO_CAPACITY, 0
-    unhealthy = 0
-    raw = (meta.get("annotations") or {}).get(UNHEALTHY_DEVICES) or ""
-    try:
-        unhealthy = mask(d for d in parse_id_list(str(raw)) if 0 <= d < shape.devices)
-    except ValueError:
-        # Unreadable health: assume healthy rather than refuse the node; the kubelet still
-        # refuses pods beyond allocatable.
-        log.warning("unreadable unhealthy-devices annotation", node=meta.get("name"), value=raw)
-    return shape, None, unhealthy
-
-
-def pod_use(obj: dict[str, Any]) -> PodUse | None:
-    """The cores a pod holds according to its own annotation, or None."""
-    meta = obj.get("metadata") or {}
-    if not (meta.get("annotations") or {}).get(ALLOCATION):
-        return None
-    if not holds_resources(obj):
-        return None
-    try:
-        recorded = read_allocation(obj)
-    except BadPod as err:
-        log.warning("unreadable allocation", pod=_key(obj), error=str(err))
-        return None
-    if recorded is None:
-        return None
-    node, allocations = recorded
-    bound_to = (obj.get("spec") or {}).get("nodeName")
-    if bound_to and bound_to != node:
-        # Written by a bind attempt on another node that failed without cleaning up: the pod
-        # runs elsewhere and holds nothing on `node`.
-        return None
-    cores = 0
-    for a in allocations:
-        cores |= mask(a.placement.cores)
-    return PodUse(str(meta.get("uid") or _key(obj)), _key(obj), node, cores, tuple(allocations))
-
-
-def _key(obj: dict[str, Any]) -> str:
-    meta = obj.get("metadata") or {}
-    return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
-
-
-def _uid(obj: dict[str, Any]) -> str:
-    meta = obj.get("metadata") or {}
-    return str(meta.get("uid") or _key(obj))
-
-
 class ClusterState:
     def __init__(
         self,
@@ -171,7 +71,6 @@ class ClusterState:
         clock: Callable[[], float] = time.monotonic,
         relist_grace: float = 60.0,
         max_classes: int = 50_000,
-        move_grace: float = 15.0,
     ) -> None:
         self._lock = threading.RLock()
         # node name -> class, with the class table it indexes; read without the lock by filter
@@ -192,11 +91,10 @@ class ClusterState:
         self._reservations: dict[str, Reservation] = {}
         # node -> holder -> core mask; a holder is ("pod", uid) or ("res", uid).
         self._holders: dict[str, dict[tuple[str, str], int]] = {}
-        # Cores left by moved allocations: uid -> (node, cores, until), and deadlines in order.
-        self._move_grace = move_grace
-        self._moved: dict[str, tuple[str, int, float]] = {}
-        self._deadlines: deque[tuple[float, str]] = deque()
         self._supply: tuple[int, Supply | None] = (-1, None)
+        # Called (under the lock) whenever a node gains room: cores freed, a device healthy
+        # again, a Neuron node added. See extender/requeue.py.
+        self.on_room: Callable[[], None] | None = None
 
     # --- derived views --------------------------------------------------------------------
     def _refresh(self, node: str) -> None:
@@ -221,6 +119,14 @@ class ClusterState:
             return
         cls = classes.intern(shape, used, unhealthy, problem)
         self.nodes[node] = NodeView(node, shape, problem, unhealthy, used, cls)
+        gained = shape is not None and (
+            old is None
+            or old.shape != shape
+            or bool(old.used & ~used)
+            or bool(old.unhealthy & ~unhealthy)
+        )
+        if gained and self.on_room is not None:
+            self.on_room()
         if node_class.get(node) != cls:
             node_class[node] = cls
             self._log_change(node)
@@ -302,50 +208,6 @@ class ClusterState:
         if use is not None:
             self._pods[uid] = use
             self._hold(use.node, ("pod", uid), use.cores)
-        if old is not None and use is not None and old.node == use.node:
-            left = old.cores & ~use.cores
-            if left and self._claimed_by_others(uid, use.node, use.cores):
-                self._hold_moved(uid, use.node, left)
-        self._settle_moves()
-
-    def _claimed_by_others(self, uid: str, node: str, cores: int) -> bool:
-        return any(
-            h[0] == "pod" and h[1] != uid and c & cores
-            for h, c in self._holders.get(node, {}).items()
-        )
-
-    def _hold_moved(self, uid: str, node: str, cores: int) -> None:
-        until = self._clock() + self._move_grace
-        prior = self._moved.get(uid)
-        if prior is not None and prior[0] == node:
-            cores |= prior[1]
-        self._moved[uid] = (node, cores, until)
-        self._deadlines.append((until, uid))
-        self._hold(node, ("moved", uid), cores)
-
-    def _settle_moves(self) -> None:
-        """Release the cores left by a moved allocation once no other pod claims the cores it
-        moved to (the other pod's correction arrived, or it is gone)."""
-        for uid, (node, _, _) in list(self._moved.items()):
-            p = self._pods.get(uid)
-            if p is None or p.node != node or not self._claimed_by_others(uid, node, p.cores):
-                self._release_moved(uid)
-
-    def _release_moved(self, uid: str) -> None:
-        node, _, _ = self._moved.pop(uid)
-        self._hold(node, ("moved", uid), None)
-
-    def expire_moves(self) -> None:
-        """Release the cores left by moved allocations whose other claimant never moved."""
-        if not self._deadlines or self._deadlines[0][0] > self._clock():
-            return
-        with self._lock:
-            now = self._clock()
-            while self._deadlines and self._deadlines[0][0] <= now:
-                _, uid = self._deadlines.popleft()
-                moved = self._moved.get(uid)
-                if moved is not None and moved[2] <= now:
-                    self._release_moved(uid)
 
     def _drop_reservation(self, uid: str) -> None:
         r = self._reservations.pop(uid, None)
@@ -353,8 +215,7 @@ class ClusterState:
             self._hold(r.node, ("res", uid), None)
 
     def _observe(self, obj: dict[str, Any], gone: bool) -> None:
-        self.expire_moves()
-        uid = _uid(obj)
+        uid = pod_uid(obj)
         use = None if gone else pod_use(obj)
         self._set_pod(uid, use)
         r = self._reservations.get(uid)
@@ -374,7 +235,7 @@ class ClusterState:
         with self._lock:
             seen: set[str] = set()
             for obj in items:
-                seen.add(_uid(obj))
+                seen.add(pod_uid(obj))
                 self._observe(obj, gone=False)
             for uid in [u for u in self._pods if u not in seen]:
                 self._set_pod(uid, None)
@@ -391,7 +252,7 @@ class ClusterState:
                     self._drop_reservation(uid)
 
     def apply_pod(self, event: str, obj: dict[str, Any]) -> None:
-        uid = _uid(obj)
+        uid = pod_uid(obj)
         if event != "DELETED" and uid not in self._pods and uid not in self._reservations:
             # Fast path for the many pods that never asked the extender for anything.
             annotations = (obj.get("metadata") or {}).get("annotations") or {}

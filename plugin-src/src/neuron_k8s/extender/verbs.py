@@ -2,34 +2,27 @@
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import compress
 from typing import Any
 
-from ..allocator import NoFit, Request
-from ..kube import ApiError, KubeClient, Reflector
+from ..allocator import Request
+from ..kube import KubeClient, Reflector
 from ..logs import get_logger
-from ..pods import (
-    AWS_NEURON_IDS,
-    BadPod,
-    allocation_annotations,
-    container_requests,
-    merge_patch,
-    read_allocation,
-)
+from ..pods import BadPod, container_requests
 from . import scoring
+from .binding import Binder, BindOutcome
+from .caches import KnownList, KnownLists, PodCache, trimmed
 from .fit import FITS, NodeClasses, Verdict, evaluate
 from .protocol import BindingArgs, ExtenderArgs, filter_result
-from .state import UNKNOWN_NODE, ClusterState, Reservation, Unavailable, read_node
+from .records import UNKNOWN_NODE, read_node
+from .requeue import Requeuer
+from .state import ClusterState
 
 log = get_logger("extender")
-
-# The keys bind writes, so that a failed bind can remove exactly these and nothing else.
-_WRITTEN_KEYS = tuple(allocation_annotations("", [], 0))
 
 # Pseudo-classes of _judge, beside the real ones (>= 0) and None (a node never seen).
 FITS_ANYWHERE = -1
@@ -45,115 +38,28 @@ class Judged:
     classes: NodeClasses
 
 
-@dataclass(frozen=True)
-class BindOutcome:
-    error: str  # "" on success
-    outcome: str  # for metrics: bound, bound_plain, already_bound, no_fit, bad_pod, api_error
-
-
-class _PodCache:
-    """The pods filter saw recently: bind's arguments carry only the pod's name, and the pod
-    was in the filter call of the same scheduling cycle, so this saves a GET per bind."""
-
-    def __init__(self, size: int = 4096) -> None:
-        self._lock = threading.Lock()
-        self._pods: OrderedDict[str, dict[str, Any]] = OrderedDict()
-        self._size = size
-
-    def put(self, key: str, pod: dict[str, Any]) -> None:
-        with self._lock:
-            self._pods[key] = pod
-            self._pods.move_to_end(key)
-            while len(self._pods) > self._size:
-                self._pods.popitem(last=False)
-
-    def get(self, key: str) -> dict[str, Any] | None:
-        with self._lock:
-            return self._pods.get(key)
-
-
-class _Known:
-    """The classes of one candidate list as of a state version. Shared between calls: never
-    changed once built, only replaced."""
-
-    def __init__(
-        self,
-        found: list[int | None],
-        version: int,
-        classes: NodeClasses,
-        names: list[str],
-        positions: dict[str, int] | None = None,
-    ) -> None:
-        self.found = found
-        self.version = version
-        self.classes = classes
-        self.names = names
-        self._positions = positions
-
-    def positions(self) -> dict[str, int]:
-        """Where each name sits in the list (names are unique), built on first need."""
-        if self._positions is None:
-            self._positions = dict(zip(self.names, range(len(self.names)), strict=True))
-        return self._positions
-
-
-class _KnownLists:
-    def __init__(self, size: int = 4) -> None:
-        self._lock = threading.Lock()
-        self._lists: OrderedDict[bytes, _Known] = OrderedDict()
-        self._size = size
-
-    def get(self, key: bytes) -> _Known | None:
-        with self._lock:
-            return self._lists.get(key)
-
-    def put(self, key: bytes, known: _Known) -> None:
-        with self._lock:
-            self._lists[key] = known
-            self._lists.move_to_end(key)
-            while len(self._lists) > self._size:
-                self._lists.popitem(last=False)
-
-
-def _trimmed(pod: dict[str, Any]) -> dict[str, Any]:
-    """What bind needs of a pod (its uid and container requests): a full pod is hundreds of
-    objects, thousands of which would only slow the garbage collector."""
-    meta = pod.get("metadata") or {}
-    spec = pod.get("spec") or {}
-    containers = spec.get("containers")
-    if isinstance(containers, list):
-        containers = [
-            {"name": c.get("name"), "resources": c.get("resources")} if isinstance(c, dict) else c
-            for c in containers
-        ]
-    return {"metadata": {"uid": meta.get("uid")}, "spec": {"containers": containers}}
-
-
-def _uid(pod: dict[str, Any]) -> str:
-    return str((pod.get("metadata") or {}).get("uid") or "")
-
-
-def pod_path(namespace: str, name: str) -> str:
-    return f"/api/v1/namespaces/{namespace}/pods/{name}"
-
-
 class Extender:
     def __init__(
         self,
         client: KubeClient,
         state: ClusterState | None = None,
         clock_ns: Callable[[], int] = time.time_ns,
+        requeue: Requeuer | None = None,
     ) -> None:
         self.client = client
         self.state = state or ClusterState()
-        self._clock_ns = clock_ns
-        self._recent = _PodCache()
-        self._known = {"filter": _KnownLists(), "prioritize": _KnownLists()}
+        self.requeue = requeue
+        self._recent = PodCache()
+        self.binder = Binder(client, self.state, self._recent, clock_ns)
+        self._known = {"filter": KnownLists(), "prioritize": KnownLists()}
         self.demand = scoring.Demand()
         self._reflectors: list[Reflector] = []
 
     # --- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
+        if self.requeue is not None:
+            self.state.on_room = self.requeue.room
+            self.requeue.start()
         self._reflectors = [
             Reflector(
                 self.client,
@@ -178,6 +84,8 @@ class Extender:
     def stop(self) -> None:
         for r in self._reflectors:
             r.stop()
+        if self.requeue is not None:
+            self.requeue.stop()
 
     @property
     def ready(self) -> bool:
@@ -193,8 +101,7 @@ class Extender:
         """The class of each candidate (in order) and the verdict of each class; or the reason
         the pod itself cannot be served. The per-node work is a C-level map over a dict; the
         Python-level work is per distinct class, of which there are few."""
-        self.state.expire_moves()
-        self._recent.put(args.pod_key, _trimmed(args.pod))
+        self._recent.put(args.pod_key, trimmed(args.pod))
         try:
             creqs = container_requests(args.pod)
         except BadPod as err:
@@ -249,12 +156,12 @@ class Extender:
                     i = positions.get(node)
                     if i is not None:
                         found[i] = node_class.get(node)
-                lists.put(key, _Known(found, version, classes, known.names, positions))
+                lists.put(key, KnownList(found, version, classes, known.names, positions))
                 return found
         version = self.state.version  # read first: a change during the lookups is redone
         found = list(map(node_class.get, args.names))
         if len(set(args.names)) == len(args.names):
-            lists.put(key, _Known(found, version, classes, args.names))
+            lists.put(key, KnownList(found, version, classes, args.names))
         return found
 
     def _class_of(self, node: dict[str, Any], classes: NodeClasses) -> int:
@@ -297,6 +204,8 @@ class Extender:
                     )
                 )
             )
+        if not passed and out[0] and self.requeue is not None:
+            self.requeue.turned_away()  # some node may gain room: see requeue.py
         return filter_result(args, passed, out[0], out[1])
 
     def prioritize(self, args: ExtenderArgs) -> tuple[list[str], list[int]]:
@@ -330,126 +239,5 @@ class Extender:
         return names, list(map(score.__getitem__, found))
 
     # --- bind -----------------------------------------------------------------------------
-    def _pod_for(self, args: BindingArgs) -> dict[str, Any]:
-        pod = self._recent.get(args.pod_key)
-        if pod is not None and (not args.pod_uid or _uid(pod) == args.pod_uid):
-            return pod
-        return self.client.get(pod_path(args.pod_namespace, args.pod_name))
-
-    def _create_binding(self, args: BindingArgs, uid: str) -> None:
-        meta: dict[str, Any] = {"name": args.pod_name, "namespace": args.pod_namespace}
-        if uid:
-            meta["uid"] = uid  # the API server refuses to bind a pod recreated under our feet
-        self.client.post(
-            pod_path(args.pod_namespace, args.pod_name) + "/binding",
-            {
-                "apiVersion": "v1",
-                "kind": "Binding",
-                "metadata": meta,
-                "target": {"apiVersion": "v1", "kind": "Node", "name": args.node},
-            },
-        )
-
-    def _patch(self, args: BindingArgs, uid: str, annotations: dict[str, str | None]) -> None:
-        body = merge_patch(annotations)
-        if uid:
-            # A uid in the patch makes the API server refuse it if the pod was recreated
-            # under the same name, instead of touching someone else's pod.
-            body["metadata"]["uid"] = uid
-        self.client.merge_patch(pod_path(args.pod_namespace, args.pod_name), body)
-
-    def _bound_node(self, args: BindingArgs) -> str | None:
-        try:
-            pod = self.client.get(pod_path(args.pod_namespace, args.pod_name))
-        except ApiError:
-            return None
-        return (pod.get("spec") or {}).get("nodeName") or None
-
     def bind(self, args: BindingArgs) -> BindOutcome:
-        where = f"pod {args.pod_key} on node {args.node}"
-        try:
-            pod = self._pod_for(args)
-        except ApiError as err:
-            return BindOutcome(f"cannot bind {where}: reading the pod failed: {err}", "api_error")
-        uid = _uid(pod) or args.pod_uid
-        if args.pod_uid and uid != args.pod_uid:
-            return BindOutcome(
-                f"cannot bind {where}: the pod was replaced (uid {uid}, expected {args.pod_uid})",
-                "bad_pod",
-            )
-        try:
-            creqs = container_requests(pod)
-        except BadPod as err:
-            return BindOutcome(f"cannot bind {where}: {err}", "bad_pod")
-
-        if not creqs:
-            try:
-                self._create_binding(args, uid)
-            except ApiError as err:
-                if err.status == 409 and self._bound_node(args) == args.node:
-                    return BindOutcome("", "already_bound")
-                return BindOutcome(f"cannot bind {where}: {err}", "api_error")
-            return BindOutcome("", "bound_plain")
-
-        self.state.expire_moves()
-        reused = self.state.own_use(uid)
-        try:
-            r = self.state.reserve(uid, args.pod_key, args.node, creqs)
-        except (Unavailable, NoFit) as err:
-            return BindOutcome(f"cannot bind {where}: {err}", "no_fit")
-        patched = False
-        try:
-            write = True
-            if reused is not None and reused[0] == args.node:
-                # A retry: the pod may already be bound, and the device plugin may already
-                # have marked it allocated; rewriting NEURON_ALLOCATED=false would undo that.
-                current = self.client.get(pod_path(args.pod_namespace, args.pod_name))
-                if (current.get("spec") or {}).get("nodeName") == args.node:
-                    self.state.confirm(r)
-                    return BindOutcome("", "already_bound")
-                write = _allocation_differs(current, r.allocations, args.node)
-            if write:
-                annotations = allocation_annotations(
-                    args.node, list(r.allocations), self._clock_ns()
-                )
-                self._patch(args, uid, annotations)
-                patched = True
-            self._create_binding(args, uid)
-        except ApiError as err:
-            if err.status == 409 and self._bound_node(args) == args.node:
-                self.state.confirm(r)
-                return BindOutcome("", "already_bound")
-            self._undo(args, r, patched)
-            return BindOutcome(f"cannot bind {where}: {err}", "api_error")
-        except BaseException:
-            self._undo(args, r, patched)
-            raise
-        self.state.confirm(r)
-        log.info(
-            "bound",
-            pod=args.pod_key,
-            node=args.node,
-            ids={a.container: list(a.placement.ids) for a in r.allocations},
-        )
-        return BindOutcome("", "bound")
-
-    def _undo(self, args: BindingArgs, r: Reservation, patched: bool) -> None:
-        if patched:
-            try:
-                self._patch(args, r.uid, dict.fromkeys(_WRITTEN_KEYS))
-            except ApiError as err:
-                # The stale annotation names IDs on an unbound pod; it keeps them until the
-                # pod's next bind (which reuses or overwrites them) or its deletion.
-                log.warning("removing annotations failed", pod=args.pod_key, error=str(err))
-        self.state.release(r)
-
-
-def _allocation_differs(pod: dict[str, Any], allocations: Any, node: str) -> bool:
-    try:
-        recorded = read_allocation(pod)
-    except BadPod:
-        return True
-    if recorded is None or recorded[0] != node:
-        return True
-    annotations = (pod.get("metadata") or {}).get("annotations") or {}
-    return list(recorded[1]) != list(allocations) or AWS_NEURON_IDS not in annotations
+        return self.binder.bind(args)

@@ -1,0 +1,88 @@
+"""Caches of the verbs: the pods filter saw (bind's arguments name only the pod), and the
+node classes of recent candidate lists (kube-scheduler resends the same thousands of names)."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Any
+
+from .fit import NodeClasses
+
+
+class PodCache:
+    """The pods filter saw recently: bind's arguments carry only the pod's name, and the pod
+    was in the filter call of the same scheduling cycle, so this saves a GET per bind."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._lock = threading.Lock()
+        self._pods: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._size = size
+
+    def put(self, key: str, pod: dict[str, Any]) -> None:
+        with self._lock:
+            self._pods[key] = pod
+            self._pods.move_to_end(key)
+            while len(self._pods) > self._size:
+                self._pods.popitem(last=False)
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        with self._lock:
+            return self._pods.get(key)
+
+
+class KnownList:
+    """The classes of one candidate list as of a state version. Shared between calls: never
+    changed once built, only replaced."""
+
+    def __init__(
+        self,
+        found: list[int | None],
+        version: int,
+        classes: NodeClasses,
+        names: list[str],
+        positions: dict[str, int] | None = None,
+    ) -> None:
+        self.found = found
+        self.version = version
+        self.classes = classes
+        self.names = names
+        self._positions = positions
+
+    def positions(self) -> dict[str, int]:
+        """Where each name sits in the list (names are unique), built on first need."""
+        if self._positions is None:
+            self._positions = dict(zip(self.names, range(len(self.names)), strict=True))
+        return self._positions
+
+
+class KnownLists:
+    def __init__(self, size: int = 4) -> None:
+        self._lock = threading.Lock()
+        self._lists: OrderedDict[bytes, KnownList] = OrderedDict()
+        self._size = size
+
+    def get(self, key: bytes) -> KnownList | None:
+        with self._lock:
+            return self._lists.get(key)
+
+    def put(self, key: bytes, known: KnownList) -> None:
+        with self._lock:
+            self._lists[key] = known
+            self._lists.move_to_end(key)
+            while len(self._lists) > self._size:
+                self._lists.popitem(last=False)
+
+
+def trimmed(pod: dict[str, Any]) -> dict[str, Any]:
+    """What bind needs of a pod (its uid and container requests): a full pod is hundreds of
+    objects, thousands of which would only slow the garbage collector."""
+    meta = pod.get("metadata") or {}
+    spec = pod.get("spec") or {}
+    containers = spec.get("containers")
+    if isinstance(containers, list):
+        containers = [
+            {"name": c.get("name"), "resources": c.get("resources")} if isinstance(c, dict) else c
+            for c in containers
+        ]
+    return {"metadata": {"uid": meta.get("uid")}, "spec": {"containers": containers}}
