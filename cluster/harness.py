@@ -106,6 +106,8 @@ def host() -> None:
 
 def binaries() -> None:
     run(["bash", str(HERE / "build-binaries.sh")])
+    # Terraform and the kubectl provider, for tests/e2e/test_95_terraform.py.
+    run(["bash", str(HERE / "build-terraform.sh")])
 
 
 def images() -> None:

@@ -37,6 +37,10 @@ def generate(out_root: Path) -> None:
             f"-I{tmp}",
             f"--python_out={out_root}",
             f"--grpc_python_out={out_root}",
+            # Type stubs (mypy-protobuf, a build requirement), so that mypy --strict checks
+            # the code that uses the messages.
+            f"--mypy_out={out_root}",
+            f"--mypy_grpc_out={out_root}",
             *names,
         ]
         if protoc.main(args) != 0:

@@ -117,29 +117,97 @@ app.kubernetes.io/component: {{ include "neuron.componentLabel" . }}
 {{ toYaml $labels }}
 {{- end -}}
 
-{{/* Image reference from an image block: repository@digest, else repository:tag (tag defaults to
-appVersion). Called with (dict "image" <block> "root" $). */}}
+{{/* What runs a component ("aws" or "neuron-k8s"): its own implementation, else the chart's.
+Called with (dict "root" $ "component" "<name>"). */}}
+{{- define "neuron.implementation" -}}
+{{- $values := get .root.Values .component -}}
+{{- default .root.Values.implementation $values.implementation -}}
+{{- end -}}
+
+{{/* AWS's images of the Neuron SDK, pinned (Neuron helm chart 1.10.0). */}}
+{{- define "neuron.awsImages" -}}
+devicePlugin: public.ecr.aws/neuron/neuron-device-plugin:2.32.0.0
+extender: public.ecr.aws/neuron/neuron-scheduler:2.32.0.0
+{{- end -}}
+
+{{/* A repository with global.imageRegistry in place of its registry (its first path part, when
+that names a host). */}}
+{{- define "neuron.withRegistry" -}}
+{{- $registry := trimSuffix "/" (.root.Values.global.imageRegistry | default "") -}}
+{{- $repo := .repository -}}
+{{- if $registry -}}
+{{- $parts := splitList "/" $repo -}}
+{{- $first := first $parts -}}
+{{- if and (gt (len $parts) 1) (or (contains "." $first) (contains ":" $first) (eq $first "localhost")) -}}
+{{- $repo = join "/" (rest $parts) -}}
+{{- end -}}
+{{- $repo = printf "%s/%s" $registry $repo -}}
+{{- end -}}
+{{- $repo -}}
+{{- end -}}
+
+{{/* Image reference from an image block: repository@digest, else repository:tag. Called with
+(dict "image" <block> "root" $ ["default" "<repository>:<tag>"]); an empty tag is the default's
+tag, else the chart's appVersion. */}}
 {{- define "neuron.image" -}}
+{{- $default := .default | default "" -}}
+{{- $defaultRepo := "" -}}
+{{- $defaultTag := "" -}}
+{{- if $default -}}
+{{- $defaultRepo = regexReplaceAll ":[^:/]+$" $default "" -}}
+{{- $defaultTag = trimPrefix (printf "%s:" $defaultRepo) $default -}}
+{{- end -}}
+{{- $repo := .image.repository | default $defaultRepo -}}
+{{- if not $repo -}}
+{{- fail "an image repository is empty and has no default: set its image.repository." -}}
+{{- end -}}
+{{- $repo = include "neuron.withRegistry" (dict "root" .root "repository" $repo) -}}
 {{- if .image.digest -}}
-{{- printf "%s@%s" .image.repository .image.digest -}}
+{{- printf "%s@%s" $repo .image.digest -}}
 {{- else -}}
-{{- printf "%s:%s" .image.repository (default .root.Chart.AppVersion .image.tag | toString) -}}
+{{- $tag := .image.tag | default (ternary $defaultTag "" (eq $repo (include "neuron.withRegistry" (dict "root" .root "repository" $defaultRepo)))) | default .root.Chart.AppVersion -}}
+{{- printf "%s:%s" $repo ($tag | toString) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The image of the device plugin or the extender, by implementation. */}}
+{{- define "neuron.componentImage" -}}
+{{- $values := get .root.Values .component -}}
+{{- $default := "" -}}
+{{- if eq (include "neuron.implementation" .) "aws" -}}
+{{- $default = get (include "neuron.awsImages" .root | fromYaml) .component -}}
+{{- else -}}
+{{- $default = printf "neuron-k8s:%s" .root.Chart.AppVersion -}}
+{{- end -}}
+{{- include "neuron.image" (dict "image" $values.image "root" .root "default" $default) -}}
+{{- end -}}
+
+{{/* Pull secrets of a pod: global.imagePullSecrets, then the component's. */}}
+{{- define "neuron.imagePullSecrets" -}}
+{{- $all := concat (.root.Values.global.imagePullSecrets | default list) (.secrets | default list) -}}
+{{- with $all -}}
+imagePullSecrets:
+{{- toYaml . | nindent 2 }}
 {{- end -}}
 {{- end -}}
 
 {{/* kube-scheduler image: the tag defaults to the cluster's vMAJOR.MINOR.PATCH. */}}
 {{- define "neuron.scheduler.image" -}}
 {{- $image := .Values.scheduler.image -}}
+{{- $repository := include "neuron.withRegistry" (dict "root" . "repository" $image.repository) -}}
+{{- if not $image.repository -}}
+{{- fail "scheduler.image.repository is empty: name the kube-scheduler image, such as registry.k8s.io/kube-scheduler." -}}
+{{- end -}}
 {{- if $image.digest -}}
-{{- printf "%s@%s" $image.repository $image.digest -}}
+{{- printf "%s@%s" $repository $image.digest -}}
 {{- else if $image.tag -}}
-{{- printf "%s:%s" $image.repository ($image.tag | toString) -}}
+{{- printf "%s:%s" $repository ($image.tag | toString) -}}
 {{- else -}}
 {{- $version := regexFind "^v?[0-9]+\\.[0-9]+\\.[0-9]+" .Capabilities.KubeVersion.Version -}}
 {{- if not $version -}}
 {{- fail (printf "scheduler.image.tag is empty and the cluster version %q has no vMAJOR.MINOR.PATCH to derive it from: set scheduler.image.tag." .Capabilities.KubeVersion.Version) -}}
 {{- end -}}
-{{- printf "%s:v%s" $image.repository (trimPrefix "v" $version) -}}
+{{- printf "%s:v%s" $repository (trimPrefix "v" $version) -}}
 {{- end -}}
 {{- end -}}
 
@@ -170,9 +238,90 @@ appVersion). Called with (dict "image" <block> "root" $). */}}
 {{- end -}}
 {{- end -}}
 
+{{/* The extender Service's DNS names, shortest first. */}}
+{{- define "neuron.extender.dnsNames" -}}
+{{- $svc := printf "%s.%s.svc" (include "neuron.extender.serviceName" .) (include "neuron.namespace" .) -}}
+{{- list (include "neuron.extender.serviceName" .) $svc (printf "%s.%s" $svc (trimSuffix "." .Values.clusterDomain)) | toJson -}}
+{{- end -}}
+
 {{/* URL the scheduler uses to call the extender. */}}
 {{- define "neuron.extender.url" -}}
-{{- printf "http://%s.%s.svc.%s:%d" (include "neuron.extender.serviceName" .) (include "neuron.namespace" .) (trimSuffix "." .Values.clusterDomain) (int .Values.extender.service.port) -}}
+{{- $scheme := ternary "https" "http" (include "neuron.tls.enabled" . | eq "true") -}}
+{{- printf "%s://%s:%d" $scheme (last (include "neuron.extender.dnsNames" . | fromJsonArray)) (int .Values.extender.service.port) -}}
+{{- end -}}
+
+{{/* Where the mutual TLS certificates come from (auto resolved): chart, cert-manager, secrets
+or disabled. AWS's extender serves plain HTTP only. */}}
+{{- define "neuron.tls.mode" -}}
+{{- $mode := .Values.extender.tls.mode -}}
+{{- if eq $mode "auto" -}}
+{{- $mode = ternary "disabled" "chart" (eq (include "neuron.implementation" (dict "root" . "component" "extender")) "aws") -}}
+{{- end -}}
+{{- $mode -}}
+{{- end -}}
+
+{{/* "true" when my-scheduler and the extender talk mutual TLS. */}}
+{{- define "neuron.tls.enabled" -}}
+{{- ne (include "neuron.tls.mode" .) "disabled" -}}
+{{- end -}}
+
+{{/* Secret of the extender's server certificate and its clients' CA. */}}
+{{- define "neuron.tls.serverSecret" -}}
+{{- if eq (include "neuron.tls.mode" .) "secrets" -}}
+{{- .Values.extender.tls.serverSecret -}}
+{{- else -}}
+{{- printf "%s-tls" (include "neuron.extender.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Secret of my-scheduler's client certificate and the extender's CA. */}}
+{{- define "neuron.tls.clientSecret" -}}
+{{- if eq (include "neuron.tls.mode" .) "secrets" -}}
+{{- .Values.extender.tls.clientSecret -}}
+{{- else -}}
+{{- printf "%s-extender-client" (include "neuron.scheduler.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The certificates of mode "chart", as JSON {server: {tls.crt, tls.key, ca.crt}, client: ...}
+(base64 values): the ones the two Secrets already hold, so that an upgrade keeps them, else a
+new CA and two certificates signed by it. Worked out once per render and kept in .Values, so
+that the Secrets and the pods' checksums see the same ones. */}}
+{{- define "neuron.tls.chartCerts" -}}
+{{- if not (hasKey .Values "_neuronCerts") -}}
+{{- $ns := include "neuron.namespace" . -}}
+{{- $server := lookup "v1" "Secret" $ns (include "neuron.tls.serverSecret" .) -}}
+{{- $client := lookup "v1" "Secret" $ns (include "neuron.tls.clientSecret" .) -}}
+{{- $keys := list "tls.crt" "tls.key" "ca.crt" -}}
+{{- $have := and $server $client -}}
+{{- range $keys -}}
+{{- if not (and $have (index ($server.data | default dict) .) (index ($client.data | default dict) .)) -}}
+{{- $have = false -}}
+{{- end -}}
+{{- end -}}
+{{- $certs := dict -}}
+{{- if $have -}}
+{{- $_ := set $certs "server" (pick $server.data "tls.crt" "tls.key" "ca.crt") -}}
+{{- $_ := set $certs "client" (pick $client.data "tls.crt" "tls.key" "ca.crt") -}}
+{{- else -}}
+{{- $days := int .Values.extender.tls.validityDays -}}
+{{- $ca := genCA (printf "%s-ca" (include "neuron.extender.fullname" .)) $days -}}
+{{- $names := include "neuron.extender.dnsNames" . | fromJsonArray -}}
+{{- $srv := genSignedCert (last $names) nil $names $days $ca -}}
+{{- $cli := genSignedCert .Values.scheduler.name nil nil $days $ca -}}
+{{- $_ := set $certs "server" (dict "tls.crt" ($srv.Cert | b64enc) "tls.key" ($srv.Key | b64enc) "ca.crt" ($ca.Cert | b64enc)) -}}
+{{- $_ := set $certs "client" (dict "tls.crt" ($cli.Cert | b64enc) "tls.key" ($cli.Key | b64enc) "ca.crt" ($ca.Cert | b64enc)) -}}
+{{- end -}}
+{{- $_ := set .Values "_neuronCerts" $certs -}}
+{{- end -}}
+{{- toJson .Values._neuronCerts -}}
+{{- end -}}
+
+{{/* A checksum of one side's certificates (mode "chart"), to roll its pods when they change. */}}
+{{- define "neuron.tls.checksum" -}}
+{{- if eq (include "neuron.tls.mode" .root) "chart" -}}
+{{- get (include "neuron.tls.chartCerts" .root | fromJson) .side | toJson | sha256sum -}}
+{{- end -}}
 {{- end -}}
 
 {{/* Probe timing fields of a probe values block, as YAML lines (empty when none is set). */}}
@@ -208,4 +357,15 @@ auto is off when the chart's extender and scheduler place the Neuron pods. */}}
 {{- $total = addf $total (mulf (float64 $n) (get $units (trimPrefix $n .))) -}}
 {{- end -}}
 {{- $total -}}
+{{- end -}}
+
+{{/* "true" when the ValidatingAdmissionPolicies that narrow the plugin's and the extender's
+writes are rendered: admissionregistration.k8s.io/v1 has them from Kubernetes 1.30. */}}
+{{- define "neuron.admissionPolicies" -}}
+{{- $want := .Values.admissionPolicies.enabled -}}
+{{- if eq (toString $want) "auto" -}}
+{{- semverCompare ">=1.30.0-0" .Capabilities.KubeVersion.Version -}}
+{{- else -}}
+{{- $want -}}
+{{- end -}}
 {{- end -}}

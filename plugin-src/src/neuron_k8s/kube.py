@@ -110,7 +110,9 @@ class KubeClient:
             for kind in ("clusters", "users", "contexts")
         }
         ctx_name = cfg.get("current-context")
-        context = by_name["contexts"].get(ctx_name) or next(iter(by_name["contexts"].values()), {})
+        context: dict[str, Any] = by_name["contexts"].get(ctx_name) or next(
+            iter(by_name["contexts"].values()), {}
+        )
         cluster = by_name["clusters"].get(context.get("cluster"), {})
         user = by_name["users"].get(context.get("user"), {})
         server = cluster.get("server")

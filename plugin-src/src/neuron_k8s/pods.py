@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeGuard
 
 from .allocator import RESOURCE_NAMES, Placement, Request, Resource, Stage, mask, placement_of
 from .topology import Shape
@@ -67,7 +67,9 @@ def container_requests(pod: Mapping[str, Any]) -> list[ContainerRequest]:
     if not _is_list(inits):
         raise BadPod("pod spec initContainers is not a list")
     out = []
-    for c, stage in [(c, None) for c in inits] + [(c, Stage.APP) for c in containers]:
+    staged: list[tuple[Any, Stage | None]] = [(c, None) for c in inits]
+    staged += [(c, Stage.APP) for c in containers]
+    for c, stage in staged:
         if not isinstance(c, Mapping):
             raise BadPod("a container is not an object")
         if stage is None:
@@ -78,7 +80,7 @@ def container_requests(pod: Mapping[str, Any]) -> list[ContainerRequest]:
     return out
 
 
-def _is_list(value: Any) -> bool:
+def _is_list(value: Any) -> TypeGuard[Sequence[Any]]:
     return isinstance(value, Sequence) and not isinstance(value, str | bytes)
 
 

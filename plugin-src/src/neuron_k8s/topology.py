@@ -176,7 +176,7 @@ def shape_from_capacity(
     if devices <= 0:
         return None
     if cores <= 0 or cores % devices:
-        base = shape_for(instance_type, lnc) if known else None
+        base = shape_for(instance_type, lnc) if known and instance_type else None
         cores = base.cores if base and base.devices == devices else devices
     rule = known[2] if known and known[0] == devices else Rule.RING
     return Shape(devices, cores // devices, rule, instance_type if known else None)

@@ -92,6 +92,17 @@ def _values_file(serialized: str) -> str:
     return path
 
 
+# Most tests are about this project's implementation; the chart's default is AWS's images
+# (test_chart_aws.py). A base values file, first, so that examples and tests override it.
+IMPLEMENTATION = "neuron-k8s"
+
+
+def _base(implementation: str | None) -> list[str]:
+    if implementation is None:
+        return []
+    return ["--values", _values_file(json.dumps({"implementation": implementation}))]
+
+
 def _template_args(
     values: dict | None,
     files: Iterable[str | Path],
@@ -99,10 +110,12 @@ def _template_args(
     namespace: str,
     release: str,
     kube_version: str,
+    implementation: str | None = IMPLEMENTATION,
 ) -> list[str]:
     args = ["template", release, str(CHART), "--namespace", namespace]
     if kube_version:
         args += ["--kube-version", kube_version]
+    args += _base(implementation)
     for f in files:
         path = Path(f)
         args += ["--values", str(path if path.is_absolute() else EXAMPLES / path)]
@@ -121,9 +134,13 @@ def render(
     namespace: str = NAMESPACE,
     release: str = RELEASE,
     kube_version: str = KUBE_VERSION,
+    implementation: str | None = IMPLEMENTATION,
 ) -> list[dict[str, Any]]:
-    """Render the chart and return its objects (helm test hooks included)."""
-    args = _template_args(values, files, set_values, namespace, release, kube_version)
+    """Render the chart and return its objects (helm test hooks included); `implementation`
+    None renders the chart's own default."""
+    args = _template_args(
+        values, files, set_values, namespace, release, kube_version, implementation
+    )
     result = helm(*args)
     if result.returncode != 0:
         raise AssertionError(f"helm {' '.join(args)} failed:\n{result.stderr}")
@@ -137,17 +154,26 @@ def render_error(
     set_values: Iterable[str] = (),
     namespace: str = NAMESPACE,
     kube_version: str = KUBE_VERSION,
+    implementation: str | None = IMPLEMENTATION,
 ) -> str:
     """Render the chart expecting a refusal; return helm's error output."""
-    args = _template_args(values, files, set_values, namespace, RELEASE, kube_version)
+    args = _template_args(
+        values, files, set_values, namespace, RELEASE, kube_version, implementation
+    )
     result = helm(*args)
     assert result.returncode != 0, f"helm {' '.join(args)} unexpectedly succeeded"
     return result.stderr
 
 
-def notes(values: dict | None = None, *, namespace: str = NAMESPACE) -> str:
+def notes(
+    values: dict | None = None,
+    *,
+    namespace: str = NAMESPACE,
+    implementation: str | None = IMPLEMENTATION,
+) -> str:
     """The NOTES.txt text of a client-side dry-run install."""
     args = ["install", RELEASE, str(CHART), "--namespace", namespace, "--dry-run=client"]
+    args += _base(implementation)
     if values:
         args += ["--values", _values_file(json.dumps(values, sort_keys=True))]
     result = helm(*args)

@@ -13,7 +13,14 @@ from chartlib import (
     workload,
 )
 
-CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding"}
+CLUSTER_SCOPED = {
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+}
+# kube-scheduler's built-in Role for reading the authentication ConfigMap lives there.
+IN_KUBE_SYSTEM = {("RoleBinding", "neuron-scheduler-auth-reader")}
 STANDARD_LABELS = {
     "helm.sh/chart": "neuron-0.1.0",
     "app.kubernetes.io/name": "neuron",
@@ -40,21 +47,31 @@ def test_defaults_render_every_object_with_default_names(default_objects):
             ("ServiceAccount", "neuron-device-plugin"),
             ("ClusterRole", "neuron-device-plugin"),
             ("ClusterRoleBinding", "neuron-device-plugin"),
+            ("ValidatingAdmissionPolicy", "neuron-device-plugin"),
+            ("ValidatingAdmissionPolicyBinding", "neuron-device-plugin"),
             ("DaemonSet", "neuron-device-plugin"),
+            ("NetworkPolicy", "neuron-device-plugin"),
             ("ServiceAccount", "neuron-extender"),
             ("ClusterRole", "neuron-extender"),
             ("ClusterRoleBinding", "neuron-extender"),
             ("Role", "neuron-extender"),
             ("RoleBinding", "neuron-extender"),
+            ("ValidatingAdmissionPolicy", "neuron-extender"),
+            ("ValidatingAdmissionPolicyBinding", "neuron-extender"),
+            ("Secret", "neuron-extender-tls"),
+            ("NetworkPolicy", "neuron-extender"),
             ("Deployment", "neuron-extender"),
             ("Service", "neuron-extender"),
             ("ServiceAccount", "neuron-scheduler"),
-            ("ClusterRole", "neuron-scheduler"),
-            ("ClusterRoleBinding", "neuron-scheduler"),
+            ("Role", "neuron-scheduler"),
+            ("RoleBinding", "neuron-scheduler"),
+            ("RoleBinding", "neuron-scheduler-auth-reader"),
             ("ClusterRoleBinding", "neuron-scheduler-as-kube-scheduler"),
             ("ClusterRoleBinding", "neuron-scheduler-as-volume-scheduler"),
+            ("Secret", "neuron-scheduler-extender-client"),
             ("ConfigMap", "neuron-scheduler-config"),
             ("Deployment", "neuron-scheduler"),
+            ("NetworkPolicy", "neuron-scheduler"),
             ("Pod", "neuron-test"),
         ]
     )
@@ -80,10 +97,15 @@ def test_fullname_override_replaces_base_name():
     assert names == {"acc-device-plugin", "acc-extender", "acc-scheduler"}
 
 
+def where(obj):
+    return (obj["kind"], obj["metadata"]["name"])
+
+
 def test_namespaced_objects_go_to_release_namespace(default_objects):
     for obj in default_objects:
         if obj["kind"] not in CLUSTER_SCOPED:
-            assert obj["metadata"]["namespace"] == NAMESPACE, obj["metadata"]["name"]
+            expected = "kube-system" if where(obj) in IN_KUBE_SYSTEM else NAMESPACE
+            assert obj["metadata"]["namespace"] == expected, where(obj)
 
 
 def test_cluster_scoped_objects_carry_no_namespace(default_objects):
@@ -95,9 +117,9 @@ def test_cluster_scoped_objects_carry_no_namespace(default_objects):
 def test_namespace_override_moves_every_namespaced_object_and_reference():
     objs = render({"namespaceOverride": "accel"})
     for obj in objs:
-        if obj["kind"] not in CLUSTER_SCOPED:
-            assert obj["metadata"]["namespace"] == "accel", obj["metadata"]["name"]
-        if obj["kind"] == "ClusterRoleBinding":
+        if obj["kind"] not in CLUSTER_SCOPED and where(obj) not in IN_KUBE_SYSTEM:
+            assert obj["metadata"]["namespace"] == "accel", where(obj)
+        if obj["kind"] in ("ClusterRoleBinding", "RoleBinding"):
             assert {s["namespace"] for s in obj["subjects"]} == {"accel"}
     config = scheduler_config(objs)
     assert config["leaderElection"]["resourceNamespace"] == "accel"
@@ -145,7 +167,7 @@ def test_part_of_sets_label():
 def test_cluster_domain_builds_extender_url():
     config = scheduler_config(render({"clusterDomain": "corp.internal"}))
     url = config["extenders"][0]["urlPrefix"]
-    assert url == f"http://neuron-extender.{NAMESPACE}.svc.corp.internal:12345"
+    assert url == f"https://neuron-extender.{NAMESPACE}.svc.corp.internal:12345"
 
 
 @pytest.mark.parametrize("component", sorted(COMPONENTS))

@@ -30,7 +30,10 @@ def test_scheduler_name_equal_to_charts_scheduler_is_refused():
 
 def test_port_default_12345_env_and_container_port(default_objects):
     obj = workload(default_objects, "extender")
-    assert container(obj)["ports"] == [{"name": "http", "containerPort": 12345, "protocol": "TCP"}]
+    assert container(obj)["ports"] == [
+        {"name": "http", "containerPort": 12345, "protocol": "TCP"},
+        {"name": "probes", "containerPort": 8081, "protocol": "TCP"},
+    ]
     assert env_of(obj)["NEURON_EXTENDER_PORT"] == "12345"
 
 
@@ -42,8 +45,10 @@ def test_port_value():
 
 def test_probes_on_health_endpoints(default_objects):
     c = container(workload(default_objects, "extender"))
-    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
-    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    # The verbs port needs a client certificate: the probes have a plain port of their own.
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "probes"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "probes"}
+    assert env_of(workload(default_objects, "extender"))["NEURON_EXTENDER_HTTP_PORT"] == "8081"
 
 
 def test_log_level_env(default_objects):
@@ -100,7 +105,9 @@ def test_service_port_value():
 
 
 def test_service_type_value():
-    service = one(objs_with({"service": {"type": "NodePort"}}), "Service", "extender")
+    service = one(
+        objs_with({"service": {"type": "NodePort", "allowExternal": True}}), "Service", "extender"
+    )
     assert service["spec"]["type"] == "NodePort"
 
 

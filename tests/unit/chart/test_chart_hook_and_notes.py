@@ -65,9 +65,9 @@ def test_hook_uses_default_scheduler_without_the_charts_scheduler():
     assert "schedulerName" not in pod_spec(pod)
 
 
-def test_hook_runs_the_neuron_k8s_image(default_objects):
+def test_hook_runs_a_python_image_any_node_can_pull(default_objects):
     pod = one(default_objects, "Pod", "test")
-    assert container(pod)["image"] == "neuron-k8s:0.1.0"
+    assert container(pod)["image"] == "public.ecr.aws/docker/library/python:3.11-slim"
     assert pod_spec(pod)["restartPolicy"] == "Never"
 
 

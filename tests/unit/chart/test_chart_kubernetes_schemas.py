@@ -50,7 +50,7 @@ EVERYTHING = {
     "extender": {
         "schedulerName": "default-scheduler",
         "imagePullSecrets": [{"name": "regcred"}],
-        "service": {"type": "NodePort", "annotations": {"a": "b"}},
+        "service": {"type": "NodePort", "allowExternal": True, "annotations": {"a": "b"}},
         "podAnnotations": {"a": "b"},
         "extraEnv": [{"name": "Y", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
         "extraArgs": ["--x"],

@@ -1,5 +1,6 @@
 """my-scheduler: its KubeSchedulerConfiguration, Deployment, RBAC and validation."""
 
+import base64
 import os
 import re
 import subprocess
@@ -102,12 +103,17 @@ def test_scheduler_name_value_sets_profile_and_lease():
 
 def test_extender_defaults(default_objects):
     assert extender_of(scheduler_config(default_objects)) == {
-        "urlPrefix": "http://neuron-extender.neuron-system.svc.cluster.local:12345",
+        "urlPrefix": "https://neuron-extender.neuron-system.svc.cluster.local:12345",
         "filterVerb": "filter",
         "prioritizeVerb": "prioritize",
         "weight": 5,
         "bindVerb": "bind",
-        "enableHTTPS": False,
+        "enableHTTPS": True,
+        "tlsConfig": {
+            "certFile": "/etc/kubernetes/neuron-scheduler-tls/tls.crt",
+            "keyFile": "/etc/kubernetes/neuron-scheduler-tls/tls.key",
+            "caFile": "/etc/kubernetes/neuron-scheduler-tls/ca.crt",
+        },
         "httpTimeout": "10s",
         "nodeCacheCapable": True,
         "managedResources": [
@@ -129,9 +135,20 @@ def test_url_prefix_built_from_rendered_service_name_namespace_and_port():
     name, namespace = service["metadata"]["name"], service["metadata"]["namespace"]
     port = service["spec"]["ports"][0]["port"]
     assert extender_of(scheduler_config(objs))["urlPrefix"] == (
-        f"http://{name}.{namespace}.svc.cluster.local:{port}"
+        f"https://{name}.{namespace}.svc.cluster.local:{port}"
     )
     assert (name, namespace, port) == ("nx", "accel", 8080)
+
+
+def test_plain_http_to_the_extender_only_when_tls_is_disabled():
+    config = scheduler_config(render({"extender": {"tls": {"mode": "disabled"}}}))
+    extender = extender_of(config)
+    assert extender["urlPrefix"].startswith("http://") and extender["enableHTTPS"] is False
+    assert "tlsConfig" not in extender
+
+
+def test_profiling_is_off(default_objects):
+    assert scheduler_config(default_objects)["enableProfiling"] is False
 
 
 def test_prioritize_weight_value():
@@ -247,10 +264,10 @@ def test_extra_args_follow_config_and_verbosity():
     assert args[1:] == ["--v=2", "--kube-api-qps=100"]
 
 
-def test_probes_on_healthz_10259_https(default_objects):
+def test_liveness_and_readiness_probe_different_endpoints_on_10259(default_objects):
     c = container(workload(default_objects, "scheduler"))
-    for probe in ("livenessProbe", "readinessProbe"):
-        assert c[probe]["httpGet"] == {"path": "/healthz", "port": 10259, "scheme": "HTTPS"}
+    assert c["livenessProbe"]["httpGet"] == {"path": "/livez", "port": 10259, "scheme": "HTTPS"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": 10259, "scheme": "HTTPS"}
 
 
 def test_image_tag_derived_from_cluster_version():
@@ -292,22 +309,55 @@ def test_config_checksum_rolls_pods_when_config_changes(default_objects):
     assert checksum(default_objects) == checksum(render())
 
 
-def test_cluster_role_adds_leases_and_configmaps(default_objects):
-    rules = one(default_objects, "ClusterRole", "scheduler")["rules"]
-    assert rules == [
+def test_its_own_lease_only_in_its_namespace(default_objects):
+    # Failed on main before: leases and ConfigMaps of every namespace.
+    assert objects_of(default_objects, "ClusterRole", "scheduler") == []
+    role = one(default_objects, "Role", "scheduler")
+    assert role["metadata"]["namespace"] == "neuron-system"
+    assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
         {
             "apiGroups": ["coordination.k8s.io"],
             "resources": ["leases"],
-            "verbs": ["create", "get", "list", "update", "watch"],
+            "resourceNames": ["my-scheduler"],
+            "verbs": ["get", "update"],
         },
-        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"]},
     ]
+
+
+def test_reads_only_the_authentication_config_map_through_the_built_in_role(default_objects):
+    bindings = {b["metadata"]["name"]: b for b in objects_of(default_objects, "RoleBinding")}
+    reader = bindings["neuron-scheduler-auth-reader"]
+    assert reader["metadata"]["namespace"] == "kube-system"
+    assert reader["roleRef"]["name"] == "extension-apiserver-authentication-reader"
+    assert reader["subjects"] == [
+        {"kind": "ServiceAccount", "name": "neuron-scheduler", "namespace": "neuron-system"}
+    ]
+
+
+def test_no_lease_role_without_leader_election():
+    objs = render({"scheduler": {"leaderElection": {"enabled": False}}})
+    assert objects_of(objs, "Role", "scheduler") == []
+
+
+def test_more_than_one_replica_gets_a_disruption_budget_and_a_spread():
+    objs = render({"scheduler": {"replicas": 2}})
+    pdb = one(objs, "PodDisruptionBudget", "scheduler")
+    assert pdb["spec"]["maxUnavailable"] == 1
+    selector = pdb["spec"]["selector"]["matchLabels"]
+    assert selector["app.kubernetes.io/instance"] == "neuron"
+    (spread,) = pod_spec(workload(objs, "scheduler"))["topologySpreadConstraints"]
+    assert spread["labelSelector"]["matchLabels"] == selector
+    assert spread["whenUnsatisfiable"] == "ScheduleAnyway"
+
+
+def test_one_replica_has_no_disruption_budget(default_objects):
+    assert objects_of(default_objects, "PodDisruptionBudget") == []
 
 
 @pytest.mark.parametrize(
     ("name", "role"),
     [
-        ("neuron-scheduler", "neuron-scheduler"),
         ("neuron-scheduler-as-kube-scheduler", "system:kube-scheduler"),
         ("neuron-scheduler-as-volume-scheduler", "system:volume-scheduler"),
     ],
@@ -339,8 +389,9 @@ def kube_scheduler_binary():
         {},
         {"scheduler": {"leaderElection": {"enabled": False}}},
         {"scheduler": {"extenderConfig": {"manageNeuronDevice": True, "ignorable": True}}},
+        {"extender": {"tls": {"mode": "disabled"}}},
     ],
-    ids=["defaults", "no-leader-election", "neurondevice-ignorable"],
+    ids=["defaults", "no-leader-election", "neurondevice-ignorable", "plain-http"],
 )
 def test_real_kube_scheduler_accepts_the_config(tmp_path, values):
     """kube-scheduler itself decodes (strictly) and validates the rendered configuration.
@@ -367,9 +418,17 @@ def test_real_kube_scheduler_accepts_the_config(tmp_path, values):
             }
         )
     )
-    config = scheduler_config(render(values))
-    # Only for this offline run: the pod uses its in-cluster account.
+    objs = render(values)
+    config = scheduler_config(objs)
+    # Only for this offline run: the pod uses its in-cluster account, and mounts its client
+    # certificate from the chart's Secret.
     config["clientConnection"] = {"kubeconfig": str(kubeconfig)}
+    tls = config["extenders"][0].get("tlsConfig")
+    if tls:
+        (secret,) = [o for o in objs if o["kind"] == "Secret" and "client" in o["metadata"]["name"]]
+        for field, key in (("certFile", "tls.crt"), ("keyFile", "tls.key"), ("caFile", "ca.crt")):
+            (tmp_path / key).write_bytes(base64.b64decode(secret["data"][key]))
+            tls[field] = str(tmp_path / key)
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     result = subprocess.run(
         [

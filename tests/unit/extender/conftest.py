@@ -4,6 +4,7 @@ server against it."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from extender_fakeapi import FakeApiServer, FakeCluster
@@ -24,7 +25,7 @@ def cluster(api: FakeApiServer) -> FakeCluster:
 
 
 @pytest.fixture
-def start_extender(api: FakeApiServer) -> Iterator[Callable[[], RunningExtender]]:
+def start_extender(api: FakeApiServer) -> Iterator[Callable[..., RunningExtender]]:
     """Start the real extender (watches and HTTP server on 127.0.0.1) against the fake API,
     wait until it is ready; call again for a second instance (a restart)."""
     from neuron_k8s.extender.server import ExtenderServer
@@ -32,8 +33,8 @@ def start_extender(api: FakeApiServer) -> Iterator[Callable[[], RunningExtender]
 
     running: list[RunningExtender] = []
 
-    def start() -> RunningExtender:
-        extender = Extender(KubeClient.for_url(api.url))
+    def start(**options: Any) -> RunningExtender:
+        extender = Extender(KubeClient.for_url(api.url), **options)
         server = ExtenderServer(extender, "127.0.0.1", 0)
         server.poll_interval = 0.02
         extender.start()

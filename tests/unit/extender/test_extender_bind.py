@@ -18,6 +18,13 @@ OUR_KEYS = {
 }
 
 
+def binds(ext, outcome):
+    value = ext.server.metrics.registry.get_sample_value(
+        "neuron_extender_binds_total", {"outcome": outcome}
+    )
+    return value or 0.0
+
+
 def _bind(ext, cluster, pod, node):
     cluster.put("pods", pod)
     stored = cluster.get("pods", f"{pod['metadata']['namespace']}/{pod['metadata']['name']}")
@@ -88,12 +95,56 @@ def test_bind_gives_each_container_its_own_set(cluster, start_extender):
     assert len(a) == 2 and len(b) == 4 and not a & b
 
 
-def test_bind_plainly_binds_pod_without_neuron_requests(cluster, api, start_extender):
+def test_bind_refuses_a_pod_without_neuron_requests(cluster, api, start_extender):
+    # Failed on main before: any pod reaching the extender's /bind was bound, past its own
+    # scheduler's policy.
     cluster.put("nodes", make_node("cpu", "m5.large"))
     ext = start_extender()
-    assert _bind(ext, cluster, make_pod("web", [("nginx", {})]), "cpu") == {"Error": ""}
-    assert cluster.get("pods", "default/web")["spec"]["nodeName"] == "cpu"
-    assert api.calls_of("PATCH") == []
+    err = _bind(ext, cluster, make_pod("web", [("nginx", {})]), "cpu")["Error"]
+    assert "asks for no Neuron device or core" in err
+    assert "nodeName" not in cluster.get("pods", "default/web")["spec"]
+    assert api.calls_of("POST", "/binding") == []
+    assert binds(ext, "refused_not_neuron") == 1
+
+
+def test_bind_refuses_a_pod_of_another_scheduler(cluster, api, start_extender):
+    cluster.put("nodes", make_node("inf2-a"))
+    ext = start_extender(scheduler_name="my-scheduler")
+    pod = make_pod("p")
+    pod["spec"]["schedulerName"] = "default-scheduler"
+    err = _bind(ext, cluster, pod, "inf2-a")["Error"]
+    assert "names scheduler 'default-scheduler'" in err and "'my-scheduler'" in err
+    assert api.calls_of("POST", "/binding") == []
+    assert binds(ext, "refused_scheduler") == 1
+
+
+def test_bind_of_the_configured_schedulers_pod_goes_through(cluster, start_extender):
+    cluster.put("nodes", make_node("inf2-a"))
+    ext = start_extender(scheduler_name="my-scheduler")
+    assert _bind(ext, cluster, make_pod("p"), "inf2-a") == {"Error": ""}
+
+
+def test_bind_refuses_a_node_without_neuron_capacity(cluster, api, start_extender):
+    cluster.put("nodes", make_node("cpu", "m5.large"))
+    ext = start_extender()
+    err = _bind(ext, cluster, make_pod("p"), "cpu")["Error"]
+    assert "no Neuron capacity on this node" in err
+    assert api.calls_of("POST", "/binding") == []
+
+
+def test_bind_after_filter_plans_the_init_containers_too(cluster, start_extender):
+    cluster.put("nodes", make_node("inf2-a"))
+    ext = start_extender()
+    pod = make_pod("p", [("main", {CORE: "2"})])
+    pod["spec"]["initContainers"] = [
+        {"name": "warm", "resources": {"limits": {NEURON: "1"}, "requests": {NEURON: "1"}}}
+    ]
+    cluster.put("pods", pod)
+    stored = cluster.get("pods", "default/p")
+    ext.post("filter", filter_args(stored, ["inf2-a"]))
+    assert ext.post("bind", binding_args(stored, "inf2-a")).json() == {"Error": ""}
+    _, allocs = read_allocation(cluster.get("pods", "default/p"))
+    assert [a.container for a in allocs] == ["warm", "main"]
 
 
 def test_bind_uses_pod_from_filter_without_reading_it_again(cluster, api, start_extender):

@@ -1,3 +1,8 @@
+{{/* Where the scheduler finds its client certificate for the extender. */}}
+{{- define "neuron.scheduler.tlsDir" -}}
+/etc/kubernetes/neuron-scheduler-tls
+{{- end -}}
+
 {{/* The KubeSchedulerConfiguration of the chart's scheduler, as YAML. */}}
 {{- define "neuron.scheduler.config" -}}
 {{- $s := .Values.scheduler -}}
@@ -13,14 +18,21 @@
 {{- $extender := dict
       "urlPrefix" (include "neuron.extender.url" .)
       "filterVerb" "filter"
-      "prioritizeVerb" "prioritize"
-      "weight" ($e.prioritizeWeight | int)
       "bindVerb" "bind"
-      "enableHTTPS" false
+      "enableHTTPS" (include "neuron.tls.enabled" . | eq "true")
       "httpTimeout" $e.httpTimeout
       "nodeCacheCapable" $e.nodeCacheCapable
       "managedResources" $managed
       "ignorable" $e.ignorable -}}
+{{- if eq (include "neuron.implementation" (dict "root" . "component" "extender")) "neuron-k8s" -}}
+{{- /* AWS's extender serves filter and bind only. */ -}}
+{{- $_ := set $extender "prioritizeVerb" "prioritize" -}}
+{{- $_ := set $extender "weight" ($e.prioritizeWeight | int) -}}
+{{- end -}}
+{{- if include "neuron.tls.enabled" . | eq "true" -}}
+{{- $dir := include "neuron.scheduler.tlsDir" . -}}
+{{- $_ := set $extender "tlsConfig" (dict "certFile" (printf "%s/tls.crt" $dir) "keyFile" (printf "%s/tls.key" $dir) "caFile" (printf "%s/ca.crt" $dir)) -}}
+{{- end -}}
 {{- $leader := dict "leaderElect" $s.leaderElection.enabled -}}
 {{- if $s.leaderElection.enabled -}}
 {{- $_ := set $leader "resourceLock" "leases" -}}
@@ -34,6 +46,7 @@
       "apiVersion" "kubescheduler.config.k8s.io/v1"
       "kind" "KubeSchedulerConfiguration"
       "leaderElection" $leader
+      "enableProfiling" false
       "profiles" (list (dict "schedulerName" $s.name))
       "extenders" (list $extender) -}}
 {{- toYaml $config -}}

@@ -71,7 +71,7 @@ def _text(ids: Sequence[int]) -> str:
 
 
 def next_container(
-    pod: NodePod, known: Mapping[str, Mapping[Resource, tuple]]
+    pod: NodePod, known: Mapping[str, Mapping[Resource, tuple[int, ...]]]
 ) -> ContainerRequest | None:
     """The container of the pod the kubelet allocates next: it goes through them in order,
     so it is the one after the last whose IDs are known."""

@@ -121,7 +121,7 @@ class RealDiscovery:
                 missing = sorted(set(range(devices)) - set(found))
                 log.warning("device nodes missing, reported unhealthy", missing=missing)
             shape, source = self._shape(devices, known, instance_type), "driver"
-        nodes = {d: (f"/dev/neuron{d}",) for d in range(shape.devices)}
+        nodes: dict[int, tuple[str, ...]] = {d: (f"/dev/neuron{d}",) for d in range(shape.devices)}
         log.info(
             "discovered",
             source=source,

@@ -162,10 +162,12 @@ class Ledger:
         other = Resource.NEURONCORE if resource.whole_devices else Resource.NEURON
         return frozenset(set(ids_of(self.shape, resource, self.held(other))) - own)
 
-    def known(self, namespace: str, name: str, uid: str) -> dict[str, dict[Resource, tuple]]:
+    def known(
+        self, namespace: str, name: str, uid: str
+    ) -> dict[str, dict[Resource, tuple[int, ...]]]:
         """The IDs each container of a pod holds, as far as the kubelet's List and the
         answers labelled with the pod tell."""
-        out: dict[str, dict[Resource, tuple]] = {}
+        out: dict[str, dict[Resource, tuple[int, ...]]] = {}
         listed = self.listed.containers if self.listed else {}
         for (ns, pod, container), by_res in listed.items():
             if (ns, pod) == (namespace, name):

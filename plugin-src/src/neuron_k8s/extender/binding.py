@@ -24,7 +24,9 @@ log = get_logger("extender.bind")
 @dataclass(frozen=True)
 class BindOutcome:
     error: str  # "" on success
-    outcome: str  # for metrics: bound, bound_plain, already_bound, no_fit, bad_pod, api_error
+    # for metrics: bound, already_bound, no_fit, bad_pod, api_error, and the refusals of pods
+    # that are not the extender's: refused_scheduler, refused_not_neuron
+    outcome: str
 
 
 def pod_path(namespace: str, name: str) -> str:
@@ -42,11 +44,15 @@ class Binder:
         state: ClusterState,
         recent: PodCache,
         clock_ns: Callable[[], int] = time.time_ns,
+        scheduler_name: str | None = None,
     ) -> None:
         self.client = client
         self.state = state
         self._recent = recent
         self._clock_ns = clock_ns
+        # Only this scheduler's pods are bound (None: any), so that nobody else can use the
+        # extender's right to bind pods to get round their own scheduler.
+        self._scheduler = scheduler_name
 
     def _pod_for(self, args: BindingArgs) -> dict[str, Any]:
         pod = self._recent.get(args.pod_key)
@@ -58,8 +64,7 @@ class Binder:
         meta: dict[str, Any] = {"name": args.pod_name, "namespace": args.pod_namespace}
         if uid:
             meta["uid"] = uid  # the API server refuses to bind a pod recreated under our feet
-        if annotations:
-            meta["annotations"] = annotations  # copied onto the pod in the same write
+        meta["annotations"] = annotations  # copied onto the pod in the same write
         self.client.post(
             pod_path(args.pod_namespace, args.pod_name) + "/binding",
             {
@@ -93,12 +98,23 @@ class Binder:
                 f"cannot bind {where}: the pod was replaced (uid {uid}, expected {args.pod_uid})",
                 "bad_pod",
             )
+        scheduler = (pod.get("spec") or {}).get("schedulerName") or "default-scheduler"
+        if self._scheduler is not None and scheduler != self._scheduler:
+            return BindOutcome(
+                f"refusing to bind {where}: it names scheduler {scheduler!r}, and the Neuron "
+                f"extender binds only the pods of {self._scheduler!r}",
+                "refused_scheduler",
+            )
         try:
             creqs = container_requests(pod)
         except BadPod as err:
             return BindOutcome(f"cannot bind {where}: {err}", "bad_pod")
         if not creqs:
-            return self._finish(args, uid, None, {}, "bound_plain")
+            return BindOutcome(
+                f"refusing to bind {where}: it asks for no Neuron device or core, and the Neuron "
+                "extender binds only pods that do",
+                "refused_not_neuron",
+            )
         held = self.state.reservations().get(uid)
         if held is not None and held.node != args.node and held.confirmed_at is not None:
             # An earlier bind's outcome was not known; the pod can be bound only once.
@@ -117,12 +133,7 @@ class Binder:
         return self._finish(args, uid, r, notes, "bound")
 
     def _finish(
-        self,
-        args: BindingArgs,
-        uid: str,
-        r: Reservation | None,
-        notes: dict[str, str],
-        outcome: str,
+        self, args: BindingArgs, uid: str, r: Reservation, notes: dict[str, str], outcome: str
     ) -> BindOutcome:
         where = f"pod {args.pod_key} on node {args.node}"
         try:
@@ -132,25 +143,21 @@ class Binder:
             # 409: bound already (a retry); 0 and 5xx: the Binding may exist, its answer lost.
             bound = self._where(args, uid) if unknown or err.status == 409 else ""
             if bound == args.node:
-                if r is not None:
-                    self.state.confirm(r)
+                self.state.confirm(r)
                 return BindOutcome("", "already_bound" if err.status == 409 else outcome)
             if unknown and not bound:
                 # Unbound for now, or the API cannot say: the Binding may still land. Keep the
                 # cores held as if bound until the watch shows the pod (bound here, its record
                 # takes over; gone, they are freed; a later bind elsewhere asks the API again).
-                if r is not None:
-                    self.state.confirm(r)
+                self.state.confirm(r)
                 return BindOutcome(f"cannot bind {where}: outcome unknown: {err}", "api_error")
-            if r is not None:
-                self.state.release(r)
+            self.state.release(r)
             return BindOutcome(f"cannot bind {where}: {err}", "api_error")
-        if r is not None:
-            self.state.confirm(r)
-            log.info(
-                "bound",
-                pod=args.pod_key,
-                node=args.node,
-                ids={a.container: list(a.placement.ids) for a in r.allocations},
-            )
+        self.state.confirm(r)
+        log.info(
+            "bound",
+            pod=args.pod_key,
+            node=args.node,
+            ids={a.container: list(a.placement.ids) for a in r.allocations},
+        )
         return BindOutcome("", outcome)

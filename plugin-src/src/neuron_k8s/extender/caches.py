@@ -75,14 +75,22 @@ class KnownLists:
 
 
 def trimmed(pod: dict[str, Any]) -> dict[str, Any]:
-    """What bind needs of a pod (its uid and container requests): a full pod is hundreds of
-    objects, thousands of which would only slow the garbage collector."""
-    meta = pod.get("metadata") or {}
-    spec = pod.get("spec") or {}
-    containers = spec.get("containers")
-    if isinstance(containers, list):
-        containers = [
-            {"name": c.get("name"), "resources": c.get("resources")} if isinstance(c, dict) else c
-            for c in containers
-        ]
-    return {"metadata": {"uid": meta.get("uid")}, "spec": {"containers": containers}}
+    """What bind needs of a pod (its uid, scheduler and containers' requests): a full pod is
+    hundreds of objects, thousands of which would only slow the garbage collector."""
+    meta = pod.get("metadata")
+    spec = pod.get("spec")
+    if not isinstance(meta, dict) or not isinstance(spec, dict):
+        return pod  # malformed: bind reports it as it is
+    keep = {"schedulerName": spec.get("schedulerName")}
+    for field in ("initContainers", "containers"):
+        containers = spec.get(field)
+        if isinstance(containers, list):
+            containers = [
+                {k: c.get(k) for k in ("name", "resources", "restartPolicy") if k in c}
+                if isinstance(c, dict)
+                else c
+                for c in containers
+            ]
+        if containers is not None:
+            keep[field] = containers
+    return {"metadata": {"uid": meta.get("uid")}, "spec": keep}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import ssl
 import sys
 import threading
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ from ..pods import INSTANCE_TYPE_LABEL
 from .requeue import Requeuer
 from .server import ExtenderServer
 from .state import ClusterState
+from .tls import ServerTls
 from .verbs import Extender
 
 ENV_PREFIX = "NEURON_EXTENDER_"
@@ -81,7 +83,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--api-timeout",
         type=_seconds,
-        default=_seconds(_env("API_TIMEOUT", str(DEFAULT_API_TIMEOUT))),
+        default=_seconds(_env("API_TIMEOUT") or str(DEFAULT_API_TIMEOUT)),
         help=f"Seconds each Kubernetes API request may take. bind makes up to three, all within "
         f"kube-scheduler's extender httpTimeout, so keep three of these below it. Env "
         f"{ENV_PREFIX}API_TIMEOUT; default %(default)s.",
@@ -104,6 +106,36 @@ def parser() -> argparse.ArgumentParser:
         default=_env("INSTANCE_TYPE_LABEL", INSTANCE_TYPE_LABEL),
         help=f"Node label holding the instance type, which gives the topology rule. Env "
         f"{ENV_PREFIX}INSTANCE_TYPE_LABEL; default %(default)s.",
+    )
+    p.add_argument(
+        "--scheduler-name",
+        default=_env("SCHEDULER_NAME"),
+        help=f"The only scheduler whose pods bind accepts (the pod's spec.schedulerName), such as "
+        f"my-scheduler. Empty: any. Env {ENV_PREFIX}SCHEDULER_NAME.",
+    )
+    p.add_argument(
+        "--tls-cert-file",
+        default=_env("TLS_CERT_FILE"),
+        help=f"Serve the verbs over HTTPS with this certificate (PEM), and only to clients whose "
+        f"certificate --tls-client-ca-file signed. Env {ENV_PREFIX}TLS_CERT_FILE.",
+    )
+    p.add_argument(
+        "--tls-key-file",
+        default=_env("TLS_KEY_FILE"),
+        help=f"Private key of --tls-cert-file (PEM). Env {ENV_PREFIX}TLS_KEY_FILE.",
+    )
+    p.add_argument(
+        "--tls-client-ca-file",
+        default=_env("TLS_CLIENT_CA_FILE"),
+        help=f"CA certificate (PEM) that signed the clients allowed to call the verbs. Env "
+        f"{ENV_PREFIX}TLS_CLIENT_CA_FILE.",
+    )
+    p.add_argument(
+        "--http-port",
+        type=int,
+        default=int(_env("HTTP_PORT", "0") or 0),
+        help=f"Plain-HTTP port of /healthz, /readyz and /metrics only, for probes and scrapers "
+        f"when the verbs need a client certificate. 0: none. Env {ENV_PREFIX}HTTP_PORT.",
     )
     p.add_argument(
         "--log-level",
@@ -138,19 +170,47 @@ def main(argv: Sequence[str] | None = None) -> int:
             "no --pod-name/--pod-namespace: a pod turned away just before room appears waits "
             "for kube-scheduler's next retry"
         )
-    extender = Extender(
-        client, ClusterState(instance_type_label=args.instance_type_label), requeue=requeue
-    )
-    try:
-        server = ExtenderServer(extender, args.address, port)
-    except OSError as err:
+    tls_files = (args.tls_cert_file, args.tls_key_file, args.tls_client_ca_file)
+    if any(tls_files) and not all(tls_files):
         print(
-            f"neuron-scheduler-extender: cannot listen on {args.address}:{port}: {err}",
+            "neuron-scheduler-extender: --tls-cert-file, --tls-key-file and "
+            "--tls-client-ca-file go together",
             file=sys.stderr,
         )
         return 2
+    extender = Extender(
+        client,
+        ClusterState(instance_type_label=args.instance_type_label),
+        requeue=requeue,
+        scheduler_name=args.scheduler_name or None,
+    )
+    try:
+        tls = ServerTls(*tls_files) if all(tls_files) else None
+        server = ExtenderServer(extender, args.address, port, tls)
+        servers = [server]
+        if args.http_port:
+            servers.append(
+                ExtenderServer(
+                    extender, args.address, args.http_port, probes_only=True, metrics=server.metrics
+                )
+            )
+    except (OSError, ssl.SSLError) as err:
+        print(f"neuron-scheduler-extender: cannot serve: {err}", file=sys.stderr)
+        return 2
+    if tls is None:
+        log.warning(
+            "serving the verbs over plain HTTP: anyone who can reach the port can bind pods "
+            "(give --tls-cert-file, --tls-key-file and --tls-client-ca-file)"
+        )
     extender.start()
-    log.info("serving", address=args.address, port=server.port, api=client.server)
+    log.info(
+        "serving",
+        address=args.address,
+        port=server.port,
+        tls=tls is not None,
+        http_port=args.http_port or None,
+        api=client.server,
+    )
 
     done = threading.Event()
 
@@ -160,9 +220,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    server.start()
+    for srv in servers:
+        srv.start()
     done.wait()
-    server.stop()
+    for srv in servers:
+        srv.stop()
     extender.stop()
     return 0
 

@@ -191,7 +191,7 @@ class NodeClasses:
                 chosen |= mask(p.cores)
             table[cls] = chosen
             self._entries += 1
-        return chosen
+        return int(chosen)
 
     def room(self, cls: int, kid: int) -> int:
         """How many pods of kind `kid` a node of this class can still take."""
@@ -219,7 +219,7 @@ class NodeClasses:
             shape, blocked = self._blocked(cls)
             n = table[key] = room(shape, self._kind_list[kid], blocked | self.choice(requests, cls))
             self._entries += 1
-        return n
+        return int(n)
 
 
 @lru_cache(maxsize=1 << 16)

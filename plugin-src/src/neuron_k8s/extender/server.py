@@ -1,5 +1,7 @@
 """The extender's HTTP server: POST /filter, /prioritize and /bind as kube-scheduler calls them,
-GET /healthz, /readyz and /metrics.
+GET /healthz, /readyz and /metrics. With TLS (tls.py) the verbs are served only to clients whose
+certificate the configured CA signed; the probes and metrics then have a plain port of their
+own (`probes_only`), which serves no verb.
 
 Status codes: kube-scheduler reads a body only from a 200 and reports any other status as a
 bare code, so answers it can act on (a pod that fits nowhere, a bind that failed, not ready
@@ -11,9 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
+import sys
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -56,9 +61,13 @@ def _error_doc(verb: str, message: str) -> Any:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # kube-scheduler keeps connections alive
     server_version = "neuron-scheduler-extender"
+    # A client that stops sending (or never finishes a TLS handshake) frees its thread after
+    # this long instead of holding it.
+    timeout = 30
     extender: Extender
     metrics: Metrics
     names: dict[str, NamesCache]  # per verb, as the lists differ
+    probes_only: bool = False
 
     def setup(self) -> None:
         super().setup()
@@ -70,8 +79,9 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("http", client=self.client_address[0], message=format % args)
 
     def handle(self) -> None:
-        # A client closing its kept-alive connection abruptly is routine, not an error.
-        with contextlib.suppress(ConnectionError):
+        # A client closing its kept-alive connection abruptly, failing the TLS handshake (no
+        # certificate of our CA) or going silent is routine, not an error.
+        with contextlib.suppress(ConnectionError, ssl.SSLError, TimeoutError):
             super().handle()
 
     # --- plumbing -------------------------------------------------------------------------
@@ -111,7 +121,8 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(n)
 
     def _read_chunked(self) -> bytes:
-        parts, total = [], 0
+        parts: list[bytes] = []
+        total = 0
         while True:
             line = self.rfile.readline(1024)
             try:
@@ -134,9 +145,9 @@ class _Handler(BaseHTTPRequestHandler):
         return urllib.parse.urlsplit(self.path).path.strip("/")
 
     def _not_found(self, path: str) -> None:
-        known = (
-            ", ".join(f"POST /{v}" for v in VERBS) + ", " + ", ".join(f"GET /{p}" for p in PROBES)
-        )
+        known = ", ".join(f"GET /{p}" for p in PROBES)
+        if not self.probes_only:
+            known = ", ".join(f"POST /{v}" for v in VERBS) + ", " + known
         self._send(404, encode({"Error": f"no such endpoint /{path}; this server has {known}"}))
 
     def _discard_body(self) -> None:
@@ -156,7 +167,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(503, NOT_READY.encode() + b"\n", "text/plain; charset=utf-8")
         elif path == "metrics":
             self._send(200, self.metrics.render(), "text/plain; version=0.0.4; charset=utf-8")
-        elif path in VERBS:
+        elif path in VERBS and not self.probes_only:
             self._send(
                 405,
                 encode(_error_doc(path, f"/{path} takes POST with a JSON body")),
@@ -175,7 +186,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         path = self._path()
-        if path not in VERBS:
+        if path not in VERBS or self.probes_only:
             self._discard_body()
             if path in PROBES:
                 self._send(405, encode({"Error": f"/{path} takes GET"}), headers={"Allow": "GET"})
@@ -245,14 +256,36 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
+    tls: Callable[[], ssl.SSLContext] | None = None
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, addr = super().get_request()
+        if self.tls is not None:
+            sock = self.tls().wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, addr
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A refused or broken TLS handshake is the client's problem, not a server error.
+        log.info("connection dropped", client=str(client_address[0]), error=str(sys.exc_info()[1]))
 
 
 class ExtenderServer:
-    """Serves an Extender on address:port (port 0 picks a free one)."""
+    """Serves an Extender on address:port (port 0 picks a free one). With `tls` (a server-side
+    SSLContext, or a callable giving the current one), every connection is TLS, and the
+    handshake runs on the connection's own thread, so a client that stalls holds up nobody.
+    `probes_only` serves /healthz, /readyz and /metrics and no verb."""
 
-    def __init__(self, extender: Extender, address: str = "0.0.0.0", port: int = 12345) -> None:
+    def __init__(
+        self,
+        extender: Extender,
+        address: str = "0.0.0.0",
+        port: int = 12345,
+        tls: ssl.SSLContext | Callable[[], ssl.SSLContext] | None = None,
+        probes_only: bool = False,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.extender = extender
-        self.metrics = Metrics(extender.state, lambda: extender.ready)
+        self.metrics = metrics or Metrics(extender.state, lambda: extender.ready)
         handler = type(
             "Handler",
             (_Handler,),
@@ -260,11 +293,15 @@ class ExtenderServer:
                 "extender": extender,
                 "metrics": self.metrics,
                 "names": {"filter": NamesCache(), "prioritize": NamesCache()},
+                "probes_only": probes_only,
             },
         )
-        server_cls = _Server
+        server_cls: type[_Server] = _Server
+        if tls is not None:
+            current = tls if callable(tls) else (lambda: tls)
+            server_cls = type("TlsServer", (_Server,), {"tls": staticmethod(current)})
         if ":" in address:
-            server_cls = type("Server6", (_Server,), {"address_family": socket.AF_INET6})
+            server_cls = type("Server6", (server_cls,), {"address_family": socket.AF_INET6})
         self.httpd = server_cls((address, port), handler)
         self._thread: threading.Thread | None = None
         # How soon stop() takes effect; tests shorten it.

@@ -45,12 +45,13 @@ class Extender:
         state: ClusterState | None = None,
         clock_ns: Callable[[], int] = time.time_ns,
         requeue: Requeuer | None = None,
+        scheduler_name: str | None = None,
     ) -> None:
         self.client = client
         self.state = state or ClusterState()
         self.requeue = requeue
         self._recent = PodCache()
-        self.binder = Binder(client, self.state, self._recent, clock_ns)
+        self.binder = Binder(client, self.state, self._recent, clock_ns, scheduler_name)
         self._known = {"filter": KnownLists(), "prioritize": KnownLists()}
         self.demand = scoring.Demand()
         self._reflectors: list[Reflector] = []
@@ -184,7 +185,7 @@ class Extender:
             return filter_result(args, list(names), {}, {})
         # compress/filter/map keep the per-node loops in C: the per-class work is done above.
         passed = list(compress(names, map(fit.__contains__, found)))
-        out = []
+        out: list[dict[str, str]] = []
         for want in (False, True):
             reason = {
                 c: v.reason
@@ -218,7 +219,7 @@ class Extender:
         score: dict[int | None, int] = dict.fromkeys(verdicts, 0)
         if requests:
             fit = {c for c, v in verdicts.items() if v.reason is None and c is not None and c >= 0}
-            counts = Counter(filter(fit.__contains__, found))
+            counts: Counter[int] = Counter(c for c in found if c in fit and c is not None)
             if self.demand.empty:
                 # Just started: the pods running now are the best guess at the mix.
                 self.demand.record(
@@ -233,7 +234,8 @@ class Extender:
                 # room over the candidates alone for this call.
                 supply = scoring.Supply(judged.classes, counts)
             cost = scoring.costs(judged.classes, requests, counts, weights, supply)
-            score.update(scoring.scores(cost))
+            for cls, value in scoring.scores(cost).items():
+                score[cls] = value
             if verdicts.get(OWN_NODE, UNKNOWN).reason is None:
                 score[OWN_NODE] = scoring.BEST  # it holds its cores there already: no cost
         return names, list(map(score.__getitem__, found))

@@ -1,5 +1,6 @@
 """helm upgrade rolls out, helm test passes, helm uninstall leaves nothing of ours behind.
-Runs last: it uninstalls the release."""
+Runs after every module that needs the release: it uninstalls it (test_95_terraform then
+brings up AWS-shaped objects of its own)."""
 
 from pathlib import Path
 

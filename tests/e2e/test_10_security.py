@@ -1,0 +1,193 @@
+"""Who can drive what (docs/security.md): only my-scheduler reaches the extender's verbs (mutual
+TLS), and the device plugin's token, which sits on every Neuron node, can change only the
+project's annotations of its own node's pods."""
+
+import base64
+import json
+import tempfile
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import IMAGE, NAMESPACE, PULL_POLICY, RELEASE, Cluster, Pods, needs_kind, wait_for
+
+ATTACK = r"""
+import http.client, json, socket, ssl, sys
+host, port, victim, ns, node = sys.argv[1:6]
+bind = json.dumps({"PodName": victim, "PodNamespace": ns, "PodUID": "", "Node": node})
+filt = json.dumps({"Pod": {"metadata": {"name": "x"}}, "NodeNames": [node]})
+def attempt(tls, path, body):
+    try:
+        if tls:
+            ctx = ssl.create_default_context()
+            ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+            conn = http.client.HTTPSConnection(host, int(port), timeout=10, context=ctx)
+        else:
+            conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        conn.request("POST", path, body, {"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        return {"status": resp.status, "body": resp.read()[:200].decode(errors="replace")}
+    except (OSError, http.client.HTTPException) as err:
+        return {"refused": type(err).__name__ + ": " + str(err)[:200]}
+for tls in (False, True):
+    for path, body in (("/bind", bind), ("/filter", filt)):
+        print("RESULT " + json.dumps({"tls": tls, "path": path, **attempt(tls, path, body)}))
+"""
+
+
+def test_a_pod_without_the_client_certificate_can_neither_bind_nor_filter(
+    cluster: Cluster, pods: Pods
+) -> None:
+    # Failed on main before: a plain pod bound another scheduler's pending pod to any node.
+    needs_kind()
+    node = next(iter(cluster.neuron_nodes()))
+    victim = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "victim"},
+        "spec": {
+            "schedulerName": "nobody-schedules-this",
+            "containers": [{"name": "c", "image": IMAGE, "imagePullPolicy": PULL_POLICY}],
+        },
+    }
+    cluster.core.create_namespaced_pod(pods.namespace, victim)
+    service = f"{RELEASE}-extender.{NAMESPACE}.svc"
+    attacker = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "attacker"},
+        "spec": {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "containers": [
+                {
+                    "name": "c",
+                    "image": IMAGE,
+                    "imagePullPolicy": PULL_POLICY,
+                    "command": [
+                        "python3",
+                        "-c",
+                        ATTACK,
+                        service,
+                        "12345",
+                        "victim",
+                        pods.namespace,
+                        node,
+                    ],
+                }
+            ],
+        },
+    }
+    cluster.core.create_namespaced_pod(pods.namespace, attacker)
+    wait_for("the attacker to finish", lambda: pods.get("attacker").status.phase == "Succeeded")
+    log = cluster.core.read_namespaced_pod_log("attacker", pods.namespace)
+    results = [json.loads(ln[7:]) for ln in log.splitlines() if ln.startswith("RESULT ")]
+    assert len(results) == 4, log
+    for r in results:
+        assert "status" not in r, f"the extender answered an unauthenticated client: {r}"
+    assert pods.get("victim").spec.node_name is None
+
+
+def plugin_pods(cluster: Cluster) -> dict[str, str]:
+    """node -> the device plugin pod on it."""
+    found = cluster.core.list_namespaced_pod(
+        NAMESPACE, label_selector="app.kubernetes.io/component=device-plugin"
+    ).items
+    return {p.spec.node_name: p.metadata.name for p in found}
+
+
+@pytest.fixture
+def plugin_kubectl(cluster: Cluster):
+    """kubectl with the device plugin's own pod-bound token (from the plugin pod on the first
+    Neuron node), and nothing else: no client certificate of the admin kubeconfig."""
+    needs_kind()
+    node, pod = sorted(plugin_pods(cluster).items())[0]
+    token = cluster.kubectl(
+        "exec",
+        "-n",
+        NAMESPACE,
+        pod,
+        "--",
+        "cat",
+        "/var/run/secrets/kubernetes.io/serviceaccount/token",
+    ).stdout.strip()
+    admin = yaml.safe_load(Path(cluster.kubeconfig).read_text())
+    server = admin["clusters"][0]["cluster"]
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "c", "cluster": server}],
+        "users": [{"name": "plugin", "user": {"token": token}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "plugin"}}],
+        "current-context": "c",
+    }
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        yaml.safe_dump(config, f)
+
+    def run(*args: str):
+        return cluster.kubectl("--kubeconfig", f.name, *args, check=False)
+
+    return node, run
+
+
+def plain_pod(name: str, node: str) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {
+            "nodeName": node,
+            "tolerations": [{"operator": "Exists"}],
+            "containers": [
+                {
+                    "name": "c",
+                    "image": IMAGE,
+                    "imagePullPolicy": PULL_POLICY,
+                    "command": ["sleep", "3600"],
+                }
+            ],
+        },
+    }
+
+
+def test_the_plugins_token_changes_only_our_annotations_of_its_own_nodes_pods(
+    cluster: Cluster, pods: Pods, plugin_kubectl
+) -> None:
+    # Failed on main before: the plugin's token could patch any pod and node of the cluster.
+    node, as_plugin = plugin_kubectl
+    other = next(n for n in plugin_pods(cluster) if n != node)
+    cluster.core.create_namespaced_pod(pods.namespace, plain_pod("mine", node))
+    cluster.core.create_namespaced_pod(pods.namespace, plain_pod("theirs", other))
+    ours = json.dumps({"metadata": {"annotations": {"NEURON_ALLOC_TIME": "1"}}})
+
+    def patch(pod: str, body: str):
+        return as_plugin("patch", "pod", pod, "-n", pods.namespace, "--type=merge", "-p", body)
+
+    allowed = patch("mine", ours)
+    assert allowed.returncode == 0, allowed.stderr
+    denied = patch("theirs", ours)
+    assert denied.returncode != 0 and "may change only that node" in denied.stderr, denied.stderr
+    image = json.dumps({"spec": {"containers": [{"name": "c", "image": "evil:latest"}]}})
+    denied = patch("mine", image)
+    assert denied.returncode != 0 and "may not change" in denied.stderr, denied.stderr
+    foreign = json.dumps({"metadata": {"annotations": {"team": "x"}}})
+    denied = patch("mine", foreign)
+    assert denied.returncode != 0 and "only the Neuron annotations" in denied.stderr
+    label = json.dumps({"metadata": {"labels": {"evil": "yes"}}})
+    denied = as_plugin("patch", "node", other, "--type=merge", "-p", label)
+    assert denied.returncode != 0, "the plugin's token relabelled another node"
+    assert pods.get("mine").spec.containers[0].image == IMAGE
+
+
+def test_the_extenders_certificates_are_kept_by_an_upgrade(cluster: Cluster) -> None:
+    needs_kind()
+    names = [f"{RELEASE}-extender-tls", f"{RELEASE}-scheduler-extender-client"]
+
+    def data() -> dict[str, dict[str, str]]:
+        return {n: cluster.core.read_namespaced_secret(n, NAMESPACE).data for n in names}
+
+    before = data()
+    assert base64.b64decode(before[names[0]]["ca.crt"]).startswith(b"-----BEGIN CERTIFICATE")
+    chart = str(Path(__file__).resolve().parents[2] / "charts" / "neuron")
+    cluster.helm("upgrade", RELEASE, chart, "-n", NAMESPACE, "--reuse-values", "--wait")
+    assert data() == before
