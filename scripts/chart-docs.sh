@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Generates charts/neuron/README.md from the chart's values.yaml comments with helm-docs
-# (pinned in scripts/install-tools.sh); CHART_DIR points it at another chart directory.
+# (pinned in scripts/install-go-tools.sh); CHART_DIR points it at another chart directory.
 # With --check, writes nothing and fails when the committed README differs from what
 # helm-docs would generate.
 set -euo pipefail
@@ -14,7 +14,7 @@ if [ -z "$helm_docs" ]; then
     helm_docs=$(command -v helm-docs || true)
   fi
 fi
-[ -n "$helm_docs" ] || { echo "helm-docs not found: run scripts/install-tools.sh" >&2; exit 2; }
+[ -n "$helm_docs" ] || { echo "helm-docs not found: run scripts/install-go-tools.sh" >&2; exit 2; }
 
 args=(--chart-search-root "$chart" --template-files README.md.gotmpl
       --sort-values-order file --skip-version-footer --log-level warning)

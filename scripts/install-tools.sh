@@ -31,19 +31,3 @@ fi
 "$bin/helm" version --short | grep "$HELM_VERSION" >/dev/null || { echo "helm is not $HELM_VERSION" >&2; exit 1; }
 "$bin/kubectl" version --client | grep "$KUBECTL_VERSION" >/dev/null || { echo "kubectl is not $KUBECTL_VERSION" >&2; exit 1; }
 echo "tools: helm $HELM_VERSION, kubectl $KUBECTL_VERSION in $bin"
-
-# helm-docs generates charts/neuron/README.md (scripts/chart-docs.sh); it is built from the Go
-# module proxy with the machine's Go toolchain. Idempotent: the module version is read back
-# from the binary.
-HELM_DOCS_VERSION=v1.14.2
-have_helm_docs() {
-  [ -x "$bin/helm-docs" ] && command -v go >/dev/null 2>&1 &&
-    go version -m "$bin/helm-docs" 2>/dev/null |
-      grep -E >/dev/null "^[[:space:]]+mod[[:space:]]+github.com/norwoodj/helm-docs[[:space:]]+$HELM_DOCS_VERSION([[:space:]]|$)"
-}
-if ! have_helm_docs; then
-  command -v go >/dev/null 2>&1 || { echo "helm-docs needs Go to build: install Go" >&2; exit 1; }
-  GOBIN="$bin" GOFLAGS=-mod=mod go install "github.com/norwoodj/helm-docs/cmd/helm-docs@$HELM_DOCS_VERSION"
-fi
-have_helm_docs || { echo "helm-docs is not $HELM_DOCS_VERSION" >&2; exit 1; }
-echo "tools: helm-docs $HELM_DOCS_VERSION in $bin"

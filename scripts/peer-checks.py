@@ -28,7 +28,9 @@ NAMESPACE = "kube-system"
 
 
 def renders(helm: str, out: Path) -> dict[str, Path]:
-    cases = {"defaults": []} | {p.stem: [p] for p in sorted((CHART / "examples").glob("*.yaml"))}
+    cases: dict[str, list[Path]] = {"defaults": []}
+    for folder in ("examples", "ci"):
+        cases |= {f"{folder}/{p.stem}": [p] for p in sorted((CHART / folder).glob("*.yaml"))}
     files = {}
     for name, values in cases.items():
         args = [helm, "template", "neuron", str(CHART), "-n", NAMESPACE]
@@ -36,7 +38,7 @@ def renders(helm: str, out: Path) -> dict[str, Path]:
         for v in values:
             args += ["-f", str(v)]
         done = subprocess.run(args, capture_output=True, text=True, check=True)
-        files[name] = out / f"{name}.yaml"
+        files[name] = out / f"{name.replace('/', '-')}.yaml"
         files[name].write_text(done.stdout)
     return files
 

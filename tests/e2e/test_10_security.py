@@ -5,11 +5,15 @@ project's annotations of its own node's pods."""
 import base64
 import json
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 from conftest import IMAGE, NAMESPACE, PULL_POLICY, RELEASE, Cluster, Pods, needs_kind, wait_for
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
 
 ATTACK = r"""
 import http.client, json, socket, ssl, sys
@@ -96,10 +100,18 @@ def plugin_pods(cluster: Cluster) -> dict[str, str]:
     return {p.spec.node_name: p.metadata.name for p in found}
 
 
+@dataclass
+class Answer:
+    ok: bool
+    message: str
+
+
 @pytest.fixture
-def plugin_kubectl(cluster: Cluster):
-    """kubectl with the device plugin's own pod-bound token (from the plugin pod on the first
-    Neuron node), and nothing else: no client certificate of the admin kubeconfig."""
+def as_plugin(cluster: Cluster):
+    """The API as the device plugin's own pod-bound token sees it (the token of the plugin pod
+    on the first Neuron node), and nothing else: no client certificate of the admin
+    kubeconfig. Raw PATCH requests, as the plugin makes them (kubectl patch would GET first,
+    which the plugin's role does not allow)."""
     needs_kind()
     node, pod = sorted(plugin_pods(cluster).items())[0]
     token = cluster.kubectl(
@@ -113,7 +125,7 @@ def plugin_kubectl(cluster: Cluster):
     ).stdout.strip()
     admin = yaml.safe_load(Path(cluster.kubeconfig).read_text())
     server = admin["clusters"][0]["cluster"]
-    config = {
+    kubeconfig = {
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": "c", "cluster": server}],
@@ -122,12 +134,17 @@ def plugin_kubectl(cluster: Cluster):
         "current-context": "c",
     }
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
-        yaml.safe_dump(config, f)
+        yaml.safe_dump(kubeconfig, f)
+    api = client.CoreV1Api(config.new_client_from_config(config_file=f.name))
 
-    def run(*args: str):
-        return cluster.kubectl("--kubeconfig", f.name, *args, check=False)
+    def call(method: str, *args: Any) -> Answer:
+        try:
+            getattr(api, method)(*args)
+        except ApiException as err:
+            return Answer(False, f"{err.status}: {err.body}")
+        return Answer(True, "")
 
-    return node, run
+    return node, call
 
 
 def plain_pod(name: str, node: str) -> dict:
@@ -151,31 +168,28 @@ def plain_pod(name: str, node: str) -> dict:
 
 
 def test_the_plugins_token_changes_only_our_annotations_of_its_own_nodes_pods(
-    cluster: Cluster, pods: Pods, plugin_kubectl
+    cluster: Cluster, pods: Pods, as_plugin
 ) -> None:
     # Failed on main before: the plugin's token could patch any pod and node of the cluster.
-    node, as_plugin = plugin_kubectl
+    node, call = as_plugin
     other = next(n for n in plugin_pods(cluster) if n != node)
     cluster.core.create_namespaced_pod(pods.namespace, plain_pod("mine", node))
     cluster.core.create_namespaced_pod(pods.namespace, plain_pod("theirs", other))
-    ours = json.dumps({"metadata": {"annotations": {"NEURON_ALLOC_TIME": "1"}}})
+    ours = {"metadata": {"annotations": {"NEURON_ALLOC_TIME": "1"}}}
 
-    def patch(pod: str, body: str):
-        return as_plugin("patch", "pod", pod, "-n", pods.namespace, "--type=merge", "-p", body)
+    def patch(pod: str, body: dict) -> Answer:
+        return call("patch_namespaced_pod", pod, pods.namespace, body)
 
     allowed = patch("mine", ours)
-    assert allowed.returncode == 0, allowed.stderr
+    assert allowed.ok, allowed.message
     denied = patch("theirs", ours)
-    assert denied.returncode != 0 and "may change only that node" in denied.stderr, denied.stderr
-    image = json.dumps({"spec": {"containers": [{"name": "c", "image": "evil:latest"}]}})
-    denied = patch("mine", image)
-    assert denied.returncode != 0 and "may not change" in denied.stderr, denied.stderr
-    foreign = json.dumps({"metadata": {"annotations": {"team": "x"}}})
-    denied = patch("mine", foreign)
-    assert denied.returncode != 0 and "only the Neuron annotations" in denied.stderr
-    label = json.dumps({"metadata": {"labels": {"evil": "yes"}}})
-    denied = as_plugin("patch", "node", other, "--type=merge", "-p", label)
-    assert denied.returncode != 0, "the plugin's token relabelled another node"
+    assert not denied.ok and "may change only that node" in denied.message, denied.message
+    denied = patch("mine", {"spec": {"containers": [{"name": "c", "image": "evil:latest"}]}})
+    assert not denied.ok and "may not change" in denied.message, denied.message
+    denied = patch("mine", {"metadata": {"annotations": {"team": "x"}}})
+    assert not denied.ok and "only the Neuron annotations" in denied.message, denied.message
+    denied = call("patch_node", other, {"metadata": {"labels": {"evil": "yes"}}})
+    assert not denied.ok, "the plugin's token relabelled another node"
     assert pods.get("mine").spec.containers[0].image == IMAGE
 
 

@@ -108,10 +108,11 @@ app.kubernetes.io/component: {{ include "neuron.componentLabel" . }}
 {{- end -}}
 {{- end -}}
 
-{{/* Pod template labels: component labels, selector labels, then podLabels. */}}
+{{/* Pod template labels: component labels, selector labels, then podLabels. Without the chart's
+and the app's versions: a chart bump that changes nothing else must not roll every node. */}}
 {{- define "neuron.podLabels" -}}
 {{- $values := get .root.Values .component -}}
-{{- $labels := fromYaml (include "neuron.componentLabels" .) -}}
+{{- $labels := omit (fromYaml (include "neuron.componentLabels" .)) "helm.sh/chart" "app.kubernetes.io/version" -}}
 {{- $labels = mustMergeOverwrite $labels (fromYaml (include "neuron.selectorLabels" .)) -}}
 {{- $labels = mustMergeOverwrite $labels ($values.podLabels | default dict) -}}
 {{ toYaml $labels }}
@@ -203,6 +204,13 @@ imagePullSecrets:
 {{- else if $image.tag -}}
 {{- printf "%s:%s" $repository ($image.tag | toString) -}}
 {{- else -}}
+{{- /* Offline renders (helm template, helm lint, GitOps) without --kube-version get Helm's own
+     default version, that of the client library Helm was built with: a tag no cluster asked
+     for. lookup answers only when Helm talks to a cluster. */ -}}
+{{- $helmDefault := printf "%s.0" (.Capabilities.HelmVersion.KubeClientVersion | default "") -}}
+{{- if and (eq .Capabilities.KubeVersion.Version $helmDefault) (empty (lookup "v1" "Namespace" "" "kube-system")) -}}
+{{- fail (printf "scheduler.image.tag is empty and the cluster's version is unknown to this render (helm template, helm lint or a GitOps tool without --kube-version; Helm would assume its own default, %s): set scheduler.image.tag to the cluster's version, such as v1.34.4, or render with --kube-version." $helmDefault) -}}
+{{- end -}}
 {{- $version := regexFind "^v?[0-9]+\\.[0-9]+\\.[0-9]+" .Capabilities.KubeVersion.Version -}}
 {{- if not $version -}}
 {{- fail (printf "scheduler.image.tag is empty and the cluster version %q has no vMAJOR.MINOR.PATCH to derive it from: set scheduler.image.tag." .Capabilities.KubeVersion.Version) -}}
@@ -368,4 +376,25 @@ writes are rendered: admissionregistration.k8s.io/v1 has them from Kubernetes 1.
 {{- else -}}
 {{- $want -}}
 {{- end -}}
+{{- end -}}
+
+{{/* Whether a Prometheus Operator object of `kind` is rendered: its value (true, false or auto,
+meaning when the cluster serves the API). Called with (dict "root" $ "want" <value> "kind" "<Kind>"). */}}
+{{- define "neuron.monitorEnabled" -}}
+{{- if eq (toString .want) "auto" -}}
+{{- .root.Capabilities.APIVersions.Has (printf "monitoring.coreos.com/v1/%s" .kind) -}}
+{{- else -}}
+{{- .want -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The components whose metrics the chart exposes: enabled and running neuron-k8s. */}}
+{{- define "neuron.metricsComponents" -}}
+{{- $out := list -}}
+{{- range $c := list "devicePlugin" "extender" -}}
+{{- if and (get $.Values $c).enabled (eq (include "neuron.implementation" (dict "root" $ "component" $c)) "neuron-k8s") -}}
+{{- $out = append $out $c -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $out -}}
 {{- end -}}

@@ -111,10 +111,13 @@ def _template_args(
     release: str,
     kube_version: str,
     implementation: str | None = IMPLEMENTATION,
+    api_versions: Iterable[str] = (),
 ) -> list[str]:
     args = ["template", release, str(CHART), "--namespace", namespace]
     if kube_version:
         args += ["--kube-version", kube_version]
+    for api in api_versions:
+        args += ["--api-versions", api]
     args += _base(implementation)
     for f in files:
         path = Path(f)
@@ -135,11 +138,13 @@ def render(
     release: str = RELEASE,
     kube_version: str = KUBE_VERSION,
     implementation: str | None = IMPLEMENTATION,
+    api_versions: Iterable[str] = (),
 ) -> list[dict[str, Any]]:
     """Render the chart and return its objects (helm test hooks included); `implementation`
-    None renders the chart's own default."""
+    None renders the chart's own default; `api_versions` are APIs the cluster is said to serve
+    (group/version/Kind)."""
     args = _template_args(
-        values, files, set_values, namespace, release, kube_version, implementation
+        values, files, set_values, namespace, release, kube_version, implementation, api_versions
     )
     result = helm(*args)
     if result.returncode != 0:
@@ -173,6 +178,8 @@ def notes(
 ) -> str:
     """The NOTES.txt text of a client-side dry-run install."""
     args = ["install", RELEASE, str(CHART), "--namespace", namespace, "--dry-run=client"]
+    # helm install has no --kube-version: offline, the scheduler's tag must be given.
+    args += ["--values", _values_file(json.dumps({"scheduler": {"image": {"tag": KUBE_VERSION}}}))]
     args += _base(implementation)
     if values:
         args += ["--values", _values_file(json.dumps(values, sort_keys=True))]
@@ -252,3 +259,13 @@ def _merge(base: dict, extra: dict) -> dict:
 
 def values_yaml() -> dict:
     return yaml.safe_load((CHART / "values.yaml").read_text())
+
+
+def extender_service(objs: list[dict]) -> dict:
+    """The extender's Service for the scheduler's calls (not its metrics Service)."""
+    (svc,) = [
+        o
+        for o in objects_of(objs, "Service", "extender")
+        if "neuron.k8s.local/metrics" not in o["metadata"]["labels"]
+    ]
+    return svc

@@ -60,9 +60,9 @@ def test_the_device_plugin_daemonset_is_awss(aws):
     assert ds["spec"]["updateStrategy"]["type"] == "RollingUpdate"
     assert spec["serviceAccountName"] == "neuron-device-plugin"
     assert spec["priorityClassName"] == "system-node-critical"
-    assert {"key": "CriticalAddonsOnly", "operator": "Exists"} in spec["tolerations"]
-    assert {"key": "aws.amazon.com/neuron", "operator": "Exists", "effect": "NoSchedule"} in spec[
-        "tolerations"
+    assert spec["tolerations"] == [
+        {"key": "CriticalAddonsOnly", "operator": "Exists"},
+        {"key": "aws.amazon.com/neuron", "operator": "Exists", "effect": "NoSchedule"},
     ]
     (term,) = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
         "nodeSelectorTerms"

@@ -1,11 +1,18 @@
 """Chart-wide behaviour: object set, names, namespaces, labels, the pinned helm."""
 
+import shutil
+from pathlib import Path
+
 import pytest
+import yaml
 from chartlib import (
+    CHART,
     COMPONENTS,
+    KUBE_VERSION,
     NAMESPACE,
+    RELEASE,
+    extender_service,
     helm,
-    one,
     pinned_helm_version,
     render,
     render_error,
@@ -21,11 +28,12 @@ CLUSTER_SCOPED = {
 }
 # kube-scheduler's built-in Role for reading the authentication ConfigMap lives there.
 IN_KUBE_SYSTEM = {("RoleBinding", "neuron-scheduler-auth-reader")}
+CHART_YAML = yaml.safe_load((CHART / "Chart.yaml").read_text())
 STANDARD_LABELS = {
-    "helm.sh/chart": "neuron-0.1.0",
+    "helm.sh/chart": f"neuron-{CHART_YAML['version']}",
     "app.kubernetes.io/name": "neuron",
     "app.kubernetes.io/instance": "neuron",
-    "app.kubernetes.io/version": "0.1.0",
+    "app.kubernetes.io/version": CHART_YAML["appVersion"],
     "app.kubernetes.io/managed-by": "Helm",
     "app.kubernetes.io/part-of": "neuron",
 }
@@ -62,6 +70,8 @@ def test_defaults_render_every_object_with_default_names(default_objects):
             ("NetworkPolicy", "neuron-extender"),
             ("Deployment", "neuron-extender"),
             ("Service", "neuron-extender"),
+            ("Service", "neuron-device-plugin-metrics"),
+            ("Service", "neuron-extender-metrics"),
             ("ServiceAccount", "neuron-scheduler"),
             ("Role", "neuron-scheduler"),
             ("RoleBinding", "neuron-scheduler"),
@@ -139,11 +149,36 @@ def test_standard_labels_on_every_object(default_objects):
         }
 
 
+VERSION_LABELS = ("helm.sh/chart", "app.kubernetes.io/version")
+
+
 @pytest.mark.parametrize("component", sorted(COMPONENTS))
-def test_pod_templates_carry_standard_labels(default_objects, component):
+def test_pod_templates_carry_standard_labels_but_no_versions(default_objects, component):
     labels = workload(default_objects, component)["spec"]["template"]["metadata"]["labels"]
     for key, value in STANDARD_LABELS.items():
-        assert labels[key] == value
+        if key not in VERSION_LABELS:
+            assert labels[key] == value
+    assert not set(VERSION_LABELS) & set(labels), labels
+
+
+def _templates(chart_dir: Path) -> dict[str, dict]:
+    """The pod templates of the chart in `chart_dir` with its default values, by component."""
+    args = ["template", RELEASE, str(chart_dir), "-n", NAMESPACE, "--kube-version", KUBE_VERSION]
+    result = helm(*args)
+    assert result.returncode == 0, result.stderr
+    objs = [d for d in yaml.safe_load_all(result.stdout) if d]
+    return {c: workload(objs, c)["spec"]["template"] for c in COMPONENTS}
+
+
+def test_a_chart_bump_alone_leaves_the_pod_templates_unchanged(tmp_path):
+    # Failed before: helm.sh/chart and app.kubernetes.io/version on the pod templates made a
+    # version bump roll every Neuron node's plugin.
+    bumped = tmp_path / "neuron"
+    shutil.copytree(CHART, bumped)
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    chart.update(version="99.0.0", appVersion="99.0.0")
+    (bumped / "Chart.yaml").write_text(yaml.safe_dump(chart))
+    assert _templates(bumped) == _templates(CHART)
 
 
 def test_common_labels_on_every_object():
@@ -195,6 +230,6 @@ def test_every_component_disabled_is_refused():
 
 
 def test_service_selects_the_extender_pods(default_objects):
-    service = one(default_objects, "Service", "extender")
+    service = extender_service(default_objects)
     labels = workload(default_objects, "extender")["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= labels.items()

@@ -1,7 +1,20 @@
 """The device plugin DaemonSet, its RBAC, the fake-device mode and its validation."""
 
 import pytest
-from chartlib import container, env_of, one, pod_spec, render, render_error, values_yaml, workload
+import yaml
+from chartlib import (
+    EXAMPLES,
+    REPO,
+    container,
+    env_of,
+    one,
+    pod_spec,
+    render,
+    render_error,
+    values_yaml,
+    workload,
+)
+from neuron_k8s.topology import INSTANCE_TYPES
 
 DEFAULT_INSTANCE_TYPES = [
     "inf1.xlarge",
@@ -67,12 +80,15 @@ def test_priority_class_system_node_critical_by_default(default_objects):
     )
 
 
-def test_tolerates_neuron_taint_and_critical_addons_by_default(default_objects):
+def test_tolerates_every_taint_by_default(default_objects):
     tolerations = pod_spec(workload(default_objects, "devicePlugin"))["tolerations"]
-    assert tolerations == [
-        {"key": "CriticalAddonsOnly", "operator": "Exists"},
-        {"key": "aws.amazon.com/neuron", "operator": "Exists", "effect": "NoSchedule"},
-    ]
+    assert tolerations == [{"operator": "Exists"}]
+
+
+def test_the_tolerations_can_be_narrowed():
+    narrow = [{"key": "aws.amazon.com/neuron", "operator": "Exists", "effect": "NoSchedule"}]
+    objs = render({"devicePlugin": {"tolerations": narrow}})
+    assert pod_spec(workload(objs, "devicePlugin"))["tolerations"] == narrow
 
 
 def test_runs_as_root_without_capabilities(default_objects):
@@ -366,3 +382,24 @@ def test_withholding_can_be_set_either_way(value):
 
 def test_withholding_takes_only_auto_true_or_false():
     assert "withholdInUse" in render_error({"devicePlugin": {"withholdInUse": "sometimes"}})
+
+
+# ---- instance types: one table, neuron_k8s.topology --------------------------------------------
+
+
+def test_the_default_instance_types_are_the_topology_tables():
+    assert values_yaml()["devicePlugin"]["instanceTypes"] == list(INSTANCE_TYPES)
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("*.yaml")))
+def test_every_instance_type_an_example_names_has_a_topology(name):
+    values = yaml.safe_load((EXAMPLES / name).read_text()) or {}
+    named = (values.get("devicePlugin") or {}).get("instanceTypes") or []
+    assert [t for t in named if t not in INSTANCE_TYPES] == []
+
+
+def test_every_instance_type_the_kind_cluster_imitates_has_a_topology():
+    config = yaml.safe_load((REPO / "kind-config.yaml").read_text())
+    labels = [n.get("labels", {}).get("node.kubernetes.io/instance-type") for n in config["nodes"]]
+    imitated = [t for t in labels if t]
+    assert imitated and [t for t in imitated if t not in INSTANCE_TYPES] == []

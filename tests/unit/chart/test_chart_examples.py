@@ -5,6 +5,7 @@ from chartlib import (
     EXAMPLES,
     container,
     env_of,
+    extender_service,
     objects_of,
     one,
     pod_spec,
@@ -173,6 +174,8 @@ def test_aws_compat_renders_the_aws_object_names(compat_objects):
             ("ClusterRoleBinding", "k8s-neuron-scheduler"),
             ("Deployment", "k8s-neuron-scheduler"),
             ("Service", "k8s-neuron-scheduler"),
+            ("Service", "neuron-device-plugin-metrics"),
+            ("Service", "k8s-neuron-scheduler-metrics"),
             # my-scheduler.yml
             ("ServiceAccount", "my-scheduler"),
             ("ClusterRoleBinding", "my-scheduler-as-kube-scheduler"),
@@ -226,7 +229,7 @@ def test_aws_compat_keeps_the_immutable_aws_selectors(compat_objects, kind, comp
 
 
 def test_aws_compat_service_selects_aws_labels(compat_objects):
-    service = one(compat_objects, "Service", "extender")
+    service = extender_service(compat_objects)
     assert service["spec"]["selector"] == {
         "app": "neuron-scheduler",
         "component": "k8s-neuron-scheduler",

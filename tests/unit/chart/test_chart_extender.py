@@ -1,7 +1,16 @@
 """The scheduler extender Deployment, Service, RBAC and their validation."""
 
 import pytest
-from chartlib import container, env_of, one, pod_spec, render, render_error, workload
+from chartlib import (
+    container,
+    env_of,
+    extender_service,
+    one,
+    pod_spec,
+    render,
+    render_error,
+    workload,
+)
 
 
 def objs_with(values):
@@ -91,7 +100,7 @@ def test_priority_class_system_cluster_critical_by_default(default_objects):
 
 
 def test_service_defaults(default_objects):
-    service = one(default_objects, "Service", "extender")
+    service = extender_service(default_objects)
     assert service["metadata"]["name"] == "neuron-extender"
     assert service["spec"]["type"] == "ClusterIP"
     assert service["spec"]["ports"] == [
@@ -100,26 +109,24 @@ def test_service_defaults(default_objects):
 
 
 def test_service_port_value():
-    service = one(objs_with({"service": {"port": 80}}), "Service", "extender")
+    service = extender_service(objs_with({"service": {"port": 80}}))
     assert service["spec"]["ports"][0]["port"] == 80
 
 
 def test_service_type_value():
-    service = one(
-        objs_with({"service": {"type": "NodePort", "allowExternal": True}}), "Service", "extender"
-    )
+    service = extender_service(objs_with({"service": {"type": "NodePort", "allowExternal": True}}))
     assert service["spec"]["type"] == "NodePort"
 
 
 def test_service_annotations():
     annotations = {"service.kubernetes.io/topology-mode": "Auto"}
-    service = one(objs_with({"service": {"annotations": annotations}}), "Service", "extender")
+    service = extender_service(objs_with({"service": {"annotations": annotations}}))
     assert service["metadata"]["annotations"] == annotations
 
 
 def test_service_selector_follows_selector_labels_override():
     objs = objs_with({"selectorLabelsOverride": {"app": "neuron-scheduler"}})
-    assert one(objs, "Service", "extender")["spec"]["selector"] == {"app": "neuron-scheduler"}
+    assert extender_service(objs)["spec"]["selector"] == {"app": "neuron-scheduler"}
 
 
 @pytest.mark.parametrize("replicas", [2, 3])

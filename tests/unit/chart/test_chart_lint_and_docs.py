@@ -1,11 +1,9 @@
-"""helm lint --strict is clean, and the chart README is generated and current."""
-
-import os
-import shutil
-import subprocess
+"""helm lint --strict is clean, and the chart README documents every value. (That the README
+is what helm-docs generates, which needs Go to build helm-docs, is checked by tox -e lint:
+tests/tooling/test_chart_docs.py.)"""
 
 import pytest
-from chartlib import CHART, CHART_DOCS, EXAMPLES, REPO, helm, values_yaml
+from chartlib import CHART, EXAMPLES, helm, values_yaml
 
 README = CHART / "README.md"
 
@@ -22,36 +20,6 @@ def test_helm_lint_strict_is_clean_with_example(name):
     result = helm("lint", "--strict", str(CHART), "--values", str(EXAMPLES / name))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "[WARNING]" not in result.stdout
-
-
-def test_chart_readme_is_current():
-    if not (REPO / ".tools" / "bin" / "helm-docs").exists() and not shutil.which("helm-docs"):
-        pytest.fail("helm-docs is missing: run `bash scripts/install-tools.sh`", pytrace=False)
-    result = subprocess.run(
-        ["bash", str(CHART_DOCS), "--check"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-def test_chart_readme_check_fails_when_stale(tmp_path):
-    copy = tmp_path / "neuron"
-    shutil.copytree(CHART, copy)
-    values = copy / "values.yaml"
-    values.write_text(values.read_text().replace("# -- Install the Neuron device plugin", "# -- X"))
-    result = subprocess.run(
-        ["bash", str(CHART_DOCS), "--check"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={**os.environ, "CHART_DIR": str(copy)},
-    )
-    assert result.returncode == 1
-    assert "README.md is stale" in result.stderr
 
 
 def _leaves(values, prefix=""):

@@ -10,6 +10,7 @@ import pytest
 from chartlib import (
     EXAMPLES,
     container,
+    extender_service,
     notes,
     objects_of,
     one,
@@ -133,7 +134,7 @@ def test_the_verbs_need_a_client_certificate_and_only_the_scheduler_reaches_them
 
 
 def test_the_service_is_cluster_ip(objs):
-    assert one(objs, "Service", "extender")["spec"]["type"] == "ClusterIP"
+    assert extender_service(objs)["spec"]["type"] == "ClusterIP"
 
 
 def test_only_the_charts_scheduler_may_bind_through_the_extender(objs):
