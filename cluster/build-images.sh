@@ -15,7 +15,8 @@ bin=$cache/bin
 out=$cache/images
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SUITE=trixie
-K8S_VERSION=$(sed -n 's/^require k8s.io\/kubernetes \(v[0-9.]*\)$/\1/p' "$here/k8s/go.mod")
+. "$root/versions.env"
+K8S_VERSION=$KUBERNETES_VERSION
 APP_VERSION=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$root/plugin-src/pyproject.toml")
 NODE_IMAGE=${NODE_IMAGE:-neuron-k8s/kind-node:$K8S_VERSION}
 APP_IMAGE=neuron-k8s:$APP_VERSION
@@ -71,7 +72,7 @@ static_image() {  # file tag binary [entrypoint...]
 }
 
 pause_image() {
-  local file=$out/pause.tar tag=registry.k8s.io/pause:3.10.1
+  local file=$out/pause.tar tag=registry.k8s.io/pause:$PAUSE_VERSION
   local want; want=$(inputs_hash "$here/images/pause.c" "$here/mkimage.py" "$tag")
   if current "$file" "$want"; then return; fi
   local dir=$cache/layer-pause
@@ -142,11 +143,12 @@ node_image() {
   local preload=("$out"/{pause,etcd,coredns,kube-apiserver,kube-controller-manager,kube-scheduler,kube-proxy}.tar)
   local want; want=$(inputs_hash "$here/node-image" "$bin/kubeadm" "$bin/kubelet" \
     "$root/.tools/bin/kubectl" "$here/mkimage.py" "$cache/rootfs-node.tar.stamp" \
-    "${preload[@]/%/.stamp}" "$NODE_IMAGE")
+    "${preload[@]/%/.stamp}" "$NODE_IMAGE" "$PAUSE_VERSION")
   if current "$file" "$want"; then return; fi
   local start=$SECONDS dir=$cache/layer-node
   rm -rf "$dir" && mkdir -p "$dir"
   cp -a "$here/node-image/files/." "$dir/"
+  sed -i "s/@PAUSE_VERSION@/$PAUSE_VERSION/" "$dir/etc/containerd/config.toml"
   mkdir -p "$dir/usr/bin" "$dir/kind/images" "$dir/opt/cni" "$dir/etc/kubernetes/manifests" \
     "$dir/etc/systemd/system/multi-user.target.wants" "$dir/etc/cni/net.d"
   cp "$bin/kubeadm" "$bin/kubelet" "$root/.tools/bin/kubectl" "$dir/usr/bin/"
@@ -174,8 +176,8 @@ rootfs node "$NODE_PACKAGES"
 rootfs app "$APP_PACKAGES"
 scratch_layer
 pause_image
-static_image etcd.tar registry.k8s.io/etcd:3.6.5-0 "$bin/etcd"
-static_image coredns.tar registry.k8s.io/coredns/coredns:v1.12.1 "$bin/coredns" /usr/local/bin/coredns
+static_image etcd.tar "registry.k8s.io/etcd:$ETCD_IMAGE_TAG" "$bin/etcd"
+static_image coredns.tar "registry.k8s.io/coredns/coredns:$COREDNS_VERSION" "$bin/coredns" /usr/local/bin/coredns
 for c in kube-apiserver kube-controller-manager kube-scheduler; do
   static_image "$c.tar" "registry.k8s.io/$c:$K8S_VERSION" "$bin/$c"
 done

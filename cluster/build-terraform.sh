@@ -11,8 +11,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${OUT:-$here/.cache/terraform}
-TOFU_VERSION=v1.10.7
-KUBECTL_PROVIDER_VERSION=v1.19.0
+. "$here/../versions.env"
+TOFU_VERSION=$OPENTOFU_VERSION
 mkdir -p "$out/bin" "$out/build"
 export CGO_ENABLED=0
 

@@ -8,6 +8,10 @@ mode, with no container registry, and the e2e suite against it.
     harness.py e2e      up, test, down (NEURON_E2E_KEEP=1 keeps the cluster), with timings
     harness.py demo     up, then show allocatable cores and a sample pod's cores; keeps it up
 
+Two ways up (paths.py), printed at the start: on a machine whose Docker answers and can get
+the stock kind node image, stock kind (its CNI, `docker build plugin-src`); otherwise the
+offline build of cluster/ (no registry needed). NEURON_E2E_OFFLINE=1 forces the offline build.
+
 Environment: NEURON_E2E_REUSE=1 reuses a running cluster of the same name;
 NEURON_E2E_KUBECONFIG=<path> runs `test`/`e2e` against an existing cluster instead (an EKS
 cluster with real Neuron nodes, say): nothing is built, created or deleted there.
@@ -16,64 +20,28 @@ cluster with real Neuron nodes, say): nothing is built, created or deleted there
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
-import shlex
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-CACHE = HERE / ".cache"
+import yaml
+from network import network as bridge_network
+from paths import Probes, Way, choose
+from shell import CACHE, HERE, KUBECONFIG, ROOT, SID_DIR, env, out, run, succeeds
+from versions import VERSIONS
+
 IMAGES = CACHE / "images"
-KUBECONFIG = CACHE / "kubeconfig"
-SID_DIR = Path(os.environ.get("NEURON_SID_DIR", "/opt/neuron-sid"))
 CLUSTER = "neuron"
 NAMESPACE = "neuron"
 RELEASE = "neuron"
-K8S_VERSION = next(
-    line.split()[-1]
-    for line in (HERE / "k8s" / "go.mod").read_text().splitlines()
-    if line.startswith("require k8s.io/kubernetes ")
-)
-NODE_IMAGE = f"neuron-k8s/kind-node:{K8S_VERSION}"
+K8S_VERSION = VERSIONS["KUBERNETES_VERSION"]
+OFFLINE_NODE_IMAGE = f"neuron-k8s/kind-node:{K8S_VERSION}"
+STOCK_NODE_IMAGE = VERSIONS["KIND_NODE_IMAGE"]
+KIND_CONFIG = ROOT / "kind-config.yaml"
 KIND_VALUES = ROOT / "charts" / "neuron" / "examples" / "kind.yaml"
-
-
-def env() -> dict[str, str]:
-    e = dict(os.environ)
-    path = [
-        str(SID_DIR / "root/usr/sbin"),
-        str(SID_DIR / "root/usr/bin"),
-        str(CACHE / "bin"),
-        str(ROOT / ".tools/bin"),
-        e.get("PATH", ""),
-    ]
-    e["PATH"] = os.pathsep.join(path)
-    e["KUBECONFIG"] = str(KUBECONFIG)
-    return e
-
-
-def run(
-    cmd: list[str] | str, check: bool = True, capture: bool = False, input: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    shown = cmd if isinstance(cmd, str) else shlex.join(cmd)
-    print(f"+ {shown}", flush=True)
-    return subprocess.run(
-        cmd,
-        shell=isinstance(cmd, str),
-        check=check,
-        text=True,
-        env=env(),
-        capture_output=capture,
-        input=input,
-    )
-
-
-def out(cmd: list[str]) -> str:
-    return subprocess.run(cmd, check=True, text=True, env=env(), capture_output=True).stdout
 
 
 class Timer:
@@ -98,24 +66,49 @@ class Timer:
         print(f"  {'total':<10} {total:7.1f} s", flush=True)
 
 
+@functools.cache
+def way() -> Way:
+    """The path this run takes (paths.py), chosen once and printed."""
+    probes = Probes(
+        docker_answers=lambda: succeeds(["docker", "info"]),
+        image_present=lambda image: succeeds(["docker", "image", "inspect", image]),
+        image_pulled=lambda image: succeeds(["docker", "pull", "-q", image]),
+    )
+    chosen = choose(probes, STOCK_NODE_IMAGE, os.environ.get("NEURON_E2E_OFFLINE") == "1")
+    print(f"harness: {chosen.describe(STOCK_NODE_IMAGE)}", flush=True)
+    return chosen
+
+
+def app_image() -> str:
+    return f"neuron-k8s:{_app_version()}"
+
+
 # --- phases -------------------------------------------------------------------------------
 def host() -> None:
     run(["bash", str(ROOT / "scripts/install-tools.sh")])
-    run(["bash", str(HERE / "setup-host.sh")])
+    if not way().stock:
+        run(["bash", str(HERE / "setup-host.sh")])
 
 
 def binaries() -> None:
-    run(["bash", str(HERE / "build-binaries.sh")])
+    if way().stock:
+        # kind itself, and kube-scheduler for tests/e2e/test_08_scheduler_config.py.
+        run(["bash", str(HERE / "build-binaries.sh")], env_extra={"STOCK": "1"})
+    else:
+        run(["bash", str(HERE / "build-binaries.sh")])
     # Terraform and the kubectl provider, for tests/e2e/test_95_terraform.py.
     run(["bash", str(HERE / "build-terraform.sh")])
 
 
 def images() -> None:
+    if way().stock:
+        run(["docker", "build", "-q", "-t", app_image(), str(ROOT / "plugin-src")])
+        return
     run(["bash", str(HERE / "build-images.sh")])
     # docker load only when the node image changed since the last load.
     stamp = (IMAGES / "kind-node.tar.stamp").read_text().strip()
     loaded = IMAGES / "kind-node.tar.loaded"
-    have = run(["docker", "image", "inspect", NODE_IMAGE], check=False, capture=True)
+    have = run(["docker", "image", "inspect", OFFLINE_NODE_IMAGE], check=False, capture=True)
     if have.returncode != 0 or not loaded.exists() or loaded.read_text().strip() != stamp:
         run(["docker", "load", "-q", "-i", str(IMAGES / "kind-node.tar")])
         loaded.write_text(stamp + "\n")
@@ -125,6 +118,16 @@ def cluster_exists() -> bool:
     return CLUSTER in out(["kind", "get", "clusters"]).split()
 
 
+def stock_kind_config() -> str:
+    """kind-config.yaml with kind's own CNI back on (the offline node image has none)."""
+    config = yaml.safe_load(KIND_CONFIG.read_text())
+    config.get("networking", {}).pop("disableDefaultCNI", None)
+    path = CACHE / "kind-config-stock.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return str(path)
+
+
 def cluster() -> None:
     if os.environ.get("NEURON_E2E_REUSE") == "1" and cluster_exists():
         print(f"reusing kind cluster {CLUSTER}")
@@ -132,165 +135,46 @@ def cluster() -> None:
         return
     if cluster_exists():
         run(["kind", "delete", "cluster", "--name", CLUSTER])
-    run(
-        [
-            "kind",
-            "create",
-            "cluster",
-            "--name",
-            CLUSTER,
-            "--config",
-            str(ROOT / "kind-config.yaml"),
-            "--image",
-            NODE_IMAGE,
-            "--kubeconfig",
-            str(KUBECONFIG),
-            "--retain",
-        ]
-    )
-
-
-def node_containers() -> list[str]:
-    return out(["kind", "get", "nodes", "--name", CLUSTER]).split()
+    if way().stock:
+        config, image = stock_kind_config(), STOCK_NODE_IMAGE
+    else:
+        config, image = str(KIND_CONFIG), OFFLINE_NODE_IMAGE
+    create = ["kind", "create", "cluster", "--name", CLUSTER, "--config", config]
+    run([*create, "--image", image, "--kubeconfig", str(KUBECONFIG), "--retain"])
 
 
 def network() -> None:
-    """A bridge per node on its pod CIDR, and routes to every other node's pod CIDR: what
-    kind's default CNI would do, with Debian's CNI plugins and no image."""
-    deadline = time.monotonic() + 120
-    while True:
-        nodes = json.loads(out(["kubectl", "get", "nodes", "-o", "json"]))["items"]
-        if len(nodes) == len(node_containers()) and all(n["spec"].get("podCIDR") for n in nodes):
-            break
-        if time.monotonic() > deadline:
-            raise SystemExit("network: nodes did not get pod CIDRs within 120 s")
-        time.sleep(1)
-    addr = {
-        n["metadata"]["name"]: next(
-            a["address"] for a in n["status"]["addresses"] if a["type"] == "InternalIP"
-        )
-        for n in nodes
-    }
-    cidr = {n["metadata"]["name"]: n["spec"]["podCIDR"] for n in nodes}
-    for name in addr:
-        conf = {
-            "cniVersion": "1.0.0",
-            "name": "neuron-bridge",
-            "plugins": [
-                {
-                    "type": "bridge",
-                    "bridge": "cni0",
-                    "isGateway": True,
-                    "ipMasq": True,
-                    "hairpinMode": True,
-                    "ipam": {
-                        "type": "host-local",
-                        "ranges": [[{"subnet": cidr[name]}]],
-                        "routes": [{"dst": "0.0.0.0/0"}],
-                    },
-                },
-                {"type": "portmap", "capabilities": {"portMappings": True}},
-            ],
-        }
-        routes = "".join(f"ip route replace {cidr[o]} via {addr[o]}\n" for o in addr if o != name)
-        script = (
-            "set -e\nsysctl -qw net.ipv4.ip_forward=1\n"
-            "sysctl -qw net.bridge.bridge-nf-call-iptables=1 || true\n"
-            f"{routes}"
-            "mkdir -p /etc/cni/net.d\n"
-            "cat > /etc/cni/net.d/10-neuron-bridge.conflist <<'EOF'\n"
-            f"{json.dumps(conf, indent=1)}\nEOF\n"
-        )
-        run(["docker", "exec", "-i", name, "bash", "-s"], input=script)
-    run(["kubectl", "wait", "--for=condition=Ready", "nodes", "--all", "--timeout=180s"])
-    offline_dns()
-
-
-def cluster_zones_only(corefile: str) -> str:
-    """The Corefile without its upstream: no `forward` block and no `loop` check."""
-    lines, skip = [], False
-    for line in corefile.splitlines():
-        stripped = line.strip()
-        if stripped.startswith("forward "):
-            skip = stripped.endswith("{")
-            continue
-        if skip:
-            skip = stripped != "}"
-            continue
-        if stripped == "loop":
-            continue
-        lines.append(line)
-    return "\n".join(lines) + "\n"
-
-
-def offline_dns() -> None:
-    """Cluster DNS without an upstream: the nodes' resolver is Docker's 127.0.0.11, which from a
-    pod is the pod's own loopback, so CoreDNS would forward to itself (its loop check stops it).
-    There is no outside world to resolve here: serve the cluster zones only."""
-    cm = json.loads(
-        out(["kubectl", "get", "configmap", "coredns", "-n", "kube-system", "-o", "json"])
-    )
-    corefile = cluster_zones_only(cm["data"]["Corefile"])
-    patch = {"data": {"Corefile": corefile}}
-    run(
-        [
-            "kubectl",
-            "patch",
-            "configmap",
-            "coredns",
-            "-n",
-            "kube-system",
-            "--type",
-            "merge",
-            "-p",
-            json.dumps(patch),
-        ]
-    )
-    run(["kubectl", "rollout", "restart", "deployment/coredns", "-n", "kube-system"])
-    run(
-        [
-            "kubectl",
-            "rollout",
-            "status",
-            "deployment/coredns",
-            "-n",
-            "kube-system",
-            "--timeout=120s",
-        ]
-    )
+    if way().stock:
+        run(["kubectl", "wait", "--for=condition=Ready", "nodes", "--all", "--timeout=180s"])
+    else:
+        bridge_network(CLUSTER)
 
 
 def load() -> None:
-    run(["kind", "load", "image-archive", str(IMAGES / "neuron-k8s.tar"), "--name", CLUSTER])
+    if way().stock:
+        run(["kind", "load", "docker-image", app_image(), "--name", CLUSTER])
+    else:
+        run(["kind", "load", "image-archive", str(IMAGES / "neuron-k8s.tar"), "--name", CLUSTER])
+
+
+def build_stamp() -> str:
+    """Changes with every build of the neuron-k8s image (its tag does not)."""
+    if way().stock:
+        return out(["docker", "image", "inspect", "-f", "{{.Id}}", app_image()]).strip()
+    return (IMAGES / "neuron-k8s.tar.stamp").read_text().strip()
 
 
 def install() -> None:
     # The image tag stays the same across rebuilds; an annotation with the image's build stamp
     # rolls the pods when a reused cluster gets a new build.
-    stamp = (IMAGES / "neuron-k8s.tar.stamp").read_text().strip()
+    stamp = build_stamp().replace("sha256:", "")[:16]
     roll = [
         f"--set-string={c}.podAnnotations.neuron-k8s/build={stamp}"
         for c in ("devicePlugin", "extender")
     ]
     chart = str(ROOT / "charts/neuron")
-    run(
-        [
-            "helm",
-            "upgrade",
-            "--install",
-            RELEASE,
-            chart,
-            "--namespace",
-            NAMESPACE,
-            "--create-namespace",
-            "-f",
-            str(KIND_VALUES),
-            *roll,
-            "--wait",
-            "--timeout",
-            "5m",
-        ]
-    )
+    release = [RELEASE, chart, "--namespace", NAMESPACE, "--create-namespace"]
+    run(["helm", "upgrade", "--install", *release, "-f", str(KIND_VALUES), *roll, "--wait"])
     run(["kubectl", "get", "pods", "-n", NAMESPACE, "-o", "wide"])
     wait_for_neuron_capacity()
 
@@ -304,16 +188,9 @@ def tests(extra: list[str]) -> None:
         e["NEURON_E2E_KIND_CLUSTER"] = CLUSTER
         e["NEURON_E2E_NAMESPACE"] = NAMESPACE
         e["NEURON_E2E_RELEASE"] = RELEASE
-    cmd = [
-        sys.executable,
-        "-m",
-        "pytest",
-        str(ROOT / "tests/e2e"),
-        "--kubeconfig",
-        e["KUBECONFIG"],
-        *extra,
-    ]
-    print(f"+ {shlex.join(cmd)}", flush=True)
+    cmd = [sys.executable, "-m", "pytest", str(ROOT / "tests/e2e"), "--kubeconfig", e["KUBECONFIG"]]
+    cmd += extra
+    print(f"+ {' '.join(cmd)}", flush=True)
     subprocess.run(cmd, check=True, env=e, cwd=ROOT)
 
 

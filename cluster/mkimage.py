@@ -7,7 +7,7 @@ Each --layer is a folder (its contents become the layer's root) or a tarball use
 are stacked in order. Layers that are tarballs keep their digest, so images built on the same
 base share it and containerd stores it once.
 
-    mkimage.py --tag registry.k8s.io/etcd:3.6.5-0 --layer /tmp/etcd-root \\
+    mkimage.py --tag registry.k8s.io/etcd:<tag> --layer /tmp/etcd-root \\
         --entrypoint /usr/local/bin/etcd --out etcd.tar
 """
 

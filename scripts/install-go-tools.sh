@@ -9,8 +9,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 bin=$root/.tools/bin
 mkdir -p "$bin"
 command -v go >/dev/null 2>&1 || { echo "these tools need Go to build: install Go" >&2; exit 1; }
-HELM_DOCS_VERSION=v1.14.2
-KUBE_SCORE_VERSION=v1.20.0
+. "$root/versions.env"
 
 built() {  # binary module version
   [ -x "$bin/$1" ] && go version -m "$bin/$1" 2>/dev/null |

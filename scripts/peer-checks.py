@@ -20,10 +20,13 @@ from pathlib import Path
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cluster"))
+import versions
+
 ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "charts" / "neuron"
 EXCEPTIONS = ROOT / "scripts" / "peer-check-exceptions.yaml"
-KUBE_VERSION = "1.34.4"
+KUBE_VERSION = versions.VERSIONS["KUBERNETES_VERSION"]
 NAMESPACE = "kube-system"
 
 

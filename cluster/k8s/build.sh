@@ -5,7 +5,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${OUT:-$here/../.cache/bin}
-version=$(sed -n 's/^require k8s.io\/kubernetes \(v[0-9.]*\)$/\1/p' "$here/go.mod")
+. "$here/../../versions.env"
+version=$KUBERNETES_VERSION
 major=${version#v}; minor=${major#*.}; major=${major%%.*}; minor=${minor%%.*}
 mkdir -p "$out"
 ldflags="-s -w"

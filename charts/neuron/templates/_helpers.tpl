@@ -209,7 +209,7 @@ imagePullSecrets:
      for. lookup answers only when Helm talks to a cluster. */ -}}
 {{- $helmDefault := printf "%s.0" (.Capabilities.HelmVersion.KubeClientVersion | default "") -}}
 {{- if and (eq .Capabilities.KubeVersion.Version $helmDefault) (empty (lookup "v1" "Namespace" "" "kube-system")) -}}
-{{- fail (printf "scheduler.image.tag is empty and the cluster's version is unknown to this render (helm template, helm lint or a GitOps tool without --kube-version; Helm would assume its own default, %s): set scheduler.image.tag to the cluster's version, such as v1.34.4, or render with --kube-version." $helmDefault) -}}
+{{- fail (printf "scheduler.image.tag is empty and the cluster's version is unknown to this render (helm template, helm lint or a GitOps tool without --kube-version; Helm would assume its own default, %s): set scheduler.image.tag to the cluster's version (its vMAJOR.MINOR.PATCH), or render with --kube-version." $helmDefault) -}}
 {{- end -}}
 {{- $version := regexFind "^v?[0-9]+\\.[0-9]+\\.[0-9]+" .Capabilities.KubeVersion.Version -}}
 {{- if not $version -}}

@@ -5,8 +5,8 @@ terraform {
   required_version = ">= 1.7"
   required_providers {
     kubectl = {
-      source  = "gavinbunney/kubectl"
-      version = "1.19.0"
+      # The one version in the test's filesystem mirror (versions.env).
+      source = "gavinbunney/kubectl"
     }
   }
 }

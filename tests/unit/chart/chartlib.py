@@ -8,9 +8,9 @@ cost few helm runs.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -21,14 +21,24 @@ from typing import Any
 import pytest
 import yaml
 
+
+def _load_versions(path: Path) -> dict[str, str]:
+    """versions.env through cluster/versions.py (cluster/ is not a package on this path)."""
+    spec = importlib.util.spec_from_file_location("neuron_versions", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return dict(module.VERSIONS)
+
+
 REPO = Path(__file__).resolve().parents[3]
+VERSIONS = _load_versions(REPO / "cluster" / "versions.py")
 CHART = REPO / "charts" / "neuron"
 EXAMPLES = CHART / "examples"
-INSTALL_TOOLS = REPO / "scripts" / "install-tools.sh"
 CHART_DOCS = REPO / "scripts" / "chart-docs.sh"
 
 # The cluster version the e2e harness runs; kube-scheduler's default tag derives from it.
-KUBE_VERSION = "v1.34.4"
+KUBE_VERSION = VERSIONS["KUBERNETES_VERSION"]
 NAMESPACE = "neuron-system"
 RELEASE = "neuron"
 
@@ -41,9 +51,7 @@ COMPONENTS = {
 
 
 def pinned_helm_version() -> str:
-    match = re.search(r"^HELM_VERSION=(\S+)$", INSTALL_TOOLS.read_text(), re.MULTILINE)
-    assert match, f"no HELM_VERSION= line in {INSTALL_TOOLS}"
-    return match.group(1)
+    return VERSIONS["HELM_VERSION"]
 
 
 @functools.cache

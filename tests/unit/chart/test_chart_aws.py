@@ -7,6 +7,7 @@ sentences that refuse the others."""
 
 import pytest
 from chartlib import (
+    KUBE_VERSION,
     container,
     objects_of,
     pod_spec,
@@ -46,7 +47,7 @@ def test_with_no_values_every_image_is_pulled_from_a_public_registry():
     assert images == {
         "public.ecr.aws/neuron/neuron-device-plugin:2.32.0.0",
         "public.ecr.aws/neuron/neuron-scheduler:2.32.0.0",
-        "registry.k8s.io/kube-scheduler:v1.34.4",
+        f"registry.k8s.io/kube-scheduler:{KUBE_VERSION}",
         "public.ecr.aws/docker/library/python:3.11-slim",
     }
 

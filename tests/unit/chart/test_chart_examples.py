@@ -3,6 +3,7 @@
 import pytest
 from chartlib import (
     EXAMPLES,
+    KUBE_VERSION,
     container,
     env_of,
     extender_service,
@@ -75,14 +76,14 @@ def test_kind_uses_preloaded_images_without_pulling(kind_objects):
     assert images == {
         "neuron-device-plugin": ("neuron-k8s:0.1.0", "Never"),
         "neuron-extender": ("neuron-k8s:0.1.0", "Never"),
-        "neuron-scheduler": ("registry.k8s.io/kube-scheduler:v1.34.4", "Never"),
+        "neuron-scheduler": (f"registry.k8s.io/kube-scheduler:{KUBE_VERSION}", "Never"),
         "neuron-test": ("neuron-k8s:0.1.0", "Never"),
     }
 
 
-def test_kind_scheduler_tag_does_not_depend_on_cluster_version():
-    objs = render(files=["kind.yaml"], kube_version="v1.35.0")
-    assert container(workload(objs, "scheduler"))["image"].endswith(":v1.34.4")
+def test_kind_scheduler_runs_the_control_planes_own_image():
+    objs = render(files=["kind.yaml"], kube_version="v1.35.2")
+    assert container(workload(objs, "scheduler"))["image"].endswith(":v1.35.2")
 
 
 def test_kind_fake_mode_reads_instance_type_label_and_health_file(kind_objects):

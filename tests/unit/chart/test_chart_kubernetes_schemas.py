@@ -60,7 +60,7 @@ EVERYTHING = {
     },
     "scheduler": {
         "replicas": 2,
-        "image": {"tag": "v1.34.4"},
+        "image": {"tag": "v1.33.9"},
         "imagePullSecrets": [{"name": "regcred"}],
         "podAnnotations": {"a": "b"},
         "extraEnv": [{"name": "Z", "value": "1"}],

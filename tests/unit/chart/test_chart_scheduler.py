@@ -267,9 +267,9 @@ def test_liveness_and_readiness_probe_different_endpoints_on_10259(default_objec
 
 
 def test_image_tag_derived_from_cluster_version():
-    objs = render(kube_version="v1.34.4")
+    objs = render(kube_version="v1.33.9")
     assert container(workload(objs, "scheduler"))["image"] == (
-        "registry.k8s.io/kube-scheduler:v1.34.4"
+        "registry.k8s.io/kube-scheduler:v1.33.9"
     )
 
 
@@ -289,7 +289,7 @@ def test_image_tag_value_wins_over_cluster_version():
 
 def test_an_offline_render_without_the_clusters_version_asks_for_the_image_tag():
     # Failed before: helm template without --kube-version rendered Helm's own default version
-    # as the tag (v1.35.0 with Helm 4.1.4), which no cluster asked for.
+    # as the tag (v1.35.0 with the Helm pinned here), which no cluster asked for.
     error = render_error(kube_version="")
     assert "scheduler.image.tag is empty and the cluster's version is unknown" in error
     assert "set scheduler.image.tag to the cluster's version" in error
@@ -301,9 +301,12 @@ def test_an_offline_render_with_the_image_tag_needs_no_cluster_version():
 
 
 def test_image_repository_value():
-    objs = render({"scheduler": {"image": {"repository": "mirror.example/kube-scheduler"}}})
+    objs = render(
+        {"scheduler": {"image": {"repository": "mirror.example/kube-scheduler"}}},
+        kube_version="v1.33.9",
+    )
     assert container(workload(objs, "scheduler"))["image"] == (
-        "mirror.example/kube-scheduler:v1.34.4"
+        "mirror.example/kube-scheduler:v1.33.9"
     )
 
 

@@ -93,7 +93,7 @@ def make_node(
                 {"type": "Hostname", "address": name},
             ],
             "nodeInfo": {
-                "kubeletVersion": "v1.34.4",
+                "kubeletVersion": "v1.33.9",
                 "containerRuntimeVersion": "containerd://1.7.27",
                 "kernelVersion": "6.1.141-155.222.amzn2023.x86_64",
                 "osImage": "Amazon Linux 2023.7.20250623",

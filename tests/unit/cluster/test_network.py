@@ -1,4 +1,4 @@
-"""The harness's pure pieces: cluster DNS without an upstream."""
+"""The offline path's network (cluster/network.py): cluster DNS without an upstream."""
 
 import importlib.util
 import sys
@@ -6,9 +6,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "cluster"))
-spec = importlib.util.spec_from_file_location("harness", ROOT / "cluster" / "harness.py")
-harness = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(harness)
+spec = importlib.util.spec_from_file_location("network", ROOT / "cluster" / "network.py")
+network = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(network)
 
 KUBEADM_COREFILE = """.:53 {
     errors
@@ -34,18 +34,18 @@ KUBEADM_COREFILE = """.:53 {
 
 
 def test_offline_corefile_has_no_upstream_and_no_loop_check() -> None:
-    out = harness.cluster_zones_only(KUBEADM_COREFILE)
+    out = network.cluster_zones_only(KUBEADM_COREFILE)
     assert "forward" not in out and "max_concurrent" not in out
     assert "\n    loop\n" not in out
 
 
 def test_offline_corefile_keeps_the_cluster_zones_and_the_rest() -> None:
-    out = harness.cluster_zones_only(KUBEADM_COREFILE)
+    out = network.cluster_zones_only(KUBEADM_COREFILE)
     for kept in ("kubernetes cluster.local", "ttl 30", "cache 30", "reload", "health {"):
         assert kept in out
     assert out.count("{") == out.count("}")
 
 
 def test_offline_corefile_drops_a_one_line_forward() -> None:
-    out = harness.cluster_zones_only(".:53 {\n    forward . 8.8.8.8\n    cache 30\n}\n")
+    out = network.cluster_zones_only(".:53 {\n    forward . 8.8.8.8\n    cache 30\n}\n")
     assert out == ".:53 {\n    cache 30\n}\n"
