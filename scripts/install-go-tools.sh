@@ -2,7 +2,7 @@
 # The tools of `tox -e lint` that are built from the Go module proxy with the machine's Go
 # (1.22 or newer), into .tools/bin: helm-docs, which generates charts/neuron/README.md
 # (scripts/chart-docs.sh), and kube-score, one of the peer checkers scripts/peer-checks.py runs
-# (checkov comes from PyPI through tox). The unit tests need none of them. Idempotent: the
+# (checkov comes from PyPI: scripts/install-checkov.sh). The unit tests need none of them. Idempotent: the
 # module versions are read back from the binaries.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
