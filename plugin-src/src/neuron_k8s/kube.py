@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from .logs import get_logger
+from .wirejson import loads
 
 log = get_logger("kube")
 
@@ -43,8 +44,16 @@ def _error_from(status: int, body: bytes) -> ApiError:
         return ApiError(status, "", body[:200].decode(errors="replace"))
 
 
+# Kept-alive connections a client holds between requests. The extender serves each of
+# kube-scheduler's connections on a thread of its own, and kube-scheduler opens and closes
+# connections as its binds come and go: a connection per thread would cost a TLS handshake
+# per bind (measured: a fifth of the extender's time at 500 nodes, plugin-src/bench/bench_scale.py).
+MAX_IDLE_CONNECTIONS = 32
+
+
 class KubeClient:
-    """A minimal, thread-safe API client. Each thread keeps its own connection."""
+    """A minimal, thread-safe API client. Requests take a kept-alive connection from a small
+    shared pool, or open one; watches have their own."""
 
     def __init__(
         self,
@@ -66,7 +75,8 @@ class KubeClient:
         self._token_file = token_file
         self._ssl = ssl_context
         self._timeout = timeout
-        self._local = threading.local()
+        self._idle: list[http.client.HTTPConnection] = []
+        self._idle_lock = threading.Lock()
 
     # --- construction -------------------------------------------------------------------
     @classmethod
@@ -137,26 +147,31 @@ class KubeClient:
         return cls(server, token=token, token_file=token_file, ssl_context=ssl_ctx, timeout=timeout)
 
     # --- requests -----------------------------------------------------------------------
-    def _conn(self, timeout: float | None) -> http.client.HTTPConnection:
-        conn = getattr(self._local, "conn", None)
+    def _new_conn(self, timeout: float | None) -> http.client.HTTPConnection:
+        if self._scheme == "https":
+            return http.client.HTTPSConnection(
+                self._host, self._port, timeout=timeout, context=self._ssl
+            )
+        return http.client.HTTPConnection(self._host, self._port, timeout=timeout)
+
+    def _take_conn(self, timeout: float | None, fresh: bool) -> http.client.HTTPConnection:
+        conn = None
+        if not fresh:
+            with self._idle_lock:
+                conn = self._idle.pop() if self._idle else None
         if conn is None:
-            if self._scheme == "https":
-                conn = http.client.HTTPSConnection(
-                    self._host, self._port, timeout=timeout, context=self._ssl
-                )
-            else:
-                conn = http.client.HTTPConnection(self._host, self._port, timeout=timeout)
-            self._local.conn = conn
+            return self._new_conn(timeout)
         conn.timeout = timeout
         if conn.sock is not None:
             conn.sock.settimeout(timeout)
         return conn
 
-    def _drop_conn(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+    def _give_back(self, conn: http.client.HTTPConnection) -> None:
+        with self._idle_lock:
+            if len(self._idle) < MAX_IDLE_CONNECTIONS:
+                self._idle.append(conn)
+                return
+        conn.close()
 
     def _headers(self, content_type: str | None = None) -> dict[str, str]:
         headers = {"Accept": "application/json", "User-Agent": "neuron-k8s/0.1"}
@@ -187,14 +202,15 @@ class KubeClient:
         headers = self._headers(content_type if data is not None else None)
         url = self._url(path, params)
         for attempt in (1, 2):
-            conn = self._conn(self._timeout)
+            # The retry opens a fresh connection: the other idle ones may be as stale.
+            conn = self._take_conn(self._timeout, fresh=attempt == 2)
             reused = conn.sock is not None
             try:
                 conn.request(method, url, body=data, headers=headers)
                 resp = conn.getresponse()
                 raw = resp.read()
             except (OSError, http.client.HTTPException) as err:
-                self._drop_conn()
+                conn.close()
                 # Only a kept-alive connection the server had closed is retried: after a
                 # timeout the request may have been applied, and the caller's deadline is
                 # shorter than two of them.
@@ -202,9 +218,13 @@ class KubeClient:
                 if attempt == 2 or not stale:
                     raise ApiError(0, "Unreachable", f"{method} {path}: {err}") from err
                 continue
+            if resp.will_close:
+                conn.close()
+            else:
+                self._give_back(conn)
             if resp.status >= 400:
                 raise _error_from(resp.status, raw)
-            return json.loads(raw) if raw else {}
+            return loads(raw) if raw else {}
         raise AssertionError("unreachable")
 
     def get(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -240,7 +260,7 @@ class KubeClient:
                     return
                 if not line.strip():
                     continue
-                event = json.loads(line)
+                event = loads(line)
                 if event.get("type") == "ERROR":
                     status = event.get("object") or {}
                     raise ApiError(

@@ -385,3 +385,34 @@ def test_cluster_role_bindings(default_objects, name, role):
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "neuron-scheduler", "namespace": "neuron-system"}
     ]
+
+
+def test_the_api_client_limits_are_kube_schedulers_own_by_default(default_objects):
+    config = scheduler_config(default_objects)
+    assert config["clientConnection"] == {"qps": 50, "burst": 100}
+
+
+def test_the_api_client_limits_can_be_raised_for_large_clusters():
+    objs = render({"scheduler": {"clientConnection": {"qps": 500, "burst": 1000}}})
+    assert scheduler_config(objs)["clientConnection"] == {"qps": 500, "burst": 1000}
+
+
+def test_percentage_of_nodes_to_score_is_kube_schedulers_adaptive_default(default_objects):
+    assert "percentageOfNodesToScore" not in scheduler_config(default_objects)
+
+
+def test_percentage_of_nodes_to_score_can_be_set():
+    objs = render({"scheduler": {"percentageOfNodesToScore": 20}})
+    assert scheduler_config(objs)["percentageOfNodesToScore"] == 20
+
+
+@pytest.mark.parametrize(
+    ("values", "where"),
+    [
+        ({"percentageOfNodesToScore": 101}, "/scheduler/percentageOfNodesToScore"),
+        ({"clientConnection": {"qps": 0}}, "/scheduler/clientConnection/qps"),
+        ({"clientConnection": {"burst": 0}}, "/scheduler/clientConnection/burst"),
+    ],
+)
+def test_out_of_range_scheduler_settings_are_refused_naming_the_key(values, where):
+    assert f"at '{where}'" in render_error({"scheduler": values})

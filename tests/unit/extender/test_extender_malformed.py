@@ -196,3 +196,80 @@ def test_internal_error_is_a_500_and_the_server_survives(ext, monkeypatch):
     assert "internal error in the Neuron extender: bug" in resp.json()["Error"]
     monkeypatch.undo()
     _still_serving(ext)
+
+
+# ---- the request line and headers (server.py reads them itself) ----------------------------
+
+
+def _exchange(ext, raw: bytes) -> bytes:
+    """Send raw bytes, return everything the server answers before it closes or goes quiet."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", ext.port), timeout=5) as s:
+        s.sendall(raw)
+        s.shutdown(socket.SHUT_WR)
+        chunks = []
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_a_bad_request_line_is_a_400(ext):
+    assert _exchange(ext, b"GARBAGE\r\n\r\n").split(b"\r\n")[0].split()[1] == b"400"
+    _still_serving(ext)
+
+
+def test_a_header_line_without_a_colon_is_a_400(ext):
+    answer = _exchange(ext, b"GET /healthz HTTP/1.1\r\nHost x\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 400")
+    _still_serving(ext)
+
+
+def test_a_header_line_over_64_kib_is_a_431(ext):
+    answer = _exchange(ext, b"GET /healthz HTTP/1.1\r\nX: " + b"a" * 70000 + b"\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 431")
+    _still_serving(ext)
+
+
+def test_more_than_100_headers_is_a_431(ext):
+    headers = b"".join(b"X-%d: 1\r\n" % i for i in range(101))
+    answer = _exchange(ext, b"GET /healthz HTTP/1.1\r\n" + headers + b"\r\n")
+    assert answer.startswith(b"HTTP/1.1 431")
+    _still_serving(ext)
+
+
+def test_header_names_are_case_insensitive(ext):
+    body = json.dumps(filter_args(make_pod("p"), ["inf2-a"])).encode()
+    raw = b"POST /filter HTTP/1.1\r\ncontent-length: %d\r\nconnection: close\r\n\r\n" % len(body)
+    answer = _exchange(ext, raw + body)
+    assert answer.startswith(b"HTTP/1.1 200") and b'"inf2-a"' in answer
+
+
+def test_connection_close_is_honoured_after_the_answer(ext):
+    answer = _exchange(ext, b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\nGET /healthz")
+    assert answer.count(b"HTTP/1.1 200") == 1 and b"Connection: close" in answer
+
+
+def test_http_1_0_without_keep_alive_gets_one_answer(ext):
+    answer = _exchange(ext, b"GET /healthz HTTP/1.0\r\n\r\nGET /healthz HTTP/1.0\r\n\r\n")
+    assert answer.count(b" 200 ") == 1
+
+
+def test_two_kept_alive_requests_get_two_answers(ext):
+    one = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    answer = _exchange(ext, one + b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n")
+    assert answer.count(b"HTTP/1.1 200") == 2
+
+
+def test_expect_100_continue_is_answered_before_the_body(ext):
+    body = json.dumps(filter_args(make_pod("p"), ["inf2-a"])).encode()
+    conn = http.client.HTTPConnection("127.0.0.1", ext.port, timeout=5)
+    conn.putrequest("POST", "/filter")
+    conn.putheader("Content-Length", str(len(body)))
+    conn.putheader("Expect", "100-continue")
+    conn.endheaders()
+    interim = conn.sock.recv(64)
+    conn.send(body)
+    resp = conn.getresponse()
+    assert interim.startswith(b"HTTP/1.1 100") and resp.status == 200
+    conn.close()

@@ -124,11 +124,16 @@ def test_fast_read_words_errors_as_the_plain_parse(body):
     assert str(fast.value) == str(plain.value)
 
 
+def _fresh(name):
+    module = importlib.util.module_from_spec(importlib.util.find_spec(name))
+    module.__spec__.loader.exec_module(module)
+    return module
+
+
 def test_wire_json_works_without_orjson(monkeypatch):
     monkeypatch.setitem(sys.modules, "orjson", None)  # as if it were not installed
-    spec = importlib.util.find_spec("neuron_k8s.extender.protocol")
-    plain = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(plain)
+    monkeypatch.setitem(sys.modules, "neuron_k8s.wirejson", _fresh("neuron_k8s.wirejson"))
+    plain = _fresh("neuron_k8s.extender.protocol")
     assert plain._loads is json.loads
     body = _body(filter_args(make_pod("p"), ["a", "b"]))
     assert plain.read_extender_args(body, plain.NamesCache()).names == ["a", "b"]

@@ -30,6 +30,8 @@ class FakeApi:
         }
         self.watch_streams: list[list[dict[str, Any]]] = []
         self.status = 200
+        self.peers: set[tuple[str, int]] = set()  # client (address, port): one per connection
+        self.close_after_answer = False
         api = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -43,11 +45,14 @@ class FakeApi:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
+                if api.close_after_answer:
+                    self.send_header("Connection", "close")
                 self.end_headers()
                 self.wfile.write(data)
 
             def do_GET(self) -> None:
                 api.requests.append(("GET", self.path, dict(self.headers), None))
+                api.peers.add(self.client_address)
                 if "watch=true" in self.path:
                     events = api.watch_streams.pop(0) if api.watch_streams else []
                     self.send_response(200)
@@ -128,6 +133,42 @@ def test_error_status_raises_api_error_with_reason(api: FakeApi) -> None:
         KubeClient.for_url(api.url).get("/api/v1/pods")
     assert (err.value.status, err.value.reason) == (403, "Forbidden")
     assert "forbidden" in err.value.message
+
+
+def test_requests_from_many_threads_reuse_one_kept_alive_connection(api: FakeApi) -> None:
+    # Failed before: each thread kept a connection of its own, and the extender serves each of
+    # kube-scheduler's connections on a new thread, so every bind opened (and TLS-handshook) a
+    # connection to the API server.
+    client = KubeClient.for_url(api.url)
+    for _ in range(20):
+        t = threading.Thread(target=client.get, args=("/api/v1/pods",))
+        t.start()
+        t.join()
+    assert len(api.requests) == 20 and len(api.peers) == 1
+
+
+def test_concurrent_requests_open_connections_and_keep_a_bounded_few(api: FakeApi) -> None:
+    client = KubeClient.for_url(api.url)
+    start = threading.Barrier(kube.MAX_IDLE_CONNECTIONS + 4)
+
+    def get() -> None:
+        start.wait()
+        client.get("/api/v1/pods")
+
+    threads = [threading.Thread(target=get) for _ in range(kube.MAX_IDLE_CONNECTIONS + 4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(client._idle) <= kube.MAX_IDLE_CONNECTIONS
+
+
+def test_a_connection_the_server_closes_is_not_kept(api: FakeApi) -> None:
+    api.close_after_answer = True
+    client = KubeClient.for_url(api.url)
+    client.get("/api/v1/pods")
+    client.get("/api/v1/pods")
+    assert len(api.peers) == 2 and client._idle == []
 
 
 def test_unreachable_server_raises_api_error_status_zero() -> None:

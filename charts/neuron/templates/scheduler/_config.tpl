@@ -48,6 +48,10 @@
       "leaderElection" $leader
       "enableProfiling" false
       "profiles" (list (dict "schedulerName" $s.name))
+      "clientConnection" (dict "qps" $s.clientConnection.qps "burst" ($s.clientConnection.burst | int))
       "extenders" (list $extender) -}}
+{{- if $s.percentageOfNodesToScore -}}
+{{- $_ := set $config "percentageOfNodesToScore" ($s.percentageOfNodesToScore | int) -}}
+{{- end -}}
 {{- toYaml $config -}}
 {{- end -}}

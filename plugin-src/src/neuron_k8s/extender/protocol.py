@@ -9,14 +9,16 @@ Anything malformed raises ProtocolError with a message meant for whoever sent it
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from itertools import chain
 from typing import Any
+
+from ..wirejson import dumps as _dumps
+from ..wirejson import loads as _loads
 
 
 class ProtocolError(ValueError):
@@ -303,19 +305,3 @@ def binding_result(error: str = "") -> dict[str, Any]:
 
 def encode(doc: Any) -> bytes:
     return _dumps(doc)
-
-
-def _json_dumps(doc: Any) -> bytes:
-    return json.dumps(doc, separators=(",", ":")).encode()
-
-
-# orjson, when installed, decodes twice and encodes about twenty times as fast as json: a
-# filter answer at 5,000 nodes is hundreds of kilobytes. The results are the same JSON.
-try:
-    import orjson
-
-    _loads: Callable[[bytes], Any] = orjson.loads
-    _dumps: Callable[[Any], bytes] = orjson.dumps
-except ImportError:  # pragma: no cover - depends on the environment
-    _loads = json.loads
-    _dumps = _json_dumps
