@@ -118,7 +118,7 @@ app_image() {
   in_overlay "$cache/rootfs-app" "$upper" /bin/sh -ec '
     python3 -m venv /opt/neuron-k8s
     /opt/neuron-k8s/bin/pip install --quiet --no-cache-dir --disable-pip-version-check /wheels/*.whl
-    /opt/neuron-k8s/bin/neuron-device-plugin --help >/dev/null
+    /opt/neuron-k8s/bin/neuron-device-plugin --help >/dev/null && /opt/neuron-k8s/bin/neuron-dra-driver --help >/dev/null
     /opt/neuron-k8s/bin/neuron-scheduler-extender --help >/dev/null'
   mkimage --tag "$APP_IMAGE" --layer "$cache/rootfs-app.tar" --layer "$upper" \
     --env PATH=/opt/neuron-k8s/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \

@@ -37,6 +37,8 @@ IMAGES = CACHE / "images"
 CLUSTER = "neuron"
 NAMESPACE = "neuron"
 RELEASE = "neuron"
+# kind-config.yaml labels the worker that runs the DRA driver instead of the device plugin.
+DRA_LABEL = "neuron.k8s.local/dra"
 K8S_VERSION = VERSIONS["KUBERNETES_VERSION"]
 OFFLINE_NODE_IMAGE = f"neuron-k8s/kind-node:{K8S_VERSION}"
 STOCK_NODE_IMAGE = VERSIONS["KIND_NODE_IMAGE"]
@@ -170,7 +172,7 @@ def install() -> None:
     stamp = build_stamp().replace("sha256:", "")[:16]
     roll = [
         f"--set-string={c}.podAnnotations.neuron-k8s/build={stamp}"
-        for c in ("devicePlugin", "extender")
+        for c in ("devicePlugin", "extender", "dra")
     ]
     chart = str(ROOT / "charts/neuron")
     release = [RELEASE, chart, "--namespace", NAMESPACE, "--create-namespace"]
@@ -278,17 +280,28 @@ Delete it:
 
 
 def wait_for_neuron_capacity(timeout: float = 120) -> None:
-    """Until every node with a Neuron instance-type label advertises cores: the plugin has
-    registered and the kubelet has posted its node status."""
+    """Until every node with a Neuron instance-type label advertises cores (the plugin has
+    registered and the kubelet has posted its node status), and every node labelled for the
+    DRA driver has its ResourceSlices."""
     deadline = time.monotonic() + timeout
     while True:
         nodes = json.loads(out(["kubectl", "get", "nodes", "-o", "json"]))["items"]
         labelled = [
             n for n in nodes if "node.kubernetes.io/instance-type" in n["metadata"]["labels"]
         ]
-        if labelled and all(
-            int(n["status"].get("allocatable", {}).get("aws.amazon.com/neuroncore", "0")) > 0
-            for n in labelled
+        dra = {n["metadata"]["name"] for n in labelled if n["metadata"]["labels"].get(DRA_LABEL)}
+        sliced = {
+            s["spec"].get("nodeName")
+            for s in json.loads(out(["kubectl", "get", "resourceslices", "-o", "json"]))["items"]
+        }
+        if (
+            labelled
+            and dra <= sliced
+            and all(
+                int(n["status"].get("allocatable", {}).get("aws.amazon.com/neuroncore", "0")) > 0
+                for n in labelled
+                if n["metadata"]["name"] not in dra
+            )
         ):
             return
         if time.monotonic() > deadline:

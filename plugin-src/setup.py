@@ -15,6 +15,9 @@ HERE = Path(__file__).resolve().parent
 PROTOS = {
     "deviceplugin/v1beta1/api.proto": "deviceplugin_v1beta1",
     "podresources/v1/api.proto": "podresources_v1",
+    "dra/v1/api.proto": "dra_v1",
+    "dra/v1beta1/api.proto": "dra_v1beta1",
+    "pluginregistration/v1/api.proto": "pluginregistration_v1",
 }
 PACKAGE_DIR = ("neuron_k8s", "_proto")
 

@@ -40,12 +40,18 @@ SOCKETS = ("neuron-devplugin.sock", "neuroncore-devplugin.sock")
 NEURON = "aws.amazon.com/neuron"
 NEURONCORE = "aws.amazon.com/neuroncore"
 INSTANCE_TYPE = "node.kubernetes.io/instance-type"
+# kind-config.yaml's worker that runs the DRA driver instead of the device plugin (test_20).
+DRA_NODE_LABEL = "neuron.k8s.local/dra"
 ALLOCATION = "neuron.k8s.local/allocation"
 # The extender's reason for a node whose free cores or devices hold no valid contiguous set.
 NO_CONTIGUOUS_SET = "no free contiguous set of"
 
 # Devices and cores per device of the instance types kind-config.yaml imitates (Neuron facts).
 FAKE_SHAPES = {"inf2.48xlarge": (12, 2), "trn1.32xlarge": (16, 2)}
+
+
+def is_dra_node(node: client.V1Node) -> bool:
+    return (node.metadata.labels or {}).get(DRA_NODE_LABEL) == "true"
 
 
 def needs_kind() -> None:
@@ -80,9 +86,12 @@ class Cluster:
     kubeconfig: str
 
     def neuron_nodes(self) -> dict[str, client.V1Node]:
-        """Nodes that advertise Neuron capacity, by name."""
+        """Nodes that advertise Neuron capacity through a device plugin, by name. The DRA node
+        is never one, though AWS's device plugin (test_95) leaves capacity in its status."""
         out = {}
         for node in self.core.list_node().items:
+            if is_dra_node(node):
+                continue
             if int((node.status.capacity or {}).get(NEURONCORE, "0")) > 0:
                 out[node.metadata.name] = node
         return out
@@ -285,6 +294,8 @@ def quiet(cluster: Cluster) -> None:
 
     def all_free() -> bool:
         for node in cluster.core.list_node().items:
+            if is_dra_node(node):
+                continue
             cap, alloc = node.status.capacity or {}, node.status.allocatable or {}
             for r in (NEURON, NEURONCORE):
                 if cap.get(r, "0") != "0" and cap.get(r) != alloc.get(r):

@@ -4,10 +4,20 @@ brings up AWS-shaped objects of its own)."""
 
 from pathlib import Path
 
-from conftest import NAMESPACE, PLUGIN_DIR, RELEASE, SOCKETS, Cluster, needs_kind, wait_for
+from conftest import (
+    DRA_NODE_LABEL,
+    NAMESPACE,
+    PLUGIN_DIR,
+    RELEASE,
+    SOCKETS,
+    Cluster,
+    needs_kind,
+    wait_for,
+)
 
 CHART = str(Path(__file__).resolve().parents[2] / "charts" / "neuron")
 UNHEALTHY_ANNOTATION = "neuron.k8s.local/unhealthy-devices"
+DRA_REGISTRY_DIR = "/var/lib/kubelet/plugins_registry"
 
 INSTANCE = f"app.kubernetes.io/instance={RELEASE}"
 
@@ -76,3 +86,22 @@ def test_helm_uninstall_leaves_nothing_of_ours_behind(cluster: Cluster, node_hos
         )
         annotations = cluster.core.read_node(node).metadata.annotations or {}
         assert UNHEALTHY_ANNOTATION not in annotations, f"{node} keeps {UNHEALTHY_ANNOTATION}"
+    dra_nodes = cluster.core.list_node(label_selector=f"{DRA_NODE_LABEL}=true").items
+    for node in dra_nodes:
+        name = node.metadata.name
+        host = node_host(name)
+
+        def slices(node: str = name) -> list[str]:
+            out = cluster.kubectl(
+                "get", "resourceslices", f"--field-selector=spec.nodeName={node}", "-o", "name"
+            )
+            return out.stdout.split()
+
+        wait_for(f"the DRA driver's slices of {name} deleted", lambda: not slices(), 60)
+        wait_for(
+            f"the DRA driver's registration socket removed on {name}",
+            lambda h=host: not h.run(f"ls {DRA_REGISTRY_DIR} | grep -q neuron.aws.com").succeeded,
+            60,
+        )
+    classes = cluster.kubectl("get", "deviceclasses", "-o", "name").stdout.split()
+    assert not [c for c in classes if c.endswith("/neuron.aws.com")], classes

@@ -1,6 +1,6 @@
 {{/*
 Names, labels, images and service accounts shared by every template.
-A component is one of "devicePlugin", "extender", "scheduler"; helpers that take one are
+A component is one of "devicePlugin", "extender", "scheduler", "dra"; helpers that take one are
 called with (dict "root" $ "component" "<name>").
 */}}
 
@@ -35,7 +35,7 @@ called with (dict "root" $ "component" "<name>").
 
 {{/* Kebab-case component label value for a values block name. */}}
 {{- define "neuron.componentLabel" -}}
-{{- $map := dict "devicePlugin" "device-plugin" "extender" "extender" "scheduler" "scheduler" "test" "test" -}}
+{{- $map := dict "devicePlugin" "device-plugin" "extender" "extender" "scheduler" "scheduler" "dra" "dra" "test" "test" -}}
 {{- get $map .component -}}
 {{- end -}}
 
@@ -59,6 +59,10 @@ called with (dict "root" $ "component" "<name>").
 
 {{- define "neuron.extender.fullname" -}}
 {{- include "neuron.componentFullname" (dict "root" . "component" "extender") -}}
+{{- end -}}
+
+{{- define "neuron.dra.fullname" -}}
+{{- include "neuron.componentFullname" (dict "root" . "component" "dra") -}}
 {{- end -}}
 
 {{- define "neuron.scheduler.fullname" -}}
@@ -171,11 +175,13 @@ tag, else the chart's appVersion. */}}
 {{- end -}}
 {{- end -}}
 
-{{/* The image of the device plugin or the extender, by implementation. */}}
+{{/* The image of the device plugin, the extender or the DRA driver, by implementation. The chart
+runs no AWS DRA driver (validation.yaml refuses one): the DRA driver's default is always
+neuron-k8s. */}}
 {{- define "neuron.componentImage" -}}
 {{- $values := get .root.Values .component -}}
 {{- $default := "" -}}
-{{- if eq (include "neuron.implementation" .) "aws" -}}
+{{- if and (eq (include "neuron.implementation" .) "aws") (ne .component "dra") -}}
 {{- $default = get (include "neuron.awsImages" .root | fromYaml) .component -}}
 {{- else -}}
 {{- $default = printf "neuron-k8s:%s" .root.Chart.AppVersion -}}
@@ -367,8 +373,8 @@ auto is off when the chart's extender and scheduler place the Neuron pods. */}}
 {{- $total -}}
 {{- end -}}
 
-{{/* "true" when the ValidatingAdmissionPolicies that narrow the plugin's and the extender's
-writes are rendered: admissionregistration.k8s.io/v1 has them from Kubernetes 1.30. */}}
+{{/* "true" when the ValidatingAdmissionPolicies that narrow the plugin's, the extender's and the
+DRA driver's writes are rendered: admissionregistration.k8s.io/v1 has them from Kubernetes 1.30. */}}
 {{- define "neuron.admissionPolicies" -}}
 {{- $want := .Values.admissionPolicies.enabled -}}
 {{- if eq (toString $want) "auto" -}}
@@ -397,4 +403,48 @@ meaning when the cluster serves the API). Called with (dict "root" $ "want" <val
 {{- end -}}
 {{- end -}}
 {{- toJson $out -}}
+{{- end -}}
+
+{{/* The affinity of a DaemonSet on Neuron nodes (the device plugin's, the DRA driver's), as YAML
+(empty when there is none): the block's `affinity`, plus a required node affinity on its
+`instanceTypes` under `instanceTypeLabel` unless that gives a nodeAffinity; then, for each label of
+`exclude` (a map), a `NotIn [value]` expression in every required nodeSelectorTerm, so that the
+pods keep off the nodes those labels select. Called with (dict "values" <block> "exclude" <map>). */}}
+{{- define "neuron.neuronNodeAffinity" -}}
+{{- $v := .values -}}
+{{- $affinity := deepCopy ($v.affinity | default dict) -}}
+{{- if and $v.instanceTypes (not (hasKey $affinity "nodeAffinity")) -}}
+{{- $term := dict "matchExpressions" (list (dict "key" $v.instanceTypeLabel "operator" "In" "values" $v.instanceTypes)) -}}
+{{- $_ := set $affinity "nodeAffinity" (dict "requiredDuringSchedulingIgnoredDuringExecution" (dict "nodeSelectorTerms" (list $term))) -}}
+{{- end -}}
+{{- if .exclude -}}
+{{- $notIn := list -}}
+{{- range $key := keys .exclude | sortAlpha -}}
+{{- $notIn = append $notIn (dict "key" $key "operator" "NotIn" "values" (list (get $.exclude $key | toString))) -}}
+{{- end -}}
+{{- $node := get $affinity "nodeAffinity" | default dict -}}
+{{- $required := get $node "requiredDuringSchedulingIgnoredDuringExecution" | default dict -}}
+{{- $terms := list -}}
+{{- range (get $required "nodeSelectorTerms" | default (list (dict))) -}}
+{{- $term := deepCopy (. | default dict) -}}
+{{- $_ := set $term "matchExpressions" (concat (get $term "matchExpressions" | default list) $notIn) -}}
+{{- $terms = append $terms $term -}}
+{{- end -}}
+{{- $_ := set $required "nodeSelectorTerms" $terms -}}
+{{- $_ := set $node "requiredDuringSchedulingIgnoredDuringExecution" $required -}}
+{{- $_ := set $affinity "nodeAffinity" $node -}}
+{{- end -}}
+{{- with $affinity -}}
+{{- toYaml . -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The labels the device plugin keeps off: dra.nodeSelector while the DRA driver runs too (AWS:
+a node must not run both), as JSON. */}}
+{{- define "neuron.devicePlugin.excludedLabels" -}}
+{{- if .Values.dra.enabled -}}
+{{- .Values.dra.nodeSelector | default dict | toJson -}}
+{{- else -}}
+{{- dict | toJson -}}
+{{- end -}}
 {{- end -}}

@@ -387,14 +387,16 @@ def test_withholding_takes_only_auto_true_or_false():
 # ---- instance types: one table, neuron_k8s.topology --------------------------------------------
 
 
-def test_the_default_instance_types_are_the_topology_tables():
-    assert values_yaml()["devicePlugin"]["instanceTypes"] == list(INSTANCE_TYPES)
+@pytest.mark.parametrize("block", ["devicePlugin", "dra"])
+def test_the_default_instance_types_are_the_topology_tables(block):
+    assert values_yaml()[block]["instanceTypes"] == list(INSTANCE_TYPES)
 
 
+@pytest.mark.parametrize("block", ["devicePlugin", "dra"])
 @pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("*.yaml")))
-def test_every_instance_type_an_example_names_has_a_topology(name):
+def test_every_instance_type_an_example_names_has_a_topology(name, block):
     values = yaml.safe_load((EXAMPLES / name).read_text()) or {}
-    named = (values.get("devicePlugin") or {}).get("instanceTypes") or []
+    named = (values.get(block) or {}).get("instanceTypes") or []
     assert [t for t in named if t not in INSTANCE_TYPES] == []
 
 

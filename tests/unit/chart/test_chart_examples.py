@@ -24,14 +24,22 @@ CLUSTER_SCOPED = {
 }
 
 EXAMPLE_FILES = sorted(p.name for p in EXAMPLES.glob("*.yaml"))
+# eks-dra.yaml runs the DRA driver alone (test_chart_dra.py); the others the three components.
+WITH_THREE = [n for n in EXAMPLE_FILES if n != "eks-dra.yaml"]
 EKS_VERSION = "v1.31.12-eks-1a2b3c4"
 
 
 def test_expected_example_files_exist():
-    assert EXAMPLE_FILES == ["aws-compat.yaml", "eks-inf2.yaml", "eks-trn1.yaml", "kind.yaml"]
+    assert EXAMPLE_FILES == [
+        "aws-compat.yaml",
+        "eks-dra.yaml",
+        "eks-inf2.yaml",
+        "eks-trn1.yaml",
+        "kind.yaml",
+    ]
 
 
-@pytest.mark.parametrize("name", EXAMPLE_FILES)
+@pytest.mark.parametrize("name", WITH_THREE)
 def test_example_renders_every_component(name):
     objs = render(files=[name])
     for component in ("devicePlugin", "extender", "scheduler"):
@@ -41,7 +49,7 @@ def test_example_renders_every_component(name):
 IMPLEMENTATIONS = ["aws", "neuron-k8s"]
 # kind.yaml runs fake devices, which only this project's plugin has.
 WITH_EITHER = [
-    (n, i) for n in EXAMPLE_FILES for i in IMPLEMENTATIONS if (n, i) != ("kind.yaml", "aws")
+    (n, i) for n in WITH_THREE for i in IMPLEMENTATIONS if (n, i) != ("kind.yaml", "aws")
 ]
 
 
@@ -76,6 +84,7 @@ def test_kind_uses_preloaded_images_without_pulling(kind_objects):
     assert images == {
         "neuron-device-plugin": ("neuron-k8s:0.1.0", "Never"),
         "neuron-extender": ("neuron-k8s:0.1.0", "Never"),
+        "neuron-dra": ("neuron-k8s:0.1.0", "Never"),
         "neuron-scheduler": (f"registry.k8s.io/kube-scheduler:{KUBE_VERSION}", "Never"),
         "neuron-test": ("neuron-k8s:0.1.0", "Never"),
     }

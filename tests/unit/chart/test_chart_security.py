@@ -8,6 +8,7 @@ import base64
 
 import pytest
 from chartlib import (
+    COMPONENTS,
     EXAMPLES,
     container,
     extender_service,
@@ -28,6 +29,16 @@ def objs(request):
     return render(files=CASES[request.param])
 
 
+def running(*components):
+    """The cases that run all these components (examples/eks-dra runs DRA alone): a test of a
+    component is a case of each of them, none skipped."""
+    return [
+        case
+        for case in sorted(CASES)
+        if all(objects_of(render(files=CASES[case]), COMPONENTS[c][0], c) for c in components)
+    ]
+
+
 def rules(obj):
     return sorted(
         (tuple(r.get("apiGroups", [])), tuple(r["resources"]), tuple(sorted(r["verbs"])),
@@ -36,6 +47,7 @@ def rules(obj):
     )  # fmt: skip
 
 
+SLICE_VERBS = tuple(sorted(("list", "create", "update", "delete")))
 # What each component's code calls, and where (docs/security.md has the same table).
 CLUSTER_RULES = {
     "device-plugin": [
@@ -46,6 +58,11 @@ CLUSTER_RULES = {
         (("",), ("nodes",), ("get", "list", "watch"), ()),  # verbs.py: the node watch
         (("",), ("pods",), ("get", "list", "watch"), ()),  # verbs.py, binding.py
         (("",), ("pods/binding", "bindings"), ("create",), ()),  # binding.py
+    ],
+    "dra": [
+        (("resource.k8s.io",), ("resourceslices",), SLICE_VERBS, ()),  # publisher.py
+        (("resource.k8s.io",), ("resourceclaims",), ("list", "watch"), ()),  # claimcache.py
+        (("",), ("nodes",), ("get",), ()),  # its own Node (the fake instance-type label)
     ],
 }
 
@@ -68,18 +85,23 @@ def test_no_wildcard_anywhere(objs):
             assert "*" not in rule["verbs"] and "*" not in rule["resources"]
 
 
-def test_the_schedulers_lease_rights_name_its_own_lease(objs):
+@pytest.mark.parametrize("case", running("scheduler"))
+def test_the_schedulers_lease_rights_name_its_own_lease(case):
+    objs = render(files=CASES[case])
     (role,) = [r for r in objects_of(objs, "Role", "scheduler")]
     named = [r for r in role["rules"] if r["verbs"] != ["create"]]
     assert named and all(r.get("resourceNames") for r in named)
 
 
-def test_admission_policies_narrow_the_plugins_and_the_extenders_writes(objs):
+@pytest.mark.parametrize("case", running("devicePlugin", "extender"))
+def test_admission_policies_narrow_the_plugins_and_the_extenders_writes(case):
+    objs = render(files=CASES[case])
     policies = {
         p["metadata"]["labels"]["app.kubernetes.io/component"]: p
         for p in objects_of(objs, "ValidatingAdmissionPolicy")
     }
-    assert set(policies) == {"device-plugin", "extender"}
+    dra = {"dra"} if objects_of(objs, "DaemonSet", "dra") else set()
+    assert set(policies) == {"device-plugin", "extender"} | dra
     bindings = {
         b["spec"]["policyName"] for b in objects_of(objs, "ValidatingAdmissionPolicyBinding")
     }
@@ -115,13 +137,19 @@ def restricted(spec, c):
     )
 
 
-@pytest.mark.parametrize("component", ["extender", "scheduler"])
-def test_extender_and_scheduler_meet_the_restricted_pod_security_profile(objs, component):
+@pytest.mark.parametrize(
+    ("case", "component"),
+    [(case, c) for c in ("extender", "scheduler") for case in running(c)],
+)
+def test_extender_and_scheduler_meet_the_restricted_pod_security_profile(case, component):
+    objs = render(files=CASES[case])
     obj = workload(objs, component)
     assert restricted(pod_spec(obj), container(obj)), component
 
 
-def test_the_verbs_need_a_client_certificate_and_only_the_scheduler_reaches_them(objs):
+@pytest.mark.parametrize("case", running("extender", "scheduler"))
+def test_the_verbs_need_a_client_certificate_and_only_the_scheduler_reaches_them(case):
+    objs = render(files=CASES[case])
     extender = workload(objs, "extender")
     env = {e["name"]: e.get("value") for e in container(extender)["env"]}
     assert env["NEURON_EXTENDER_TLS_CLIENT_CA_FILE"].endswith("/ca.crt")
@@ -133,11 +161,15 @@ def test_the_verbs_need_a_client_certificate_and_only_the_scheduler_reaches_them
     assert probes["ports"] == [{"port": "probes", "protocol": "TCP"}]
 
 
-def test_the_service_is_cluster_ip(objs):
+@pytest.mark.parametrize("case", running("extender"))
+def test_the_service_is_cluster_ip(case):
+    objs = render(files=CASES[case])
     assert extender_service(objs)["spec"]["type"] == "ClusterIP"
 
 
-def test_only_the_charts_scheduler_may_bind_through_the_extender(objs):
+@pytest.mark.parametrize("case", running("extender"))
+def test_only_the_charts_scheduler_may_bind_through_the_extender(case):
+    objs = render(files=CASES[case])
     env = {e["name"]: e.get("value") for e in container(workload(objs, "extender"))["env"]}
     assert env["NEURON_EXTENDER_SCHEDULER_NAME"] == "my-scheduler"
 

@@ -13,15 +13,15 @@ import copy
 import json
 import os
 import queue
-import socket
 import threading
 import time
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 import grpc
+from jsonhttp import JsonHandler
 from neuron_k8s.deviceplugin.api import KUBELET_SOCKET, pb, pb_grpc, pr_grpc, pr_pb, target
 from waiting import wait_until as wait_until  # re-exported to the tests
 
@@ -316,26 +316,7 @@ class FakeApi:
         self._watchers: list[queue.Queue[dict[str, Any] | None]] = []
         api = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def setup(self) -> None:
-                super().setup()
-                # Headers and body go out in separate writes: without this, Nagle's algorithm
-                # and the client's delayed ACK add 40 ms to every response.
-                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-            def _send(self, status: int, doc: Any) -> None:
-                body = json.dumps(doc).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
+        class Handler(JsonHandler):
             def do_GET(self) -> None:
                 url = urllib.parse.urlsplit(self.path)
                 query = dict(urllib.parse.parse_qsl(url.query))

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import sys
-import threading
 from collections.abc import Callable, Sequence
-from dataclasses import fields
 from typing import Any
 
 from neuron_k8s import logs
+from neuron_k8s.cli import build_config, env_defaults, run_until_signalled
 from neuron_k8s.kube import ApiError
 
 from .api import DEFAULT_DEVICE_PLUGIN_DIR, DEFAULT_POD_RESOURCES_SOCKET
@@ -162,54 +159,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_args(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None) -> Config:
     """Flags over environment over defaults; errors exit with status 2 like argparse."""
-    env = os.environ if environ is None else environ
     parser = build_parser()
-    overrides: dict[str, Any] = {}
+    flags = []
     for flag, kind, _, _ in FLAGS:
         dest = flag[2:].replace("-", "_")
-        raw = env.get(env_name(dest))
-        if raw is None and dest == "node_name":
-            raw = env.get("NODE_NAME")
-        if raw is None or raw == "":
-            continue
-        try:
-            overrides[dest] = kind(raw)
-        except (ValueError, argparse.ArgumentTypeError) as err:
-            parser.error(f"{env_name(dest)}={raw!r}: {err}")
-    parser.set_defaults(**overrides)
-    args = parser.parse_args(argv)
-    if args.log_level not in logs.LEVELS:
-        parser.error(f"--log-level must be one of {', '.join(logs.LEVELS)}")
-    known = {f.name for f in fields(Config)}
-    config = Config(**{k: v for k, v in vars(args).items() if k in known})
-    try:
-        config.validate()
-    except ConfigError as err:
-        parser.error(str(err))
-    return config
+        names = [env_name(dest), "NODE_NAME"] if dest == "node_name" else [env_name(dest)]
+        flags.append((dest, names, kind))
+    env_defaults(parser, flags, os.environ if environ is None else environ)
+    return build_config(parser, parser.parse_args(argv), Config, ConfigError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     config = parse_args(argv)
     logs.setup(config.log_level)
-    log = logs.get_logger("deviceplugin")
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        log.info("signal received, stopping", signal=signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    plugin = Plugin(config)
-    try:
-        plugin.start()
-    except (DiscoveryError, ApiError, OSError, ValueError) as err:
-        log.error("startup failed", error=str(err))
-        plugin.stop()
-        print(f"{PROG}: {err}", file=sys.stderr)
-        return 1
-    while not stop.wait(1.0):
-        pass
-    plugin.stop()
-    return 0
+    return run_until_signalled(
+        Plugin(config), PROG, "deviceplugin", (DiscoveryError, ApiError, OSError, ValueError)
+    )

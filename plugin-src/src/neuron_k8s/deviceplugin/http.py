@@ -5,14 +5,19 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Protocol
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from neuron_k8s.logs import get_logger
 
-from .metrics import Metrics
-
 log = get_logger("deviceplugin.http")
+
+
+class Metrics(Protocol):
+    """The device plugin's metrics, or the DRA driver's: whatever has a registry."""
+
+    registry: CollectorRegistry
 
 
 class StatusServer:

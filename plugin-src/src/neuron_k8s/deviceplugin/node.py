@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 from neuron_k8s.kube import ApiError, KubeClient
 from neuron_k8s.logs import get_logger
@@ -15,22 +16,30 @@ from .metrics import Metrics
 log = get_logger("deviceplugin.node")
 
 
-def read_node_label(client: KubeClient, node: str, label: str, timeout: float = 30.0) -> str | None:
-    """A label of the node (None if the node has no such label). Retries while the API is
-    unreachable, up to `timeout`, then raises the last error."""
+def read_node(client: KubeClient, node: str, timeout: float = 30.0) -> dict[str, Any]:
+    """The Node object. Retries while the API is unreachable, up to `timeout`, then raises
+    the last error."""
     deadline = time.monotonic() + timeout
     delay = 0.5
     while True:
         try:
-            doc = client.get(f"/api/v1/nodes/{node}")
-            value = ((doc.get("metadata") or {}).get("labels") or {}).get(label)
-            return str(value) if value is not None else None
+            return client.get(f"/api/v1/nodes/{node}")
         except ApiError as err:
             if err.status not in (0, 429, 500, 502, 503, 504) or time.monotonic() > deadline:
                 raise
             log.warning("reading node failed, retrying", node=node, error=str(err))
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+
+def node_label(doc: dict[str, Any], label: str) -> str | None:
+    value = ((doc.get("metadata") or {}).get("labels") or {}).get(label)
+    return str(value) if value is not None else None
+
+
+def read_node_label(client: KubeClient, node: str, label: str, timeout: float = 30.0) -> str | None:
+    """A label of the node (None if the node has no such label)."""
+    return node_label(read_node(client, node, timeout), label)
 
 
 class NodeAnnotator:

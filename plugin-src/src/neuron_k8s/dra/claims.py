@@ -1,0 +1,104 @@
+"""What a prepared claim gives its containers, read from the ResourceClaim's allocation: which
+of this node's devices each request got, the logical NeuronCore size its opaque `NeuronConfig`
+asks for (AWS's `neuron.aws.com/v1`), and the cores that makes visible. Pure: no I/O.
+
+Core numbering is the device plugin's: device d holds cores d*c .. d*c+c-1 with c cores per
+device, so NEURON_RT_VISIBLE_CORES means the same on both paths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from neuron_k8s.topology import TRN2_PHYSICAL_CORES, Shape, lnc_cores_per_device
+
+from .devices import device_index
+
+CONFIG_API_VERSION = "neuron.aws.com/v1"
+CONFIG_KIND = "NeuronConfig"
+
+
+class ClaimError(ValueError):
+    """The claim cannot be prepared on this node; the message says why, for the pod's events."""
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request of a claim and the devices of this node it was given."""
+
+    name: str
+    devices: tuple[int, ...]
+    lnc: int | None  # the NeuronConfig's logicalNeuronCore, None when the claim sets none
+
+
+def _config_lnc(config: Mapping[str, Any], driver: str) -> tuple[Sequence[str], int] | None:
+    opaque = config.get("opaque") or {}
+    if opaque.get("driver") != driver:
+        return None
+    params = opaque.get("parameters") or {}
+    if params.get("apiVersion") != CONFIG_API_VERSION or params.get("kind") != CONFIG_KIND:
+        raise ClaimError(
+            f"opaque config for {driver} must be apiVersion {CONFIG_API_VERSION}, "
+            f"kind {CONFIG_KIND}; got {params.get('apiVersion')!r}, {params.get('kind')!r}"
+        )
+    unknown = sorted(set(params) - {"apiVersion", "kind", "logicalNeuronCore"})
+    if unknown:
+        raise ClaimError(f"NeuronConfig has unknown fields: {', '.join(unknown)}")
+    lnc = params.get("logicalNeuronCore", 1)
+    if lnc not in (1, 2) or isinstance(lnc, bool):
+        raise ClaimError(f"NeuronConfig logicalNeuronCore must be 1 or 2, got {lnc!r}")
+    return list(config.get("requests") or []), int(lnc)
+
+
+def requests(claim: Mapping[str, Any], driver: str, pool: str) -> list[Request]:
+    """The claim's requests with devices of `driver` in `pool` (this node), in allocation order.
+    Config from the class comes first and the claim's own after it, so the claim's wins."""
+    allocation = (claim.get("status") or {}).get("allocation")
+    if not allocation:
+        raise ClaimError("the claim is not allocated yet")
+    found: dict[str, list[int]] = {}
+    for result in (allocation.get("devices") or {}).get("results") or []:
+        if result.get("driver") != driver or result.get("pool") != pool:
+            continue
+        try:
+            index = device_index(str(result.get("device")))
+        except ValueError as err:
+            raise ClaimError(str(err)) from None
+        # A subrequest of a prioritized list is reported as <request>/<subrequest>.
+        name = str(result.get("request", "")).split("/", 1)[0]
+        found.setdefault(name, []).append(index)
+    if not found:
+        raise ClaimError(f"the claim has no {driver} devices on {pool}")
+    lnc: dict[str, int] = {}
+    configs = (allocation.get("devices") or {}).get("config") or []
+    for source in ("FromClass", "FromClaim"):
+        for config in configs:
+            if config.get("source") != source:
+                continue
+            parsed = _config_lnc(config, driver)
+            if parsed is None:
+                continue
+            names, value = parsed
+            for name in names or found:
+                lnc[name.split("/", 1)[0]] = value
+    return [Request(name, tuple(found[name]), lnc.get(name)) for name in found]
+
+
+def visible_cores(shape: Shape, request: Request) -> list[int]:
+    """The cores a request's devices make visible. A logical NeuronCore size is a trn2 setting:
+    it sets how many logical cores each device has; elsewhere only 1 is meaningful."""
+    per_device = shape.cores_per_device
+    if request.lnc is not None:
+        if (shape.instance_type or "").startswith("trn2"):
+            per_device = lnc_cores_per_device(request.lnc)
+        elif request.lnc != 1:
+            raise ClaimError(
+                f"logicalNeuronCore {request.lnc} applies to trn2 ({TRN2_PHYSICAL_CORES} "
+                f"physical cores per device); {shape.name} has 1 core per logical core"
+            )
+    for d in request.devices:
+        if not 0 <= d < shape.devices:
+            raise ClaimError(f"device {d} is not on this node ({shape.devices} devices)")
+    return [d * per_device + k for d in sorted(request.devices) for k in range(per_device)]

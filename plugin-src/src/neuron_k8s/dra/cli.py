@@ -1,0 +1,134 @@
+"""`neuron-dra-driver`: flags, each also read from the environment. The variables AWS's driver
+reads keep their names (NODE_NAME, POD_UID, KUBELET_REGISTRAR_DIRECTORY_PATH,
+KUBELET_PLUGINS_DIRECTORY_PATH, CDI_ROOT, HEALTHCHECK_PORT); the others are NEURON_DRA_<FLAG>."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from neuron_k8s import logs
+from neuron_k8s.cli import build_config, env_defaults, run_until_signalled
+from neuron_k8s.deviceplugin.discovery import DiscoveryError
+from neuron_k8s.kube import ApiError
+
+from .driver import Config, ConfigError, Driver
+
+PROG = "neuron-dra-driver"
+ENV_PREFIX = "NEURON_DRA_"
+DEFAULTS = Config()
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"not a port number: {text}")
+    return value
+
+
+# flag, environment variable (None: NEURON_DRA_<FLAG>), type, help
+FLAGS: list[tuple[str, str | None, Callable[[str], Any], str]] = [
+    ("--node-name", "NODE_NAME", str, "Name of this node: the pool and the slices' node."),
+    ("--driver-name", None, str, "The driver's name, as in DeviceClasses and ResourceSlices."),
+    ("--kubeconfig", None, str, "Kubeconfig file; without it, the in-cluster service account."),
+    (
+        "--registrar-dir",
+        "KUBELET_REGISTRAR_DIRECTORY_PATH",
+        str,
+        "The kubelet's plugins_registry directory, where the registration socket goes.",
+    ),
+    (
+        "--plugins-dir",
+        "KUBELET_PLUGINS_DIRECTORY_PATH",
+        str,
+        "The kubelet's plugins directory: the DRA socket and the checkpoint go in "
+        "<dir>/<driver-name>/.",
+    ),
+    ("--cdi-root", "CDI_ROOT", str, "Directory of the CDI spec files the runtime reads."),
+    ("--health-port", "HEALTHCHECK_PORT", _port, "Port of /healthz, /readyz and /metrics."),
+    (
+        "--pod-uid",
+        "POD_UID",
+        str,
+        "This pod's UID: names the sockets, so that a rolling update can run two drivers.",
+    ),
+    ("--log-level", None, str, "One of debug, info, warning, error. Logs are JSON lines."),
+    (
+        "--fake-instance-type",
+        None,
+        str,
+        "Fake mode: publish the devices of this Neuron instance type, with no hardware.",
+    ),
+    (
+        "--fake-instance-type-label",
+        None,
+        str,
+        "Fake mode: imitate the instance type named by this label of the driver's node.",
+    ),
+    (
+        "--fake-health-file",
+        None,
+        str,
+        "File of unhealthy device indices, one a line, polled every second; an unhealthy "
+        "device is taken out of the slices.",
+    ),
+    ("--sysfs-root", None, str, "Root of sysfs (real mode)."),
+    ("--dev-root", None, str, "Directory of the neuronN device nodes (real mode)."),
+    ("--lnc-config", None, str, "trn2 logical NeuronCore size file (1 or 2)."),
+]
+
+
+def _dest(flag: str) -> str:
+    return flag[2:].replace("-", "_")
+
+
+def env_name(flag: str, env: str | None) -> str:
+    return env or ENV_PREFIX + _dest(flag).upper()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=(
+            "Kubernetes DRA driver for AWS Neuron devices (driver neuron.aws.com, "
+            "resource.k8s.io/v1): publishes the node's devices as ResourceSlices with AWS's "
+            "attributes and prepares allocated claims through CDI, with a fake mode that "
+            "needs no hardware. Every flag can also be set in the environment variable shown; "
+            "a flag on the command line wins."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    for flag, env, kind, text in FLAGS:
+        dest = _dest(flag)
+        parser.add_argument(
+            flag,
+            dest=dest,
+            type=kind,
+            default=getattr(DEFAULTS, dest),
+            metavar=dest.upper(),
+            help=f"{text} [env {env_name(flag, env)}]",
+        )
+    return parser
+
+
+def parse_args(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Config:
+    """Flags over environment over defaults; errors exit with status 2 like argparse."""
+    parser = build_parser()
+    env_defaults(
+        parser,
+        [(_dest(flag), [env_name(flag, env)], kind) for flag, env, kind, _ in FLAGS],
+        os.environ if environ is None else environ,
+    )
+    return build_config(parser, parser.parse_args(argv), Config, ConfigError)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    config = parse_args(argv)
+    logs.setup(config.log_level)
+    return run_until_signalled(
+        Driver(config), PROG, "dra.main", (DiscoveryError, ApiError, OSError, ValueError)
+    )

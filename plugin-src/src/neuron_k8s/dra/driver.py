@@ -1,0 +1,203 @@
+"""The whole DRA driver, assembled from its parts: start() and stop() in-process, which is what
+the console script and the in-process tests both use. docs/dra.md."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from neuron_k8s import __version__
+from neuron_k8s.deviceplugin.discovery import Discovery, DiscoveryError, Inventory
+from neuron_k8s.deviceplugin.discovery_fake import FakeDiscovery
+from neuron_k8s.deviceplugin.discovery_real import RealDiscovery, read_lnc
+from neuron_k8s.deviceplugin.health import HealthMonitor
+from neuron_k8s.deviceplugin.http import StatusServer
+from neuron_k8s.deviceplugin.node import node_label, read_node
+from neuron_k8s.kube import KubeClient
+from neuron_k8s.logs import get_logger
+from neuron_k8s.pods import INSTANCE_TYPE_LABEL
+
+from .cdi import CdiSpecs
+from .checkpoint import Checkpoint
+from .claimcache import ClaimCache
+from .devices import DEFAULT_DRIVER, Versions, devices
+from .metrics import Metrics
+from .prepare import Preparer
+from .publisher import SlicePublisher
+from .service import DraService
+from .sockets import Sockets
+
+log = get_logger("dra")
+
+
+class ConfigError(ValueError):
+    """The flags contradict each other or are out of range."""
+
+
+@dataclass
+class Config:
+    node_name: str = ""
+    driver_name: str = DEFAULT_DRIVER
+    kubeconfig: str | None = None
+    registrar_dir: str = "/var/lib/kubelet/plugins_registry"
+    plugins_dir: str = "/var/lib/kubelet/plugins"
+    cdi_root: str = "/var/run/cdi"
+    health_port: int = 51515  # negative: no HTTP server (tests)
+    pod_uid: str = ""
+    log_level: str = "info"
+    fake_instance_type: str | None = None
+    fake_instance_type_label: str | None = None
+    fake_health_file: str | None = None
+    sysfs_root: str = "/sys"
+    dev_root: str = "/dev"
+    lnc_config: str = "/opt/aws/neuron/logical_nc_config"
+    # Not flags: polling periods and waits (tests make them shorter).
+    health_interval: float = 1.0
+    socket_interval: float = 1.0
+    resync_interval: float = 30.0
+    wait_for_claim: float = 10.0
+
+    def validate(self) -> None:
+        if not self.node_name:
+            raise ConfigError("the node name is required (--node-name or NODE_NAME)")
+        if self.fake_instance_type and self.fake_instance_type_label:
+            raise ConfigError(
+                "choose one fake shape, not --fake-instance-type and --fake-instance-type-label"
+            )
+        if not self.driver_name or "/" in self.driver_name:
+            raise ConfigError(f"--driver-name must be a DNS subdomain, got {self.driver_name!r}")
+        if self.health_port > 65535:
+            raise ConfigError("--health-port must be a port number")
+
+    @property
+    def state_dir(self) -> str:
+        return os.path.join(self.plugins_dir, self.driver_name)
+
+
+def _kernel_driver(sysfs_root: str) -> str:
+    """The Neuron kernel driver's version (neuronDriverVersion), as the module reports it."""
+    try:
+        with open(os.path.join(sysfs_root, "module", "neuron", "version")) as f:
+            return f.read().strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+class Driver:
+    def __init__(self, config: Config, client: KubeClient | None = None) -> None:
+        config.validate()
+        self.config = config
+        self.client = client
+        self.metrics = Metrics()
+        self.claims = ClaimCache()
+        self.inventory: Inventory | None = None
+        self.publisher: SlicePublisher | None = None
+        self.sockets: Sockets | None = None
+        self.http: StatusServer | None = None
+        self._health: HealthMonitor | None = None
+
+    def _discovery(self, node: dict[str, object], lnc: int) -> Discovery:
+        c = self.config
+        if c.fake_instance_type:
+            return FakeDiscovery.for_instance_type(c.fake_instance_type, lnc)
+        if c.fake_instance_type_label:
+            value = node_label(node, c.fake_instance_type_label)
+            if not value:
+                raise DiscoveryError(
+                    f"node {c.node_name} has no label {c.fake_instance_type_label} to imitate"
+                )
+            return FakeDiscovery.for_instance_type(value, lnc)
+        return RealDiscovery(c.dev_root, c.sysfs_root, lnc, node_label(node, INSTANCE_TYPE_LABEL))
+
+    def start(self) -> None:
+        c = self.config
+        client = self.client = self.client or KubeClient.from_config(c.kubeconfig)
+        if client is None:
+            raise DiscoveryError(
+                "the DRA driver needs the Kubernetes API (in-cluster or --kubeconfig): it "
+                "publishes ResourceSlices and reads ResourceClaims"
+            )
+        node = read_node(client, c.node_name)
+        lnc = read_lnc(c.lnc_config)
+        discovery = self._discovery(node, lnc)
+        inventory = self.inventory = discovery.discover()
+        shape = inventory.shape
+        versions = Versions(__version__, "fake" if inventory.fake else _kernel_driver(c.sysfs_root))
+        log.info(
+            "starting",
+            driver=c.driver_name,
+            mode="fake" if inventory.fake else "real",
+            shape=shape.name,
+            devices=shape.devices,
+            cores_per_device=shape.cores_per_device,
+        )
+        uid = str((node.get("metadata") or {}).get("uid") or "") or None
+        publisher = self.publisher = SlicePublisher(
+            client, c.driver_name, c.node_name, uid, c.resync_interval
+        )
+
+        def on_health(unhealthy: frozenset[int]) -> None:
+            self.metrics.devices.labels("unhealthy").set(len(unhealthy))
+            self.metrics.devices.labels("healthy").set(shape.devices - len(unhealthy))
+            publisher.publish(devices(shape, c.node_name, versions, unhealthy))
+
+        self._health = HealthMonitor(
+            inventory, discovery, on_health, c.fake_health_file, c.health_interval
+        )
+        preparer = Preparer(
+            c.driver_name,
+            c.node_name,
+            inventory,
+            self.claims,
+            CdiSpecs(c.cdi_root, c.driver_name),
+            Checkpoint(os.path.join(c.state_dir, "checkpoint.json")),
+            c.wait_for_claim,
+        )
+        self.claims.start(client)
+        # Every device healthy first: the monitor reports only changes, and its first check
+        # (in start) reports the devices already unhealthy.
+        on_health(frozenset())
+        self._health.start()
+        publisher.start()
+        self.sockets = Sockets(
+            DraService(preparer, self.metrics),
+            c.driver_name,
+            c.plugins_dir,
+            c.registrar_dir,
+            c.pod_uid,
+            self.metrics,
+            c.socket_interval,
+        )
+        self.sockets.start()
+        if c.health_port >= 0:
+            self.http = StatusServer(c.health_port, self.metrics, self._live, self._ready)
+            self.http.start()
+
+    def _live(self) -> tuple[bool, str]:
+        return (True, "ok") if self.sockets is not None else (False, "starting")
+
+    def _ready(self) -> tuple[bool, str]:
+        if self.sockets is None or not self.sockets.state.registered.is_set():
+            return False, "not registered with the kubelet"
+        if self.publisher is None or not self.publisher.published.is_set():
+            return False, "ResourceSlices not published yet"
+        if not self.claims.synced:
+            return False, "ResourceClaims not listed yet"
+        return True, "registered, slices published"
+
+    def stop(self) -> None:
+        sockets, publisher = self.sockets, self.publisher
+        last = sockets is not None and not sockets.others_registered()
+        if sockets is not None:
+            sockets.stop()
+        for part in (self._health, self.claims, publisher, self.http):
+            if part is not None:
+                part.stop()
+        # The last driver of the node takes its slices with it (an uninstall leaves nothing);
+        # during a rolling update the other instance keeps publishing them.
+        if last and publisher is not None:
+            try:
+                publisher.remove_all()
+            except Exception as err:
+                log.warning("removing the slices failed", error=str(err))
+        log.info("stopped")

@@ -1,0 +1,578 @@
+"""Stand-ins for the kubelet and the Kubernetes API, for driving the DRA driver in tests and in
+plugin-src/bench/bench_dra.py.
+
+FakeApi is a small HTTP server on 127.0.0.1 answering the paths the driver calls: a Node (get),
+ResourceSlices (list by field selector, create, replace with an optimistic-concurrency check,
+delete) and ResourceClaims (list, and a watch that streams JSON-line events from the resource
+version the list returned, as neuron_k8s.kube.Reflector expects). The tests add, modify and
+delete claims, read the slices, and delete every slice as the kubelet does when it starts.
+
+FakeKubelet does what the kubelet's plugin watcher does with a DRA driver: it polls the registry
+directory for *-reg.sock files, asks each new one GetInfo, answers NotifyRegistrationStatus, and
+hands out DRAPlugin clients (v1 and v1beta1) of the endpoint GetInfo named.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import queue
+import threading
+import urllib.parse
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from http.server import ThreadingHTTPServer
+from typing import Any
+
+import grpc
+from jsonhttp import JsonHandler
+from neuron_k8s._proto import dra_v1_pb2, dra_v1_pb2_grpc, dra_v1beta1_pb2, dra_v1beta1_pb2_grpc
+from neuron_k8s._proto import pluginregistration_v1_pb2 as reg_pb
+from neuron_k8s._proto import pluginregistration_v1_pb2_grpc as reg_grpc
+from neuron_k8s.dra.driver import Config, Driver
+from waiting import wait_until as wait_until  # re-exported to the tests
+
+DRIVER = "neuron.aws.com"
+NODE = "node-a"
+NODE_TYPE = "trn1.32xlarge"  # 16 devices x 2 cores, aligned blocks
+SLICES = "/apis/resource.k8s.io/v1/resourceslices"
+CLAIMS = "/apis/resource.k8s.io/v1/resourceclaims"
+INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
+
+# version name GetInfo advertises -> (messages module, service module)
+DRA_VERSIONS: dict[str, tuple[Any, Any]] = {
+    "v1": (dra_v1_pb2, dra_v1_pb2_grpc),
+    "v1beta1": (dra_v1beta1_pb2, dra_v1beta1_pb2_grpc),
+}
+
+
+# --- the API server --------------------------------------------------------------------------
+def _status(code: int, reason: str, message: str) -> dict[str, Any]:
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "status": "Failure",
+        "reason": reason,
+        "message": message,
+        "code": code,
+    }
+
+
+def _field(doc: Mapping[str, Any], dotted: str) -> Any:
+    value: Any = doc
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value
+
+
+def matches(doc: Mapping[str, Any], selector: str) -> bool:
+    """A field selector of `a.b=value` terms joined by commas, all of which must hold."""
+    for term in filter(None, selector.split(",")):
+        key, _, want = term.partition("=")
+        if str(_field(doc, key)) != want:
+            return False
+    return True
+
+
+class FakeApi:
+    def __init__(self) -> None:
+        self.nodes: dict[str, dict[str, Any]] = {}
+        self.slices: dict[str, dict[str, Any]] = {}
+        self.claims: dict[str, dict[str, Any]] = {}  # by uid
+        self.requests: list[tuple[str, str]] = []  # (method, path with query), watches too
+        self.version = 1
+        self._events: list[tuple[int, dict[str, Any]]] = []  # claim events, by version
+        self._watchers: list[queue.Queue[dict[str, Any] | None]] = []
+        self._lock = threading.Lock()
+        api = self
+
+        class Handler(JsonHandler):
+            def _body(self) -> dict[str, Any]:
+                length = int(self.headers.get("Content-Length", "0"))
+                return dict(json.loads(self.rfile.read(length) or b"{}"))
+
+            def _route(self, method: str) -> None:
+                url = urllib.parse.urlsplit(self.path)
+                query = dict(urllib.parse.parse_qsl(url.query))
+                with api._lock:
+                    api.requests.append((method, self.path))
+                body = self._body() if method in ("POST", "PUT") else None
+                if method == "GET" and url.path == CLAIMS and query.get("watch") == "true":
+                    return self._watch(query)
+                code, doc = api.handle(method, url.path, query, body)
+                self._send(code, doc)
+
+            def do_GET(self) -> None:
+                self._route("GET")
+
+            def do_POST(self) -> None:
+                self._route("POST")
+
+            def do_PUT(self) -> None:
+                self._route("PUT")
+
+            def do_DELETE(self) -> None:
+                self._route("DELETE")
+
+            def _watch(self, query: dict[str, str]) -> None:
+                q: queue.Queue[dict[str, Any] | None] = queue.Queue()
+                since = int(query.get("resourceVersion") or 0)
+                with api._lock:
+                    # Events after the listed version first, then live ones: none is lost
+                    # between the reflector's list and its watch.
+                    for version, event in api._events:
+                        if version > since:
+                            q.put(event)
+                    api._watchers.append(q)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.close_connection = True
+                try:
+                    while True:
+                        live = q.get()
+                        if live is None:
+                            return
+                        self.wfile.write(json.dumps(live).encode() + b"\n")
+                        self.wfile.flush()
+                except OSError:
+                    pass
+                finally:
+                    with api._lock:
+                        api._watchers.remove(q)
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        # A short poll: stop() waits for serve_forever to notice, once per test.
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+
+    def start(self) -> FakeApi:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.end_watches()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def end_watches(self) -> None:
+        """Close every open watch (an API server restart, or the test's end)."""
+        with self._lock:
+            for q in self._watchers:
+                q.put(None)
+
+    # --- request handling ----------------------------------------------------------------
+    def handle(
+        self, method: str, path: str, query: dict[str, str], body: dict[str, Any] | None
+    ) -> tuple[int, dict[str, Any]]:
+        with self._lock:
+            if method == "GET" and path.startswith("/api/v1/nodes/"):
+                node = self.nodes.get(path.rsplit("/", 1)[1])
+                if node is None:
+                    return 404, _status(404, "NotFound", f"nodes {path!r} not found")
+                return 200, copy.deepcopy(node)
+            if path == SLICES and method == "GET":
+                return 200, self._list("ResourceSliceList", self.slices.values(), query)
+            if path == SLICES and method == "POST" and body is not None:
+                return self._create_slice(body)
+            if path.startswith(SLICES + "/"):
+                return self._one_slice(method, path[len(SLICES) + 1 :], body)
+            if path == CLAIMS and method == "GET":
+                return 200, self._list("ResourceClaimList", self.claims.values(), query)
+        return 404, _status(404, "NotFound", f"{method} {path}: no such path")
+
+    def _list(
+        self, kind: str, items: Iterable[dict[str, Any]], query: dict[str, str]
+    ) -> dict[str, Any]:
+        selector = query.get("fieldSelector", "")
+        return {
+            "kind": kind,
+            "apiVersion": "resource.k8s.io/v1",
+            "metadata": {"resourceVersion": str(self.version)},
+            "items": [copy.deepcopy(i) for i in items if matches(i, selector)],
+        }
+
+    def _stamp(self, doc: dict[str, Any]) -> dict[str, Any]:
+        self.version += 1
+        doc["metadata"]["resourceVersion"] = str(self.version)
+        return doc
+
+    def _create_slice(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        name = str((body.get("metadata") or {}).get("name") or "")
+        if not name:
+            return 422, _status(422, "Invalid", "metadata.name: Required value")
+        if name in self.slices:
+            return 409, _status(409, "AlreadyExists", f'resourceslices "{name}" already exists')
+        doc = copy.deepcopy(body)
+        doc["metadata"]["uid"] = str(uuid.uuid4())
+        doc["metadata"].pop("resourceVersion", None)
+        self.slices[name] = self._stamp(doc)
+        return 201, copy.deepcopy(doc)
+
+    def _one_slice(
+        self, method: str, name: str, body: dict[str, Any] | None
+    ) -> tuple[int, dict[str, Any]]:
+        old = self.slices.get(name)
+        if old is None:
+            return 404, _status(404, "NotFound", f'resourceslices "{name}" not found')
+        if method == "GET":
+            return 200, copy.deepcopy(old)
+        if method == "DELETE":
+            del self.slices[name]
+            self.version += 1
+            return 200, copy.deepcopy(old)
+        if method == "PUT" and body is not None:
+            sent = (body.get("metadata") or {}).get("resourceVersion")
+            if sent != old["metadata"]["resourceVersion"]:
+                return 409, _status(
+                    409,
+                    "Conflict",
+                    f'Operation cannot be fulfilled on resourceslices "{name}": the object has '
+                    "been modified; please apply your changes to the latest version and try again",
+                )
+            doc = copy.deepcopy(body)
+            doc["metadata"]["uid"] = old["metadata"]["uid"]
+            self.slices[name] = self._stamp(doc)
+            return 200, copy.deepcopy(doc)
+        return 405, _status(405, "MethodNotAllowed", f"{method} on a resourceslice")
+
+    def kubeconfig(self, path: str) -> str:
+        doc = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
+            "users": [{"name": "fake", "user": {"token": "test"}}],
+            "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
+            "current-context": "fake",
+        }
+        with open(path, "w") as f:
+            json.dump(doc, f)  # JSON is YAML
+        return path
+
+    # --- nodes -----------------------------------------------------------------------------
+    def add_node(self, name: str, instance_type: str | None = None, uid: str = "") -> str:
+        labels = {INSTANCE_TYPE_LABEL: instance_type} if instance_type else {}
+        uid = uid or f"uid-node-{name}"
+        with self._lock:
+            self.nodes[name] = {
+                "kind": "Node",
+                "apiVersion": "v1",
+                "metadata": {"name": name, "uid": uid, "labels": labels},
+            }
+        return uid
+
+    # --- slices ----------------------------------------------------------------------------
+    def node_slices(self, node: str, driver: str = DRIVER) -> list[dict[str, Any]]:
+        """The slices of one node and driver, by name."""
+        with self._lock:
+            found = [
+                copy.deepcopy(s)
+                for s in self.slices.values()
+                if s["spec"].get("nodeName") == node and s["spec"].get("driver") == driver
+            ]
+        return sorted(found, key=lambda s: str(s["metadata"]["name"]))
+
+    def published_devices(self, node: str, driver: str = DRIVER) -> list[str]:
+        """Names of the devices the node's slices offer, in slice order."""
+        return [d["name"] for s in self.node_slices(node, driver) for d in s["spec"]["devices"]]
+
+    def delete_all_slices(self) -> None:
+        """What a starting kubelet does to its node's slices (here: to every slice)."""
+        with self._lock:
+            self.slices.clear()
+            self.version += 1
+
+    # --- claims ----------------------------------------------------------------------------
+    def _claim_event(self, kind: str, claim: dict[str, Any]) -> None:
+        event = {"type": kind, "object": copy.deepcopy(claim)}
+        self._events.append((self.version, event))
+        for q in self._watchers:
+            q.put(event)
+
+    def add_claim(self, claim: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            doc = self._stamp(copy.deepcopy(claim))
+            uid = doc["metadata"]["uid"]
+            kind = "MODIFIED" if uid in self.claims else "ADDED"
+            self.claims[uid] = doc
+            self._claim_event(kind, doc)
+            return copy.deepcopy(doc)
+
+    def modify_claim(self, claim: dict[str, Any]) -> dict[str, Any]:
+        assert claim["metadata"]["uid"] in self.claims, "modify_claim of a claim never added"
+        return self.add_claim(claim)
+
+    def delete_claim(self, uid: str) -> None:
+        with self._lock:
+            doc = self.claims.pop(uid)
+            self._stamp(doc)
+            self._claim_event("DELETED", doc)
+
+    def requests_since(self, mark: int) -> list[tuple[str, str]]:
+        with self._lock:
+            return list(self.requests[mark:])
+
+    def request_count(self) -> int:
+        with self._lock:
+            return len(self.requests)
+
+
+# --- claims ----------------------------------------------------------------------------------
+def result(request: str, device: int | str, pool: str, driver: str = DRIVER) -> dict[str, Any]:
+    """One entry of status.allocation.devices.results."""
+    name = device if isinstance(device, str) else f"neurondevice{device}"
+    return {"request": request, "driver": driver, "pool": pool, "device": name}
+
+
+def neuron_config(
+    lnc: Any = None,
+    source: str = "FromClaim",
+    requests: Sequence[str] = (),
+    driver: str = DRIVER,
+    **fields: Any,
+) -> dict[str, Any]:
+    """One entry of status.allocation.devices.config: an opaque NeuronConfig; `fields` go into
+    (and may override) its parameters."""
+    parameters: dict[str, Any] = {"apiVersion": "neuron.aws.com/v1", "kind": "NeuronConfig"}
+    if lnc is not None:
+        parameters["logicalNeuronCore"] = lnc
+    parameters.update(fields)
+    entry: dict[str, Any] = {
+        "source": source,
+        "opaque": {"driver": driver, "parameters": parameters},
+    }
+    if requests:
+        entry["requests"] = list(requests)
+    return entry
+
+
+def make_claim(
+    name: str,
+    devices: Mapping[str, Sequence[int]] | None = None,
+    pool: str = "",
+    results: Sequence[dict[str, Any]] = (),
+    config: Sequence[dict[str, Any]] = (),
+    namespace: str = "default",
+    uid: str = "",
+    driver: str = DRIVER,
+    allocated: bool = True,
+) -> dict[str, Any]:
+    """A ResourceClaim; allocated (unless `allocated` is False) with `devices` ({request:
+    [device index]}) of `driver` in `pool`, then `results` as given, and `config`."""
+    entries = [
+        result(request, d, pool, driver)
+        for request, indices in (devices or {}).items()
+        for d in indices
+    ] + list(results)
+    claim: dict[str, Any] = {
+        "apiVersion": "resource.k8s.io/v1",
+        "kind": "ResourceClaim",
+        "metadata": {"name": name, "namespace": namespace, "uid": uid or f"uid-{name}"},
+        "spec": {"devices": {"requests": [{"name": r} for r in (devices or {})]}},
+        "status": {},
+    }
+    if allocated:
+        claim["status"]["allocation"] = {
+            "devices": {"results": entries, "config": list(config)},
+            "nodeSelector": {},
+        }
+    return claim
+
+
+# --- the kubelet -----------------------------------------------------------------------------
+def target(path: str) -> str:
+    return f"unix://{path}"
+
+
+@dataclass(frozen=True)
+class Registration:
+    socket: str  # the registration socket's path
+    info: reg_pb.PluginInfo
+
+
+class FakeKubelet:
+    """The kubelet's plugin watcher and DRA manager, as far as a DRA driver can tell."""
+
+    def __init__(self, registry_dir: str, interval: float = 0.02) -> None:
+        self.registry_dir = registry_dir
+        self.interval = interval
+        self.registrations: list[Registration] = []
+        self.errors: list[str] = []
+        self.refuse = ""  # when set, registrations are refused with this error
+        # socket name -> identity when registered. A new socket often gets the inode of the one
+        # it replaces: its creation time tells them apart (the kubelet sees create events).
+        self._seen: dict[str, tuple[int, int, int]] = {}
+        self._channels: list[grpc.Channel] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> FakeKubelet:
+        os.makedirs(self.registry_dir, exist_ok=True)
+        self._thread = threading.Thread(target=self._watch, name="fake-kubelet", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        with self._lock:
+            channels, self._channels = self._channels, []
+        for ch in channels:
+            ch.close()
+
+    def restart(self) -> None:
+        """A new kubelet: it finds the registration sockets already there and registers each
+        again (a starting kubelet also deletes its node's slices: FakeApi.delete_all_slices)."""
+        self.stop()
+        self._stop = threading.Event()
+        self._seen.clear()
+        self.start()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                names = sorted(os.listdir(self.registry_dir))
+            except OSError:
+                continue
+            present = {}
+            for name in names:
+                if not name.endswith("-reg.sock"):
+                    continue
+                try:
+                    st = os.stat(os.path.join(self.registry_dir, name))
+                except OSError:
+                    continue
+                present[name] = (st.st_dev, st.st_ino, st.st_ctime_ns)
+            for name in set(self._seen) - set(present):
+                del self._seen[name]  # the plugin went away: deregistered
+            for name, identity in present.items():
+                if self._seen.get(name) != identity and self._register(name):
+                    self._seen[name] = identity
+
+    def _register(self, name: str) -> bool:
+        path = os.path.join(self.registry_dir, name)
+        try:
+            with grpc.insecure_channel(target(path)) as channel:
+                stub = reg_grpc.RegistrationStub(channel)
+                info = stub.GetInfo(reg_pb.InfoRequest(), timeout=2)
+                ok = info.type == "DRAPlugin" and any(
+                    v.removesuffix(".DRAPlugin") in DRA_VERSIONS for v in info.supported_versions
+                )
+                error = "" if ok else f"unsupported plugin {info.type} {info.supported_versions}"
+                if self.refuse:
+                    ok, error = False, self.refuse
+                if ok:
+                    # Registered before the plugin hears so, as in the kubelet.
+                    with self._lock:
+                        self.registrations.append(Registration(path, info))
+                stub.NotifyRegistrationStatus(
+                    reg_pb.RegistrationStatus(plugin_registered=ok, error=error), timeout=2
+                )
+        except grpc.RpcError as err:
+            with self._lock:
+                self.errors.append(f"{name}: {err}")
+            return False  # tried again on the next round, like the kubelet
+        return True
+
+    def registered(self, driver: str = DRIVER) -> list[Registration]:
+        with self._lock:
+            return [r for r in self.registrations if r.info.name == driver]
+
+    def stub(self, version: str = "v1", driver: str = DRIVER) -> Any:
+        """A DRAPlugin client of the driver's latest registered endpoint, in `version`."""
+        endpoint = self.registered(driver)[-1].info.endpoint
+        channel = grpc.insecure_channel(target(endpoint))
+        with self._lock:
+            self._channels.append(channel)
+        return DRA_VERSIONS[version][1].DRAPluginStub(channel)
+
+
+def claim_ref(claim: Mapping[str, Any], pb: Any = dra_v1_pb2) -> Any:
+    meta = claim["metadata"]
+    return pb.Claim(namespace=meta["namespace"], name=meta["name"], uid=meta["uid"])
+
+
+def prepare(stub: Any, *claims: Mapping[str, Any], version: str = "v1") -> Any:
+    """NodePrepareResources for `claims`, as the kubelet sends it for one pod."""
+    pb = DRA_VERSIONS[version][0]
+    return stub.NodePrepareResources(
+        pb.NodePrepareResourcesRequest(claims=[claim_ref(c, pb) for c in claims]), timeout=20
+    )
+
+
+def unprepare(stub: Any, *claims: Mapping[str, Any], version: str = "v1") -> Any:
+    pb = DRA_VERSIONS[version][0]
+    return stub.NodeUnprepareResources(
+        pb.NodeUnprepareResourcesRequest(claims=[claim_ref(c, pb) for c in claims]), timeout=20
+    )
+
+
+def answer(response: Any, claim: Mapping[str, Any]) -> list[tuple[str, str, str, list[str]]]:
+    """One claim's devices in a NodePrepareResources response: (request, pool, device, CDI
+    IDs); an AssertionError names the claim's error if it has one."""
+    entry = response.claims[claim["metadata"]["uid"]]
+    assert not entry.error, entry.error
+    return [
+        (",".join(d.request_names), d.pool_name, d.device_name, list(d.cdi_device_ids))
+        for d in entry.devices
+    ]
+
+
+# --- the driver ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Dirs:
+    registry: str  # the kubelet's plugins_registry
+    plugins: str  # the kubelet's plugins directory
+    cdi: str
+    health: str  # the fake health file (absent: every device healthy)
+    lnc: str  # the trn2 logical NeuronCore size file (absent: the default)
+
+    @classmethod
+    def under(cls, root: str) -> Dirs:
+        return cls(
+            registry=os.path.join(root, "registry"),
+            plugins=os.path.join(root, "plugins"),
+            cdi=os.path.join(root, "cdi"),
+            health=os.path.join(root, "unhealthy"),
+            lnc=os.path.join(root, "lnc"),
+        )
+
+
+def driver_config(dirs: Dirs, **overrides: Any) -> Config:
+    """The driver on the test's directories, imitating its node's instance type label,
+    polling fast."""
+    values: dict[str, Any] = {
+        "node_name": NODE,
+        "registrar_dir": dirs.registry,
+        "plugins_dir": dirs.plugins,
+        "cdi_root": dirs.cdi,
+        "health_port": -1,
+        "fake_instance_type_label": INSTANCE_TYPE_LABEL,
+        "fake_health_file": dirs.health,
+        "lnc_config": dirs.lnc,
+        "health_interval": 0.05,
+        "socket_interval": 0.05,
+        "resync_interval": 0.2,
+        "wait_for_claim": 0.5,
+    }
+    values.update(overrides)
+    return Config(**values)
+
+
+def ready(driver: Driver) -> bool:
+    """Registered with the kubelet, slices published, claims listed."""
+    return (
+        driver.sockets is not None
+        and driver.sockets.state.registered.is_set()
+        and driver.publisher is not None
+        and driver.publisher.published.is_set()
+        and driver.claims.synced
+    )
