@@ -1,5 +1,5 @@
-"""The HTTP plumbing the API server stand-ins share: keep-alive, no request log, JSON answers
-written without Nagle's delay."""
+"""What the API server stand-ins share: the HTTP plumbing (keep-alive, no request log, JSON
+answers written without Nagle's delay) and a kubeconfig that points a client at one."""
 
 from __future__ import annotations
 
@@ -28,3 +28,18 @@ class JsonHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+
+def write_kubeconfig(path: str, server: str) -> str:
+    """A kubeconfig for `server` with a bearer token, written to `path`."""
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "fake", "cluster": {"server": server}}],
+        "users": [{"name": "fake", "user": {"token": "test"}}],
+        "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
+        "current-context": "fake",
+    }
+    with open(path, "w") as f:
+        json.dump(doc, f)  # JSON is YAML
+    return path

@@ -252,14 +252,15 @@ def nested(values: dict, dotted: str, value: Any) -> dict:
     for key in keys[:-1]:
         cursor = cursor.setdefault(key, {})
     cursor[keys[-1]] = value
-    return _merge(values, out)
+    return merge(values, out)
 
 
-def _merge(base: dict, extra: dict) -> dict:
+def merge(base: dict, extra: dict) -> dict:
+    """`extra` over `base`, maps merged key by key as Helm merges values files."""
     merged = dict(base)
     for key, value in extra.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
+            merged[key] = merge(merged[key], value)
         else:
             merged[key] = value
     return merged
@@ -277,3 +278,19 @@ def extender_service(objs: list[dict]) -> dict:
         if "neuron.k8s.local/metrics" not in o["metadata"]["labels"]
     ]
     return svc
+
+
+def volumes(obj: dict) -> dict:
+    """A workload's pod volumes, by name."""
+    return {v["name"]: v for v in pod_spec(obj)["volumes"]}
+
+
+def mounts(obj: dict) -> dict:
+    """A workload's first container's volume mounts, by name."""
+    return {m["name"]: m for m in container(obj)["volumeMounts"]}
+
+
+def required_node_terms(obj: dict) -> list:
+    """The nodeSelectorTerms of a workload's required node affinity."""
+    node_affinity = pod_spec(obj)["affinity"]["nodeAffinity"]
+    return node_affinity["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]

@@ -7,11 +7,14 @@ from chartlib import (
     REPO,
     container,
     env_of,
+    mounts,
     one,
     pod_spec,
     render,
     render_error,
+    required_node_terms,
     values_yaml,
+    volumes,
     workload,
 )
 from neuron_k8s.topology import INSTANCE_TYPES
@@ -44,23 +47,8 @@ def daemonset(values=None):
     return workload(render({"devicePlugin": values or {}}), "devicePlugin")
 
 
-def volumes(obj):
-    return {v["name"]: v for v in pod_spec(obj)["volumes"]}
-
-
-def mounts(obj):
-    return {m["name"]: m for m in container(obj)["volumeMounts"]}
-
-
 def fake(**settings):
     return daemonset({"fake": {"enabled": True, **settings}})
-
-
-def node_affinity_terms(obj):
-    required = pod_spec(obj)["affinity"]["nodeAffinity"][
-        "requiredDuringSchedulingIgnoredDuringExecution"
-    ]
-    return required["nodeSelectorTerms"]
 
 
 def test_runs_neuron_device_plugin_command(default_objects):
@@ -188,7 +176,7 @@ def test_default_instance_types_in_values_file():
 
 
 def test_required_node_affinity_on_default_instance_types(default_objects):
-    terms = node_affinity_terms(workload(default_objects, "devicePlugin"))
+    terms = required_node_terms(workload(default_objects, "devicePlugin"))
     assert terms == [
         {
             "matchExpressions": [
@@ -203,14 +191,14 @@ def test_required_node_affinity_on_default_instance_types(default_objects):
 
 
 def test_instance_type_label_key_override():
-    terms = node_affinity_terms(
+    terms = required_node_terms(
         daemonset({"instanceTypeLabel": "beta.kubernetes.io/instance-type"})
     )
     assert terms[0]["matchExpressions"][0]["key"] == "beta.kubernetes.io/instance-type"
 
 
 def test_instance_types_override():
-    terms = node_affinity_terms(daemonset({"instanceTypes": ["inf2.xlarge"]}))
+    terms = required_node_terms(daemonset({"instanceTypes": ["inf2.xlarge"]}))
     assert terms[0]["matchExpressions"][0]["values"] == ["inf2.xlarge"]
 
 
@@ -237,13 +225,13 @@ def test_user_pod_affinity_keeps_instance_type_affinity():
     obj = daemonset({"affinity": {"podAffinity": pod_affinity}})
     affinity = pod_spec(obj)["affinity"]
     assert affinity["podAffinity"] == pod_affinity
-    assert node_affinity_terms(obj)[0]["matchExpressions"][0]["values"] == DEFAULT_INSTANCE_TYPES
+    assert required_node_terms(obj)[0]["matchExpressions"][0]["values"] == DEFAULT_INSTANCE_TYPES
 
 
 def test_node_selector_keeps_instance_type_affinity():
     obj = daemonset({"nodeSelector": {"pool": "neuron"}})
     assert pod_spec(obj)["nodeSelector"] == {"pool": "neuron"}
-    assert node_affinity_terms(obj)
+    assert required_node_terms(obj)
 
 
 def test_daemonset_name_override_leaves_other_names():

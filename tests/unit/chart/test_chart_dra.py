@@ -7,13 +7,17 @@ from chartlib import (
     CHART,
     container,
     env_of,
+    merge,
+    mounts,
     notes,
     objects_of,
     one,
     pod_spec,
     render,
     render_error,
+    required_node_terms,
     values_yaml,
+    volumes,
     workload,
 )
 from neuron_k8s.topology import INSTANCE_TYPES
@@ -33,40 +37,17 @@ FAKE_ENV = {
 }
 
 
-def merged(base: dict, extra: dict) -> dict:
-    out = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merged(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def with_dra(block=None, **others):
     """Render with the DRA driver on (beside the device plugin) and `block` merged into `dra`."""
-    return render({"dra": merged(ON, block or {}), **others})
+    return render({"dra": merge(ON, block or {}), **others})
 
 
 def daemonset(block=None, **others):
     return one(with_dra(block, **others), "DaemonSet", "dra")
 
 
-def volumes(obj):
-    return {v["name"]: v for v in pod_spec(obj)["volumes"]}
-
-
-def mounts(obj):
-    return {m["name"]: m for m in container(obj)["volumeMounts"]}
-
-
 def fake(**settings):
     return daemonset({"fake": {"enabled": True, **settings}})
-
-
-def required_terms(obj):
-    node_affinity = pod_spec(obj)["affinity"]["nodeAffinity"]
-    return node_affinity["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
 
 
 def dra_objects(objs):
@@ -258,7 +239,7 @@ def test_runs_as_root_without_privilege_or_capabilities(dra):
 
 def test_required_node_affinity_on_the_device_plugins_instance_types(dra):
     assert values_yaml()["dra"]["instanceTypes"] == values_yaml()["devicePlugin"]["instanceTypes"]
-    assert required_terms(one(dra, "DaemonSet", "dra")) == [
+    assert required_node_terms(one(dra, "DaemonSet", "dra")) == [
         {
             "matchExpressions": [
                 {
@@ -346,7 +327,7 @@ def test_image_pull_secrets_add_to_the_global_ones():
 
 
 def test_this_projects_driver_beside_awss_device_plugin_keeps_its_image():
-    values = {"dra": merged(ON, {"implementation": "neuron-k8s"})}
+    values = {"dra": merge(ON, {"implementation": "neuron-k8s"})}
     objs = render(values, implementation="aws")
     assert container(one(objs, "DaemonSet", "dra"))["image"] == "neuron-k8s:0.1.0"
     plugin = container(workload(objs, "devicePlugin"))["image"]
@@ -408,14 +389,14 @@ def test_fake_health_file_env_and_host_directory_mount():
     ids=["none", "both"],
 )
 def test_fake_mode_needs_exactly_one_hardware_choice(settings, reason):
-    error = render_error({"dra": merged(ON, {"fake": {"enabled": True, **settings}})})
+    error = render_error({"dra": merge(ON, {"fake": {"enabled": True, **settings}})})
     assert "dra.fake.enabled=true needs exactly one way to choose the fake hardware" in error
     assert reason in error
 
 
 @pytest.mark.parametrize("settings", [{"instanceType": "trn1.2xlarge"}, {"healthFile": "/a/b"}])
 def test_fake_settings_without_fake_enabled_are_refused(settings):
-    error = render_error({"dra": merged(ON, {"fake": settings})})
+    error = render_error({"dra": merge(ON, {"fake": settings})})
     assert "dra.fake settings are given but dra.fake.enabled is false" in error
 
 
@@ -429,7 +410,7 @@ def test_fake_settings_without_fake_enabled_are_refused(settings):
 )
 def test_fake_health_file_must_be_a_file_below_a_host_directory(path, reason):
     block = {"fake": {"enabled": True, "instanceType": "trn1.2xlarge", "healthFile": path}}
-    assert reason in render_error({"dra": merged(ON, block)})
+    assert reason in render_error({"dra": merge(ON, block)})
 
 
 # ---- RBAC ---------------------------------------------------------------------------------------
@@ -595,7 +576,7 @@ def test_the_driver_alone_needs_no_node_selector():
 
 
 def test_device_plugin_affinity_excludes_the_dra_nodes(dra):
-    (term,) = required_terms(workload(dra, "devicePlugin"))
+    (term,) = required_node_terms(workload(dra, "devicePlugin"))
     assert term["matchExpressions"] == [
         {
             "key": "node.kubernetes.io/instance-type",
@@ -627,7 +608,7 @@ def test_device_plugin_affinity_excludes_every_dra_label_in_every_term():
         {"key": "accel", "operator": "NotIn", "values": ["dra"]},
         {"key": "zone", "operator": "NotIn", "values": ["b"]},
     ]
-    assert required_terms(workload(objs, "devicePlugin")) == [
+    assert required_node_terms(workload(objs, "devicePlugin")) == [
         {"matchExpressions": [{"key": "pool", "operator": "In", "values": ["a"]}, *excluded]},
         {
             "matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n"]}],
@@ -638,7 +619,7 @@ def test_device_plugin_affinity_excludes_every_dra_label_in_every_term():
 
 def test_device_plugin_without_instance_types_still_excludes_the_dra_nodes():
     objs = with_dra(devicePlugin={"instanceTypes": []})
-    assert required_terms(workload(objs, "devicePlugin")) == [
+    assert required_node_terms(workload(objs, "devicePlugin")) == [
         {
             "matchExpressions": [
                 {"key": "neuron.k8s.local/dra", "operator": "NotIn", "values": ["true"]}
@@ -648,7 +629,7 @@ def test_device_plugin_without_instance_types_still_excludes_the_dra_nodes():
 
 
 def test_the_dra_driver_itself_gets_no_exclusion(dra):
-    (term,) = required_terms(one(dra, "DaemonSet", "dra"))
+    (term,) = required_node_terms(one(dra, "DaemonSet", "dra"))
     assert [e["operator"] for e in term["matchExpressions"]] == ["In"]
 
 
@@ -734,13 +715,13 @@ def test_kind_runs_the_fake_driver_on_the_dra_worker_only(kind_objects):
     env = env_of(obj)
     assert env["NEURON_DRA_FAKE_INSTANCE_TYPE_LABEL"] == "node.kubernetes.io/instance-type"
     assert env["NEURON_DRA_FAKE_HEALTH_FILE"] == "/var/lib/neuron-fake/unhealthy"
-    assert "trn1.32xlarge" in required_terms(obj)[0]["matchExpressions"][0]["values"]
+    assert "trn1.32xlarge" in required_node_terms(obj)[0]["matchExpressions"][0]["values"]
     assert container(obj)["image"] == "neuron-k8s:0.1.0"
     assert container(obj)["imagePullPolicy"] == "Never"
 
 
 def test_kind_keeps_the_device_plugin_off_the_dra_worker(kind_objects):
-    (term,) = required_terms(workload(kind_objects, "devicePlugin"))
+    (term,) = required_node_terms(workload(kind_objects, "devicePlugin"))
     assert {"key": "neuron.k8s.local/dra", "operator": "NotIn", "values": ["true"]} in (
         term["matchExpressions"]
     )

@@ -21,7 +21,7 @@ from http.server import ThreadingHTTPServer
 from typing import Any
 
 import grpc
-from jsonhttp import JsonHandler
+from jsonhttp import JsonHandler, write_kubeconfig
 from neuron_k8s.deviceplugin.api import KUBELET_SOCKET, pb, pb_grpc, pr_grpc, pr_pb, target
 from waiting import wait_until as wait_until  # re-exported to the tests
 
@@ -457,17 +457,7 @@ class FakeApi:
         self.nodes[name] = {"kind": "Node", "metadata": meta}
 
     def kubeconfig(self, path: str) -> str:
-        doc = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
-            "users": [{"name": "fake", "user": {"token": "test"}}],
-            "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
-            "current-context": "fake",
-        }
-        with open(path, "w") as f:
-            json.dump(doc, f)  # JSON is YAML
-        return path
+        return write_kubeconfig(path, self.url)
 
 
 def make_pod(

@@ -27,7 +27,7 @@ from http.server import ThreadingHTTPServer
 from typing import Any
 
 import grpc
-from jsonhttp import JsonHandler
+from jsonhttp import JsonHandler, write_kubeconfig
 from neuron_k8s._proto import dra_v1_pb2, dra_v1_pb2_grpc, dra_v1beta1_pb2, dra_v1beta1_pb2_grpc
 from neuron_k8s._proto import pluginregistration_v1_pb2 as reg_pb
 from neuron_k8s._proto import pluginregistration_v1_pb2_grpc as reg_grpc
@@ -243,17 +243,7 @@ class FakeApi:
         return 405, _status(405, "MethodNotAllowed", f"{method} on a resourceslice")
 
     def kubeconfig(self, path: str) -> str:
-        doc = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
-            "users": [{"name": "fake", "user": {"token": "test"}}],
-            "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
-            "current-context": "fake",
-        }
-        with open(path, "w") as f:
-            json.dump(doc, f)  # JSON is YAML
-        return path
+        return write_kubeconfig(path, self.url)
 
     # --- nodes -----------------------------------------------------------------------------
     def add_node(self, name: str, instance_type: str | None = None, uid: str = "") -> str:
