@@ -153,6 +153,18 @@ def node_host() -> Callable[[str], Any]:
     return lambda node: testinfra.get_host(f"docker://{node}")
 
 
+def cores_container(name: str, resources: dict[str, Any]) -> dict[str, Any]:
+    """A container that prints the NEURON_RT_VISIBLE_CORES it got (Pods.cores reads it) and
+    sleeps."""
+    return {
+        "name": name,
+        "image": IMAGE,
+        "imagePullPolicy": PULL_POLICY,
+        "command": ["sh", "-c", 'echo "CORES=$NEURON_RT_VISIBLE_CORES"; exec sleep 3600'],
+        "resources": resources,
+    }
+
+
 class Pods:
     """Creates test pods in a namespace of their own and reads what they were given."""
 
@@ -183,17 +195,7 @@ class Pods:
                 "terminationGracePeriodSeconds": 0,
                 "nodeSelector": selector or None,
                 "containers": [
-                    {
-                        "name": f"c{i}",
-                        "image": IMAGE,
-                        "imagePullPolicy": PULL_POLICY,
-                        "command": [
-                            "sh",
-                            "-c",
-                            'echo "CORES=$NEURON_RT_VISIBLE_CORES"; exec sleep 3600',
-                        ],
-                        "resources": {"limits": {r: str(n) for r, n in want.items()}},
-                    }
+                    cores_container(f"c{i}", {"limits": {r: str(n) for r, n in want.items()}})
                     for i, want in enumerate(containers)
                 ],
             },

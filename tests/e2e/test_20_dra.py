@@ -1,220 +1,41 @@
-"""The DRA driver on kind (docs/dra.md): the third worker, a fake trn1.32xlarge labelled
-neuron.k8s.local/dra=true, runs the chart's neuron-dra-driver instead of the device plugin.
+"""The DRA driver on kind (docs/dra.md): a fake trn1.32xlarge worker labelled
+neuron.k8s.local/dra=true runs the chart's neuron-dra-driver instead of the device plugin.
 Claims are written as for AWS's driver (DeviceClass neuron.aws.com, matchAttribute on
 resource.aws.com/devicegroup<N>_id); the default kube-scheduler allocates them and the kubelet
 prepares them through the driver and CDI."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from conftest import (
-    DRA_NODE_LABEL,
-    IMAGE,
-    NAMESPACE,
-    PULL_POLICY,
-    Cluster,
-    Pods,
-    needs_kind,
-    wait_for,
+from conftest import NAMESPACE, Cluster, wait_for
+from dra_claims import (
+    GROUP_ATTRIBUTE,
+    Claims,
+    claims_on,
+    dra_node,
+    driver_pod,
+    held_on,
+    node_slices,
+    whole_devices,
 )
-from kubernetes import client
-from kubernetes.client.rest import ApiException
 
-DRIVER = "neuron.aws.com"
-GROUP, VERSION = "resource.k8s.io", "v1"
-CORES_PER_DEVICE = 2  # trn1.32xlarge
-GROUP_ATTRIBUTE = "resource.aws.com/devicegroup{}_id"
-
-
-def dra_node(cluster: Cluster) -> str:
-    nodes = cluster.core.list_node(label_selector=f"{DRA_NODE_LABEL}=true").items
-    if not nodes:
-        needs_kind()
-        pytest.skip("no node labelled for the DRA driver")
-    return nodes[0].metadata.name
-
-
-class Claims:
-    """Pods that ask for Neuron devices through ResourceClaimTemplates, in a namespace of
-    their own; what each container saw, and what each claim was allocated."""
-
-    def __init__(self, cluster: Cluster, namespace: str, node: str) -> None:
-        self.cluster = cluster
-        self.namespace = namespace
-        self.node = node
-        self.custom = client.CustomObjectsApi()
-        self.pods = Pods(cluster, namespace)
-
-    def template(self, name: str, count: int, group: int | None = None) -> None:
-        request: dict[str, Any] = {
-            "name": "neurons",
-            "exactly": {"deviceClassName": DRIVER, "allocationMode": "ExactCount", "count": count},
-        }
-        spec: dict[str, Any] = {"devices": {"requests": [request]}}
-        if group:
-            spec["devices"]["constraints"] = [
-                {"requests": ["neurons"], "matchAttribute": GROUP_ATTRIBUTE.format(group)}
-            ]
-        body = {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "ResourceClaimTemplate",
-            "metadata": {"name": name},
-            "spec": {"spec": spec},
-        }
-        self.custom.create_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, "resourceclaimtemplates", body
-        )
-
-    def pod(self, name: str, template: str) -> str:
-        body = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": name},
-            "spec": {
-                "terminationGracePeriodSeconds": 0,
-                "nodeSelector": {"kubernetes.io/hostname": self.node},
-                "tolerations": [{"operator": "Exists"}],
-                "resourceClaims": [{"name": "neuron", "resourceClaimTemplateName": template}],
-                "containers": [
-                    {
-                        "name": "c0",
-                        "image": IMAGE,
-                        "imagePullPolicy": PULL_POLICY,
-                        "command": [
-                            "sh",
-                            "-c",
-                            'echo "CORES=$NEURON_RT_VISIBLE_CORES"; exec sleep 3600',
-                        ],
-                        "resources": {"claims": [{"name": "neuron"}]},
-                    }
-                ],
-            },
-        }
-        self.cluster.core.create_namespaced_pod(self.namespace, body)
-        return name
-
-    def running(self, name: str, timeout: float = 120) -> None:
-        self.pods.wait_running(name, timeout)
-
-    def cores(self, name: str) -> list[int]:
-        return self.pods.cores(name)
-
-    def running_of(self, names: tuple[str, ...], count: int) -> list[str] | None:
-        """The pods of `names` that run, once `count` of them do."""
-        pods = [self.cluster.core.read_namespaced_pod(n, self.namespace) for n in names]
-        running = [p.metadata.name for p in pods if p.status.phase == "Running"]
-        return running if len(running) >= count else None
-
-    def claim_of(self, pod: str) -> dict[str, Any]:
-        status = self.cluster.core.read_namespaced_pod(pod, self.namespace).status
-        name = next(s.resource_claim_name for s in status.resource_claim_statuses or [])
-        return self.custom.get_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, "resourceclaims", name
-        )
-
-    def devices(self, pod: str) -> list[int]:
-        """The device indices the pod's claim was allocated on the DRA node."""
-        results = self.claim_of(pod)["status"]["allocation"]["devices"]["results"]
-        assert {(r["driver"], r["pool"]) for r in results} == {(DRIVER, self.node)}, results
-        return sorted(int(r["device"].removeprefix("neurondevice")) for r in results)
-
-    def sees_its_claim(self, pod: str) -> list[int]:
-        """The container's NEURON_RT_VISIBLE_CORES are exactly the cores of its claim's
-        devices; returns the devices."""
-        devices = self.devices(pod)
-        want = [d * CORES_PER_DEVICE + k for d in devices for k in range(CORES_PER_DEVICE)]
-        assert self.cores(pod) == want, (pod, devices)
-        return devices
-
-    def unschedulable(self, name: str, timeout: float = 60) -> str:
-        def check() -> str | None:
-            pod = self.cluster.core.read_namespaced_pod(name, self.namespace)
-            assert pod.status.phase == "Pending", pod.status.phase
-            for c in pod.status.conditions or []:
-                if c.type == "PodScheduled" and c.status == "False" and c.reason == "Unschedulable":
-                    return c.message
-            return None
-
-        return wait_for(f"{name} unschedulable", check, timeout)
-
-    def delete(self, *names: str) -> None:
-        for name in names:
-            self.cluster.core.delete_namespaced_pod(name, self.namespace, grace_period_seconds=0)
-
-        def gone() -> bool:
-            for name in names:
-                try:
-                    self.cluster.core.read_namespaced_pod(name, self.namespace)
-                    return False
-                except ApiException as err:
-                    if err.status != 404:
-                        raise
-            return True
-
-        wait_for(f"pods {names} gone", gone, 120)
+TRN1 = "trn1.32xlarge"
 
 
 @pytest.fixture
 def claims(cluster: Cluster) -> Iterator[Claims]:
-    node = dra_node(cluster)
-    # Each test starts with every device free: the claims of the last test's pods are
-    # deallocated and deleted after the pods, by the resource claim controller.
-    wait_for(f"no claim holding devices of {node}", lambda: not held_on(node), 120)
-    ns = f"e2e-dra-{uuid.uuid4().hex[:8]}"
-    cluster.core.create_namespace({"metadata": {"name": ns}})
-    try:
-        yield Claims(cluster, ns, node)
-    finally:
-        cluster.core.delete_collection_namespaced_pod(ns, grace_period_seconds=0)
-        wait_for(
-            f"namespace {ns} pods gone", lambda: not cluster.core.list_namespaced_pod(ns).items, 120
-        )
-        cluster.core.delete_namespace(ns)
-
-
-def held_on(node: str) -> list[str]:
-    """The claims (namespace/name) holding devices of the DRA node."""
-    doc = client.CustomObjectsApi().list_cluster_custom_object(GROUP, VERSION, "resourceclaims")
-    out = []
-    for claim in doc["items"]:
-        results = ((claim.get("status") or {}).get("allocation") or {}).get("devices") or {}
-        if any(r["pool"] == node for r in results.get("results") or []):
-            out.append(f"{claim['metadata']['namespace']}/{claim['metadata']['name']}")
-    return out
-
-
-def node_slices(cluster: Cluster, node: str) -> list[dict[str, Any]]:
-    doc = client.CustomObjectsApi().list_cluster_custom_object(
-        GROUP, VERSION, "resourceslices", field_selector=f"spec.nodeName={node}"
-    )
-    return [s for s in doc["items"] if s["spec"]["driver"] == DRIVER]
-
-
-def driver_pod(cluster: Cluster, node: str) -> client.V1Pod | None:
-    pods = cluster.core.list_namespaced_pod(
-        NAMESPACE,
-        label_selector="app.kubernetes.io/component=dra",
-        field_selector=f"spec.nodeName={node}",
-    ).items
-    ready = [
-        p
-        for p in pods
-        if p.metadata.deletion_timestamp is None
-        and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
-    ]
-    return ready[0] if ready else None
+    with claims_on(cluster, dra_node(cluster, TRN1)) as c:
+        yield c
 
 
 def test_the_dra_node_publishes_its_sixteen_devices_with_awss_attributes(
     cluster: Cluster,
 ) -> None:
-    node = dra_node(cluster)
+    node = dra_node(cluster, TRN1)
     slices = wait_for("the DRA node's ResourceSlices", lambda: node_slices(cluster, node), 120)
-    devices = [d for s in slices for d in s["spec"]["devices"]]
+    devices = whole_devices(slices)
     assert sorted(d["name"] for d in devices) == sorted(f"neurondevice{i}" for i in range(16))
     assert {s["spec"]["pool"]["name"] for s in slices} == {node}
     by_name = {d["name"]: d["attributes"] for d in devices}
@@ -226,7 +47,7 @@ def test_the_dra_node_publishes_its_sixteen_devices_with_awss_attributes(
 
 
 def test_the_device_plugin_stays_off_the_dra_node(cluster: Cluster) -> None:
-    node = dra_node(cluster)
+    node = dra_node(cluster, TRN1)
     pods = cluster.core.list_namespaced_pod(NAMESPACE, field_selector=f"spec.nodeName={node}").items
     components = {(p.metadata.labels or {}).get("app.kubernetes.io/component") for p in pods}
     assert "devicePlugin" not in components and "device-plugin" not in components, components

@@ -104,4 +104,6 @@ def test_helm_uninstall_leaves_nothing_of_ours_behind(cluster: Cluster, node_hos
             60,
         )
     classes = cluster.kubectl("get", "deviceclasses", "-o", "name").stdout.split()
-    assert not [c for c in classes if c.endswith("/neuron.aws.com")], classes
+    assert not [c for c in classes if c.endswith(("/neuron.aws.com", "/neuroncore.aws.com"))], (
+        classes
+    )

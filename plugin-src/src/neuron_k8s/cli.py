@@ -14,6 +14,23 @@ from typing import Any, Protocol, TypeVar
 from neuron_k8s import logs
 
 
+def boolean(text: str) -> bool:
+    """A flag's or variable's true or false (also 1/0, yes/no, on/off)."""
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"not a port number: {text}")
+    return value
+
+
 def env_defaults(
     parser: argparse.ArgumentParser,
     flags: Sequence[tuple[str, Sequence[str], Callable[[str], Any]]],

@@ -114,6 +114,7 @@ def test_driver_name_paths_port_and_log_level_env_defaults(dra):
         "KUBELET_REGISTRAR_DIRECTORY_PATH": "/var/lib/kubelet/plugins_registry",
         "KUBELET_PLUGINS_DIRECTORY_PATH": "/var/lib/kubelet/plugins",
         "CDI_ROOT": "/var/run/cdi",
+        "NEURON_DRA_CORE_PARTITIONS": "false",
     }
 
 

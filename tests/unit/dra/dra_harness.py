@@ -76,8 +76,48 @@ def matches(doc: Mapping[str, Any], selector: str) -> bool:
     return True
 
 
+# resource.k8s.io/v1 limits the 1.34 API server validates (pkg/apis/resource/validation).
+MAX_DEVICES = 128
+MAX_DEVICES_WITH_COUNTERS = 64
+MAX_SHARED_COUNTERS = 32
+MAX_DEVICE_COUNTERS = 1024
+MAX_COUNTERS_PER_DEVICE = 32
+
+
+def slice_errors(spec: Mapping[str, Any]) -> list[str]:
+    """What the 1.34 API server refuses in a slice's devices and counters."""
+    errors = []
+    devices = spec.get("devices") or []
+    sets = {c["name"]: set(c["counters"]) for c in spec.get("sharedCounters") or []}
+    consuming = [d for d in devices if d.get("consumesCounters")]
+    limit = MAX_DEVICES_WITH_COUNTERS if consuming else MAX_DEVICES
+    if len(devices) > limit:
+        errors.append(f"spec.devices: must have at most {limit} items")
+    if len({d["name"] for d in devices}) != len(devices):
+        errors.append("spec.devices: duplicate names")
+    if sum(len(c) for c in sets.values()) > MAX_SHARED_COUNTERS:
+        errors.append("spec.sharedCounters: the total number of shared counters must not exceed 32")
+    used = 0
+    for d in consuming:
+        entries = sum(len(c["counters"]) for c in d["consumesCounters"])
+        used += entries
+        if entries > MAX_COUNTERS_PER_DEVICE:
+            errors.append(f"{d['name']}: the total number of counters must not exceed 32")
+        for c in d["consumesCounters"]:
+            if c["counterSet"] not in sets:
+                errors.append(f"{d['name']}: must reference a counterSet defined in the slice")
+            elif set(c["counters"]) - sets[c["counterSet"]]:
+                errors.append(f"{d['name']}: must reference a counter defined in the slice")
+    if used > MAX_DEVICE_COUNTERS:
+        errors.append("spec.devices: the total number of counters in devices must not exceed 1024")
+    return errors
+
+
 class FakeApi:
     def __init__(self) -> None:
+        # False: as an API server whose DRAPartitionableDevices gate is off, which drops the
+        # counter fields of every slice written.
+        self.keeps_counters = True
         self.nodes: dict[str, dict[str, Any]] = {}
         self.slices: dict[str, dict[str, Any]] = {}
         self.claims: dict[str, dict[str, Any]] = {}  # by uid
@@ -179,8 +219,13 @@ class FakeApi:
                 return 200, copy.deepcopy(node)
             if path == SLICES and method == "GET":
                 return 200, self._list("ResourceSliceList", self.slices.values(), query)
+            if body is not None and path.startswith(SLICES):
+                body = self._admit(body)
+                errors = slice_errors(body.get("spec") or {})
+                if errors:
+                    return 422, _status(422, "Invalid", "; ".join(errors))
             if path == SLICES and method == "POST" and body is not None:
-                return self._create_slice(body)
+                return self._create_slice(body, query.get("dryRun") == "All")
             if path.startswith(SLICES + "/"):
                 return self._one_slice(method, path[len(SLICES) + 1 :], body)
             if path == CLAIMS and method == "GET":
@@ -203,8 +248,20 @@ class FakeApi:
         doc["metadata"]["resourceVersion"] = str(self.version)
         return doc
 
-    def _create_slice(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        name = str((body.get("metadata") or {}).get("name") or "")
+    def _admit(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The body as the API server would store it."""
+        doc = copy.deepcopy(body)
+        if not self.keeps_counters:
+            doc.get("spec", {}).pop("sharedCounters", None)
+            for d in doc.get("spec", {}).get("devices") or []:
+                d.pop("consumesCounters", None)
+        return doc
+
+    def _create_slice(self, body: dict[str, Any], dry_run: bool) -> tuple[int, dict[str, Any]]:
+        meta = body.setdefault("metadata", {})
+        if not meta.get("name") and meta.get("generateName"):
+            meta["name"] = f"{meta['generateName']}{uuid.uuid4().hex[:5]}"
+        name = str(meta.get("name") or "")
         if not name:
             return 422, _status(422, "Invalid", "metadata.name: Required value")
         if name in self.slices:
@@ -212,6 +269,8 @@ class FakeApi:
         doc = copy.deepcopy(body)
         doc["metadata"]["uid"] = str(uuid.uuid4())
         doc["metadata"].pop("resourceVersion", None)
+        if dry_run:
+            return 201, doc
         self.slices[name] = self._stamp(doc)
         return 201, copy.deepcopy(doc)
 

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 from dra_harness import make_claim, neuron_config, result
-from neuron_k8s.dra.claims import ClaimError, Request, requests, visible_cores
+from neuron_k8s.dra.claims import ClaimError, Request, requests, spanned_devices, visible_cores
+from neuron_k8s.dra.partitions import CoreSet
 from neuron_k8s.topology import shape_for
 
 NODE = "node-a"
@@ -182,3 +183,58 @@ def test_visible_cores_are_in_device_order_whatever_the_allocation_order() -> No
 def test_a_device_beyond_the_node_is_refused() -> None:
     with pytest.raises(ClaimError, match="device 12 is not on this node"):
         visible_cores(shape_for("inf2.48xlarge"), Request("r", (12,), None))
+
+
+# --- core partitions ---
+def test_a_core_set_in_the_allocation_is_read_as_its_cores() -> None:
+    claim = make_claim("c", pool=NODE, results=[result("cores", "neuroncores2-3", NODE)])
+    assert read(claim) == [Request("cores", (), None, (CoreSet(2, 2),))]
+
+
+def test_a_core_set_makes_exactly_its_cores_visible() -> None:
+    shape = shape_for("inf2.48xlarge")
+    assert visible_cores(shape, Request("r", (), None, (CoreSet(3, 4),))) == [3, 4, 5, 6]
+
+
+def test_a_request_may_hold_whole_devices_and_core_sets_apart() -> None:
+    shape = shape_for("inf2.48xlarge")
+    req = Request("r", (0,), None, (CoreSet(5, 1),))
+    assert visible_cores(shape, req) == [0, 1, 5]
+    assert spanned_devices(shape, req) == (0, 2)
+    assert req.device_names == ["neurondevice0", "neuroncores5-5"]
+
+
+def test_a_core_set_spanning_devices_needs_the_nodes_of_each() -> None:
+    assert spanned_devices(
+        shape_for("inf2.48xlarge"), Request("r", (), None, (CoreSet(3, 4),))
+    ) == (
+        1,
+        2,
+        3,
+    )
+
+
+def test_a_core_given_twice_in_one_request_is_refused() -> None:
+    with pytest.raises(ClaimError, match="some cores twice"):
+        visible_cores(shape_for("inf2.48xlarge"), Request("r", (1,), None, (CoreSet(3, 1),)))
+
+
+def test_a_core_set_beyond_the_node_is_refused() -> None:
+    with pytest.raises(ClaimError, match="not on this node"):
+        visible_cores(shape_for("inf2.24xlarge"), Request("r", (), None, (CoreSet(11, 2),)))
+
+
+def test_a_trn2_core_set_with_another_logical_core_size_than_the_nodes_is_refused() -> None:
+    with pytest.raises(ClaimError, match="ask for whole devices to change it"):
+        visible_cores(shape_for("trn2.48xlarge", 2), Request("r", (), 1, (CoreSet(0, 2),)))
+
+
+def test_a_trn2_core_set_with_the_nodes_logical_core_size_is_served() -> None:
+    shape = shape_for("trn2.48xlarge", 2)
+    assert visible_cores(shape, Request("r", (), 2, (CoreSet(4, 2),))) == [4, 5]
+
+
+def test_a_malformed_core_set_name_is_the_claims_error() -> None:
+    claim = make_claim("c", pool=NODE, results=[result("cores", "neuroncores9-2", NODE)])
+    with pytest.raises(ClaimError, match="ends before it starts"):
+        read(claim)

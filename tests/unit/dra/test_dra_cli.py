@@ -28,6 +28,7 @@ ENVIRONMENT = {
     "NEURON_DRA_SYSFS_ROOT": "/s",
     "NEURON_DRA_DEV_ROOT": "/v",
     "NEURON_DRA_LNC_CONFIG": "/l",
+    "NEURON_DRA_CORE_PARTITIONS": "true",
 }
 LABEL_VARIABLE = "NEURON_DRA_FAKE_INSTANCE_TYPE_LABEL"  # excludes NEURON_DRA_FAKE_INSTANCE_TYPE
 
@@ -84,6 +85,19 @@ def test_every_setting_can_come_from_the_environment() -> None:
     )
     assert (c.fake_instance_type, c.fake_health_file) == ("trn2.48xlarge", "/health")
     assert (c.sysfs_root, c.dev_root, c.lnc_config) == ("/s", "/v", "/l")
+    assert c.core_partitions is True
+
+
+def test_core_partitions_are_off_unless_asked_for() -> None:
+    assert parse_args(["--node-name", "n1"], {}).core_partitions is False
+    assert parse_args(["--node-name", "n1", "--core-partitions", "yes"], {}).core_partitions
+
+
+def test_a_core_partitions_value_that_is_not_true_or_false_exits_2_naming_the_variable(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    err = usage_error(capsys, [], {"NODE_NAME": "n1", "NEURON_DRA_CORE_PARTITIONS": "maybe"})
+    assert "NEURON_DRA_CORE_PARTITIONS='maybe': expected true or false" in err
 
 
 def test_the_fake_instance_type_label_comes_from_the_environment() -> None:

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 from dra_harness import DRIVER, NODE, SLICES, FakeApi
-from neuron_k8s.dra.devices import Versions, devices, slices
+from neuron_k8s.dra.devices import Versions, chunked, devices, slices, slices_of
+from neuron_k8s.dra.partitions import contents, is_core_set
 from neuron_k8s.dra.publisher import SlicePublisher
 from neuron_k8s.kube import KubeClient
 from neuron_k8s.topology import shape_for
@@ -30,7 +31,8 @@ def publisher(api: FakeApi) -> SlicePublisher:
 
 
 def healthy_but(*unhealthy: int) -> list[dict[str, Any]]:
-    return devices(SHAPE, NODE, VERSIONS, frozenset(unhealthy))
+    """Slice contents: the whole devices but the unhealthy ones."""
+    return chunked(devices(SHAPE, NODE, VERSIONS, frozenset(unhealthy)))
 
 
 def seed(
@@ -38,8 +40,23 @@ def seed(
 ) -> None:
     """Slices another instance of the driver wrote earlier."""
     client = KubeClient.for_url(api.url)
-    for body in slices(NODE, DRIVER, healthy_but(*unhealthy), generation, per_slice):
+    whole = devices(SHAPE, NODE, VERSIONS, frozenset(unhealthy))
+    for body in slices(NODE, DRIVER, whole, generation, per_slice):
         client.post(SLICES, body)
+
+
+def partitioned_but(*unhealthy: int) -> list[dict[str, Any]]:
+    """Slice contents with core partitions: one slice per aligned block of 4 devices."""
+    bad = frozenset(unhealthy)
+    return contents(SHAPE, devices(SHAPE, NODE, VERSIONS, bad), VERSIONS, bad)
+
+
+def partitioned(api: FakeApi) -> SlicePublisher:
+    """A publisher that has synced core partitions once, whole devices its fallback."""
+    p = publisher(api)
+    p.publish(partitioned_but(), healthy_but())
+    p.sync()
+    return p
 
 
 def generations(api: FakeApi) -> set[int]:
@@ -137,7 +154,9 @@ def test_a_slice_edited_by_someone_else_is_put_back(api: FakeApi) -> None:
 
 def test_slices_of_other_nodes_and_drivers_are_left_alone(api: FakeApi) -> None:
     client = KubeClient.for_url(api.url)
-    for body in slices("node-b", DRIVER, healthy_but(), 1) + slices(NODE, "gpu.example.com", [], 1):
+    for body in slices_of("node-b", DRIVER, healthy_but(), 1) + slices(
+        NODE, "gpu.example.com", [], 1
+    ):
         client.post(SLICES, body)
     p = publisher(api)
     p.publish(healthy_but())
@@ -152,3 +171,62 @@ def test_remove_all_deletes_every_slice_of_the_node(api: FakeApi) -> None:
     seed(api, generation=1, per_slice=5)
     publisher(api).remove_all()
     assert api.node_slices(NODE) == []
+
+
+# --- core partitions and the API server's feature gate ---
+def test_core_partitions_are_written_with_their_counters_when_the_api_server_keeps_them(
+    api: FakeApi,
+) -> None:
+    partitioned(api)
+    written = api.node_slices(NODE)
+    assert len(written) == 4
+    assert all(s["spec"]["sharedCounters"] for s in written)
+    assert any(is_core_set(name) for name in api.published_devices(NODE))
+
+
+def test_without_counters_on_the_api_server_only_whole_devices_are_published(
+    api: FakeApi,
+) -> None:
+    api.keeps_counters = False
+    p = partitioned(api)
+    assert api.published_devices(NODE) == [f"neurondevice{i}" for i in range(16)]
+    assert not any(s["spec"].get("sharedCounters") for s in api.node_slices(NODE))
+    assert p.published.is_set()
+
+
+def test_the_counter_probe_is_a_dry_run_that_stores_nothing(api: FakeApi) -> None:
+    partitioned(api)
+    dry = [path for method, path in api.requests if method == "POST" and "dryRun=All" in path]
+    assert len(dry) == 1
+    assert not any("probe" in name for name in api.slices)
+
+
+def test_the_api_server_is_probed_once_not_at_every_sync(api: FakeApi) -> None:
+    p = partitioned(api)
+    p.publish(partitioned_but(2), healthy_but(2))
+    p.sync()
+    dry = [path for method, path in api.requests if "dryRun=All" in path]
+    assert len(dry) == 1
+
+
+def test_a_health_change_rewrites_the_partitioned_slices_in_a_newer_generation(
+    api: FakeApi,
+) -> None:
+    p = partitioned(api)
+    (before,) = generations(api)
+    p.publish(partitioned_but(6), healthy_but(6))
+    p.sync()
+    names = api.published_devices(NODE)
+    assert "neurondevice6" not in names and "neuroncores12-13" not in names
+    assert generations(api) == {before + 1}
+
+
+def test_turning_core_partitions_off_goes_back_to_one_slice_of_whole_devices(
+    api: FakeApi,
+) -> None:
+    p = partitioned(api)
+    p.publish(healthy_but())
+    p.sync()
+    (only,) = api.node_slices(NODE)
+    assert len(only["spec"]["devices"]) == 16
+    assert "sharedCounters" not in only["spec"]

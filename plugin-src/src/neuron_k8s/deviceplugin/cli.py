@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from neuron_k8s import logs
-from neuron_k8s.cli import build_config, env_defaults, run_until_signalled
+from neuron_k8s.cli import boolean, build_config, env_defaults, port, run_until_signalled
 from neuron_k8s.kube import ApiError
 
 from .api import DEFAULT_DEVICE_PLUGIN_DIR, DEFAULT_POD_RESOURCES_SOCKET
@@ -21,22 +21,6 @@ PROG = "neuron-device-plugin"
 
 def env_name(dest: str) -> str:
     return ENV_PREFIX + dest.upper()
-
-
-def _bool(text: str) -> bool:
-    value = text.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-
-
-def _port(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"not a port number: {text}")
-    return value
 
 
 def _positive(text: str) -> int:
@@ -69,7 +53,7 @@ FLAGS: list[tuple[str, Callable[[str], Any], Any, str]] = [
         "Name of this node (also read from NODE_NAME): which pods' extender annotations to serve "
         "and which node to annotate with unhealthy devices.",
     ),
-    ("--http-port", _port, 8080, "Port of /healthz, /readyz and /metrics."),
+    ("--http-port", port, 8080, "Port of /healthz, /readyz and /metrics."),
     ("--log-level", str, "info", "One of debug, info, warning, error. Logs are JSON lines."),
     (
         "--fake-instance-type",
@@ -121,7 +105,7 @@ FLAGS: list[tuple[str, Callable[[str], Any], Any, str]] = [
     ),
     (
         "--withhold-in-use",
-        _bool,
+        boolean,
         True,
         "Advertise as Unhealthy the IDs whose cores the kubelet holds through the other "
         "resource (the cores of a device handed out whole, the device of a core handed out), "

@@ -14,7 +14,8 @@ from typing import Any
 
 from neuron_k8s.topology import TRN2_PHYSICAL_CORES, Shape, lnc_cores_per_device
 
-from .devices import device_index
+from .devices import device_index, device_name
+from .partitions import CoreSet, core_set_of, is_core_set
 
 CONFIG_API_VERSION = "neuron.aws.com/v1"
 CONFIG_KIND = "NeuronConfig"
@@ -29,8 +30,14 @@ class Request:
     """One request of a claim and the devices of this node it was given."""
 
     name: str
-    devices: tuple[int, ...]
+    devices: tuple[int, ...]  # whole devices
     lnc: int | None  # the NeuronConfig's logicalNeuronCore, None when the claim sets none
+    core_sets: tuple[CoreSet, ...] = ()  # core partitions (partitions.py)
+
+    @property
+    def device_names(self) -> list[str]:
+        """The allocated devices' names, whole devices first."""
+        return [device_name(d) for d in self.devices] + [cs.name for cs in self.core_sets]
 
 
 def _config_lnc(config: Mapping[str, Any], driver: str) -> tuple[Sequence[str], int] | None:
@@ -59,16 +66,21 @@ def requests(claim: Mapping[str, Any], driver: str, pool: str) -> list[Request]:
     if not allocation:
         raise ClaimError("the claim is not allocated yet")
     found: dict[str, list[int]] = {}
+    sets: dict[str, list[CoreSet]] = {}
     for result in (allocation.get("devices") or {}).get("results") or []:
         if result.get("driver") != driver or result.get("pool") != pool:
             continue
-        try:
-            index = device_index(str(result.get("device")))
-        except ValueError as err:
-            raise ClaimError(str(err)) from None
+        device = str(result.get("device"))
         # A subrequest of a prioritized list is reported as <request>/<subrequest>.
         name = str(result.get("request", "")).split("/", 1)[0]
-        found.setdefault(name, []).append(index)
+        found.setdefault(name, [])
+        try:
+            if is_core_set(device):
+                sets.setdefault(name, []).append(core_set_of(device))
+            else:
+                found[name].append(device_index(device))
+        except ValueError as err:
+            raise ClaimError(str(err)) from None
     if not found:
         raise ClaimError(f"the claim has no {driver} devices on {pool}")
     lnc: dict[str, int] = {}
@@ -83,12 +95,16 @@ def requests(claim: Mapping[str, Any], driver: str, pool: str) -> list[Request]:
             names, value = parsed
             for name in names or found:
                 lnc[name.split("/", 1)[0]] = value
-    return [Request(name, tuple(found[name]), lnc.get(name)) for name in found]
+    return [
+        Request(name, tuple(found[name]), lnc.get(name), tuple(sets.get(name, ())))
+        for name in found
+    ]
 
 
 def visible_cores(shape: Shape, request: Request) -> list[int]:
-    """The cores a request's devices make visible. A logical NeuronCore size is a trn2 setting:
-    it sets how many logical cores each device has; elsewhere only 1 is meaningful."""
+    """The cores a request's devices and core sets make visible. A logical NeuronCore size is a
+    trn2 setting: it sets how many logical cores each device has; elsewhere only 1 is
+    meaningful. Core sets are numbered in the node's own size, so a claim cannot change it."""
     per_device = shape.cores_per_device
     if request.lnc is not None:
         if (shape.instance_type or "").startswith("trn2"):
@@ -98,7 +114,28 @@ def visible_cores(shape: Shape, request: Request) -> list[int]:
                 f"logicalNeuronCore {request.lnc} applies to trn2 ({TRN2_PHYSICAL_CORES} "
                 f"physical cores per device); {shape.name} has 1 core per logical core"
             )
+    if request.core_sets and per_device != shape.cores_per_device:
+        raise ClaimError(
+            f"logicalNeuronCore {request.lnc} differs from this node's, whose core sets have "
+            f"{shape.cores_per_device} cores per device; ask for whole devices to change it"
+        )
     for d in request.devices:
         if not 0 <= d < shape.devices:
             raise ClaimError(f"device {d} is not on this node ({shape.devices} devices)")
-    return [d * per_device + k for d in sorted(request.devices) for k in range(per_device)]
+    cores = [d * per_device + k for d in request.devices for k in range(per_device)]
+    for cs in request.core_sets:
+        if cs.cores[-1] >= shape.cores:
+            raise ClaimError(f"core set {cs.name} is not on this node ({shape.cores} cores)")
+        cores.extend(cs.cores)
+    if len(set(cores)) != len(cores):
+        raise ClaimError(f"request {request.name} was given some cores twice")
+    return sorted(cores)
+
+
+def spanned_devices(shape: Shape, request: Request) -> tuple[int, ...]:
+    """The devices whose nodes a request's containers need: its whole devices and those its
+    core sets lie on."""
+    spanned = set(request.devices)
+    for cs in request.core_sets:
+        spanned.update(shape.device_of(c) for c in cs.cores)
+    return tuple(sorted(spanned))

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from neuron_k8s import logs
-from neuron_k8s.cli import build_config, env_defaults, run_until_signalled
+from neuron_k8s.cli import boolean, build_config, env_defaults, port, run_until_signalled
 from neuron_k8s.deviceplugin.discovery import DiscoveryError
 from neuron_k8s.kube import ApiError
 
@@ -19,13 +19,6 @@ from .driver import Config, ConfigError, Driver
 PROG = "neuron-dra-driver"
 ENV_PREFIX = "NEURON_DRA_"
 DEFAULTS = Config()
-
-
-def _port(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"not a port number: {text}")
-    return value
 
 
 # flag, environment variable (None: NEURON_DRA_<FLAG>), type, help
@@ -47,7 +40,7 @@ FLAGS: list[tuple[str, str | None, Callable[[str], Any], str]] = [
         "<dir>/<driver-name>/.",
     ),
     ("--cdi-root", "CDI_ROOT", str, "Directory of the CDI spec files the runtime reads."),
-    ("--health-port", "HEALTHCHECK_PORT", _port, "Port of /healthz, /readyz and /metrics."),
+    ("--health-port", "HEALTHCHECK_PORT", port, "Port of /healthz, /readyz and /metrics."),
     (
         "--pod-uid",
         "POD_UID",
@@ -73,6 +66,15 @@ FLAGS: list[tuple[str, str | None, Callable[[str], Any], str]] = [
         str,
         "File of unhealthy device indices, one a line, polled every second; an unhealthy "
         "device is taken out of the slices.",
+    ),
+    (
+        "--core-partitions",
+        None,
+        boolean,
+        "Also publish every allowed set of contiguous NeuronCores as a device of its own, "
+        "sharing counters with the whole devices (true or false). Needs the feature gate "
+        "DRAPartitionableDevices on the API server and the scheduler; when the API server "
+        "drops the counters, only whole devices are published.",
     ),
     ("--sysfs-root", None, str, "Root of sysfs (real mode)."),
     ("--dev-root", None, str, "Directory of the neuronN device nodes (real mode)."),

@@ -84,16 +84,20 @@ def slice_name(node: str, driver: str, index: int) -> str:
     return f"{node}-{driver.replace('.', '-')}-{index}"
 
 
-def slices(
-    node: str,
-    driver: str,
-    published: list[dict[str, Any]],
-    generation: int,
-    per_slice: int = MAX_DEVICES_PER_SLICE,
+def chunked(
+    published: list[dict[str, Any]], per_slice: int = MAX_DEVICES_PER_SLICE
 ) -> list[dict[str, Any]]:
-    """One pool named after the node, in as many slices as the per-slice limit needs (at least
-    one, so that an all-unhealthy node still says it has nothing)."""
+    """Slice contents of whole devices only: as many slices as the per-slice limit needs (at
+    least one, so that an all-unhealthy node still says it has nothing)."""
     chunks = [published[i : i + per_slice] for i in range(0, len(published), per_slice)] or [[]]
+    return [{"devices": chunk} for chunk in chunks]
+
+
+def slices_of(
+    node: str, driver: str, contents: list[dict[str, Any]], generation: int
+) -> list[dict[str, Any]]:
+    """One pool named after the node, one slice per entry of `contents` (its `devices` and,
+    with core partitions, its `sharedCounters`)."""
     return [
         {
             "apiVersion": "resource.k8s.io/v1",
@@ -105,10 +109,21 @@ def slices(
                 "pool": {
                     "name": node,
                     "generation": generation,
-                    "resourceSliceCount": len(chunks),
+                    "resourceSliceCount": len(contents),
                 },
-                "devices": chunk,
+                **content,
             },
         }
-        for k, chunk in enumerate(chunks)
+        for k, content in enumerate(contents)
     ]
+
+
+def slices(
+    node: str,
+    driver: str,
+    published: list[dict[str, Any]],
+    generation: int,
+    per_slice: int = MAX_DEVICES_PER_SLICE,
+) -> list[dict[str, Any]]:
+    """The whole devices `published`, in as many slices as the per-slice limit needs."""
+    return slices_of(node, driver, chunked(published, per_slice), generation)

@@ -20,8 +20,9 @@ from neuron_k8s.pods import INSTANCE_TYPE_LABEL
 from .cdi import CdiSpecs
 from .checkpoint import Checkpoint
 from .claimcache import ClaimCache
-from .devices import DEFAULT_DRIVER, Versions, devices
+from .devices import DEFAULT_DRIVER, Versions, chunked, devices
 from .metrics import Metrics
+from .partitions import contents
 from .prepare import Preparer
 from .publisher import SlicePublisher
 from .service import DraService
@@ -48,6 +49,7 @@ class Config:
     fake_instance_type: str | None = None
     fake_instance_type_label: str | None = None
     fake_health_file: str | None = None
+    core_partitions: bool = False
     sysfs_root: str = "/sys"
     dev_root: str = "/dev"
     lnc_config: str = "/opt/aws/neuron/logical_nc_config"
@@ -130,6 +132,7 @@ class Driver:
             shape=shape.name,
             devices=shape.devices,
             cores_per_device=shape.cores_per_device,
+            core_partitions=c.core_partitions,
         )
         uid = str((node.get("metadata") or {}).get("uid") or "") or None
         publisher = self.publisher = SlicePublisher(
@@ -139,7 +142,11 @@ class Driver:
         def on_health(unhealthy: frozenset[int]) -> None:
             self.metrics.devices.labels("unhealthy").set(len(unhealthy))
             self.metrics.devices.labels("healthy").set(shape.devices - len(unhealthy))
-            publisher.publish(devices(shape, c.node_name, versions, unhealthy))
+            whole = devices(shape, c.node_name, versions, unhealthy)
+            if c.core_partitions:
+                publisher.publish(contents(shape, whole, versions, unhealthy), chunked(whole))
+            else:
+                publisher.publish(chunked(whole))
 
         self._health = HealthMonitor(
             inventory, discovery, on_health, c.fake_health_file, c.health_interval

@@ -14,8 +14,7 @@ from neuron_k8s.logs import get_logger
 from .cdi import CdiSpecs, Edit
 from .checkpoint import Checkpoint, Prepared, PreparedDevice
 from .claimcache import ClaimCache
-from .claims import ClaimError, requests, visible_cores
-from .devices import device_name
+from .claims import ClaimError, requests, spanned_devices, visible_cores
 
 log = get_logger("dra.prepare")
 
@@ -63,14 +62,14 @@ class Preparer:
             edits, prepared = [], []
             for req in requests(claim, self.driver, self.node):
                 cores = visible_cores(shape, req)
-                nodes = tuple(self.inventory.nodes_for(tuple(sorted(req.devices))))
+                nodes = tuple(self.inventory.nodes_for(spanned_devices(shape, req)))
                 edits.append(Edit(req.name, tuple(cores), nodes, req.lnc))
                 cdi_id = self._cdi.device_id(uid, req.name)
                 # The request's one CDI device goes on its first device only: the kubelet
                 # passes the runtime every ID of the devices a container uses.
-                for k, index in enumerate(req.devices):
+                for k, device in enumerate(req.device_names):
                     ids = (cdi_id,) if k == 0 else ()
-                    prepared.append(PreparedDevice(req.name, device_name(index), ids))
+                    prepared.append(PreparedDevice(req.name, device, ids))
             self._warn_if_shared(uid, prepared)
             self._cdi.write(uid, edits)
             record = Prepared(namespace, name, self.node, tuple(prepared))

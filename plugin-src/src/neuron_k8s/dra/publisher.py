@@ -11,7 +11,7 @@ from typing import Any
 from neuron_k8s.kube import ApiError, KubeClient
 from neuron_k8s.logs import get_logger
 
-from .devices import slices
+from .devices import slices_of
 
 log = get_logger("dra.publisher")
 SLICES_PATH = "/apis/resource.k8s.io/v1/resourceslices"
@@ -35,7 +35,9 @@ class SlicePublisher:
             else []
         )
         self._interval = interval
-        self._devices: list[dict[str, Any]] | None = None
+        self._contents: list[dict[str, Any]] | None = None
+        self._fallback: list[dict[str, Any]] | None = None
+        self._counters_kept: bool | None = None  # what the API server did to a dry run
         self._generation = 0
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -43,13 +45,32 @@ class SlicePublisher:
         self._thread: threading.Thread | None = None
         self.published = threading.Event()
 
-    def publish(self, devices: list[dict[str, Any]]) -> None:
-        """Set what the node offers; the thread writes it soon."""
+    def publish(
+        self, contents: list[dict[str, Any]], fallback: list[dict[str, Any]] | None = None
+    ) -> None:
+        """Set what the node offers, one entry of `contents` per slice (devices.chunked,
+        partitions.contents); the thread writes it soon. `fallback` is offered instead when the
+        API server drops shared counters (its DRAPartitionableDevices gate is off): published
+        without their counters, core sets and whole devices would be allocated twice."""
         with self._lock:
-            if devices != self._devices:
-                self._devices = devices
+            if (contents, fallback) != (self._contents, self._fallback):
+                self._contents, self._fallback = contents, fallback
                 self._generation += 1
         self._wake.set()
+
+    def _keeps_counters(self, body: dict[str, Any]) -> bool:
+        """Whether the API server stores shared counters, from a dry-run create of `body`."""
+        if self._counters_kept is None:
+            probe = {**body, "metadata": {"generateName": f"{body['metadata']['name']}-probe-"}}
+            stored = self._client.request("POST", SLICES_PATH, {"dryRun": "All"}, probe)
+            self._counters_kept = bool((stored.get("spec") or {}).get("sharedCounters"))
+            if not self._counters_kept:
+                log.error(
+                    "the API server drops shared counters (feature gate DRAPartitionableDevices "
+                    "off): publishing whole devices only, without core partitions",
+                    node=self.node,
+                )
+        return self._counters_kept
 
     def _own(self) -> list[dict[str, Any]]:
         selector = f"spec.nodeName={self.node},spec.driver={self.driver}"
@@ -58,11 +79,15 @@ class SlicePublisher:
 
     def sync(self) -> None:
         with self._lock:
-            devices, generation = self._devices, self._generation
-        if devices is None:
+            contents, fallback, generation = self._contents, self._fallback, self._generation
+        if contents is None:
             return
+        if fallback is not None:
+            probe = slices_of(self.node, self.driver, contents[:1], generation)[0]
+            if not self._keeps_counters(probe):
+                contents = fallback
         existing = {s["metadata"]["name"]: s for s in self._own()}
-        wanted = slices(self.node, self.driver, devices, generation)
+        wanted = slices_of(self.node, self.driver, contents, generation)
         names = {b["metadata"]["name"] for b in wanted}
         if set(existing) == names and not any(
             _differs(existing[b["metadata"]["name"]]["spec"], b["spec"]) for b in wanted
@@ -75,7 +100,7 @@ class SlicePublisher:
         if seen >= generation:
             with self._lock:
                 self._generation = generation = max(self._generation, seen + 1)
-            wanted = slices(self.node, self.driver, devices, generation)
+            wanted = slices_of(self.node, self.driver, contents, generation)
         for body in wanted:
             name = body["metadata"]["name"]
             body["metadata"]["ownerReferences"] = self._owner
@@ -137,6 +162,7 @@ def _differs(old: dict[str, Any], new: dict[str, Any]) -> bool:
             "nodeName": spec.get("nodeName"),
             "pool": pool,
             "devices": spec.get("devices") or [],
+            "sharedCounters": spec.get("sharedCounters") or [],
         }
 
     return strip(old) != strip(new)

@@ -1,0 +1,82 @@
+"""Core partitions in the chart (`dra.corePartitions`): the driver's setting, the second
+DeviceClass, the whole-device class narrowed to whole devices, and the refusals."""
+
+from chartlib import env_of, merge, objects_of, one, render, render_error
+
+ON = {"enabled": True, "nodeSelector": {"neuron.k8s.local/dra": "true"}}
+PARTS = {"corePartitions": {"enabled": True}}
+
+
+def with_dra(block=None):
+    return render({"dra": merge(ON, block or {})})
+
+
+def classes(objs):
+    return {o["metadata"]["name"]: o["spec"] for o in objects_of(objs, "DeviceClass")}
+
+
+def expression(spec):
+    (selector,) = spec["selectors"]
+    return selector["cel"]["expression"]
+
+
+def test_core_partitions_are_off_by_default_with_one_device_class():
+    assert list(classes(with_dra())) == ["neuron.aws.com"]
+
+
+def test_turned_on_the_driver_is_told_so():
+    env = env_of(one(with_dra(PARTS), "DaemonSet", "dra"))
+    assert env["NEURON_DRA_CORE_PARTITIONS"] == "true"
+
+
+def test_turned_on_a_second_class_selects_the_core_sets():
+    spec = classes(with_dra(PARTS))["neuroncore.aws.com"]
+    assert expression(spec) == (
+        'device.driver == "neuron.aws.com" && '
+        'device.attributes["neuron.aws.com"].resourceType == "neuron_cores"'
+    )
+
+
+def test_turned_on_the_drivers_class_selects_whole_devices_only():
+    spec = classes(with_dra(PARTS))["neuron.aws.com"]
+    assert expression(spec) == (
+        'device.driver == "neuron.aws.com" && '
+        'device.attributes["neuron.aws.com"].resourceType == "neuron_device"'
+    )
+
+
+def test_the_core_set_class_name_is_a_value():
+    objs = with_dra({"corePartitions": {"enabled": True, "deviceClassName": "cores.example.com"}})
+    assert set(classes(objs)) == {"neuron.aws.com", "cores.example.com"}
+
+
+def test_the_classes_follow_the_driver_name():
+    objs = with_dra({**PARTS, "driverName": "neuron.example.com"})
+    assert 'device.driver == "neuron.example.com"' in expression(
+        classes(objs)["neuroncore.aws.com"]
+    )
+    assert 'attributes["neuron.example.com"]' in expression(classes(objs)["neuron.example.com"])
+
+
+def test_core_partitions_with_a_class_the_chart_does_not_own_are_refused_with_a_sentence():
+    error = render_error({"dra": merge(ON, {**PARTS, "deviceClasses": {"create": False}})})
+    assert "dra.corePartitions.enabled=true needs dra.deviceClasses.create=true" in error
+    assert "would hand core sets to claims for whole devices" in error
+
+
+def test_a_core_set_class_named_like_the_driver_is_refused_with_a_sentence():
+    error = render_error(
+        {
+            "dra": merge(
+                ON, {"corePartitions": {"enabled": True, "deviceClassName": "neuron.aws.com"}}
+            )
+        }
+    )
+    assert "give the core-set class a name of its own" in error
+
+
+def test_a_core_set_class_name_that_is_no_dns_subdomain_fails_the_schema():
+    error = render_error(
+        {"dra": merge(ON, {"corePartitions": {"enabled": True, "deviceClassName": "Cores!"}})}
+    )
+    assert "deviceClassName" in error
