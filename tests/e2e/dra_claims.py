@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -108,18 +108,27 @@ class Claims:
         self.template(name, 1, device_class=CORE_CLASS, selector=selector)
 
     def pod(self, name: str, template: str) -> str:
-        body = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": name},
-            "spec": {
-                "terminationGracePeriodSeconds": 0,
-                "nodeSelector": {"kubernetes.io/hostname": self.node},
-                "tolerations": [{"operator": "Exists"}],
-                "resourceClaims": [{"name": "neuron", "resourceClaimTemplateName": template}],
-                "containers": [cores_container("c0", {"claims": [{"name": "neuron"}]})],
-            },
+        """A pod on the node whose container uses a claim made from `template`."""
+        claims = [{"name": "neuron", "resourceClaimTemplateName": template}]
+        return self._create(name, {"claims": [{"name": "neuron"}]}, claims)
+
+    def resource_pod(self, name: str, resource: str, count: int) -> str:
+        """A pod on the node asking for `count` of an extended resource, as on the device-plugin
+        path, through the default scheduler."""
+        return self._create(name, {"limits": {resource: str(count)}})
+
+    def _create(
+        self, name: str, resources: dict[str, Any], claims: list[dict[str, Any]] | None = None
+    ) -> str:
+        spec: dict[str, Any] = {
+            "terminationGracePeriodSeconds": 0,
+            "nodeSelector": {"kubernetes.io/hostname": self.node},
+            "tolerations": [{"operator": "Exists"}],
+            "containers": [cores_container("c0", resources)],
         }
+        if claims:
+            spec["resourceClaims"] = claims
+        body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec}
         self.cluster.core.create_namespaced_pod(self.namespace, body)
         return name
 
@@ -135,9 +144,17 @@ class Claims:
         running = [p.metadata.name for p in pods if p.status.phase == "Running"]
         return running if len(running) >= count else None
 
-    def claim_of(self, pod: str) -> dict[str, Any]:
+    def claim_name(self, pod: str) -> str:
+        """The pod's claim: made from its template, or by the scheduler for its extended
+        resource."""
         status = self.cluster.core.read_namespaced_pod(pod, self.namespace).status
-        name = next(s.resource_claim_name for s in status.resource_claim_statuses or [])
+        extended = status.extended_resource_claim_status
+        if extended is not None:
+            return str(extended.resource_claim_name)
+        return str(next(s.resource_claim_name for s in status.resource_claim_statuses or []))
+
+    def claim_of(self, pod: str) -> dict[str, Any]:
+        name = self.claim_name(pod)
         return self.custom.get_namespaced_custom_object(
             GROUP, VERSION, self.namespace, "resourceclaims", name
         )
@@ -203,16 +220,41 @@ class Claims:
             self.cluster.core.delete_namespaced_pod(name, self.namespace, grace_period_seconds=0)
 
         def gone() -> bool:
-            for name in names:
-                try:
-                    self.cluster.core.read_namespaced_pod(name, self.namespace)
-                    return False
-                except ApiException as err:
-                    if err.status != 404:
-                        raise
-            return True
+            return all(
+                absent(lambda n=n: self.cluster.core.read_namespaced_pod(n, self.namespace))
+                for n in names
+            )
 
         wait_for(f"pods {names} gone", gone, 120)
+
+    def claim_gone(self, name: str) -> bool:
+        return absent(
+            lambda: self.custom.get_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, "resourceclaims", name
+            )
+        )
+
+
+def absent(read: Callable[[], object]) -> bool:
+    """Whether reading an object answers 404."""
+    try:
+        read()
+    except ApiException as err:
+        if err.status != 404:
+            raise
+        return True
+    return False
+
+
+def claims_fixture(instance_type: str, name: str) -> Any:
+    """A fixture `name` giving a test its Claims on the DRA worker of `instance_type`."""
+
+    @pytest.fixture(name=name)
+    def fixture(cluster: Cluster) -> Iterator[Claims]:
+        with claims_on(cluster, dra_node(cluster, instance_type)) as c:
+            yield c
+
+    return fixture
 
 
 @contextlib.contextmanager

@@ -6,14 +6,11 @@ prepares them through the driver and CDI."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from conftest import NAMESPACE, Cluster, wait_for
 from dra_claims import (
     GROUP_ATTRIBUTE,
     Claims,
-    claims_on,
+    claims_fixture,
     dra_node,
     driver_pod,
     held_on,
@@ -24,10 +21,7 @@ from dra_claims import (
 TRN1 = "trn1.32xlarge"
 
 
-@pytest.fixture
-def claims(cluster: Cluster) -> Iterator[Claims]:
-    with claims_on(cluster, dra_node(cluster, TRN1)) as c:
-        yield c
+claims = claims_fixture(TRN1, "claims")
 
 
 def test_the_dra_node_publishes_its_sixteen_devices_with_awss_attributes(

@@ -6,26 +6,14 @@ fake trn1.32xlarge labelled neuron.k8s.local/dra=true."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from conftest import Cluster, wait_for
-from dra_claims import Claims, claims_on, dra_node, is_whole, node_slices
+from dra_claims import Claims, claims_fixture, dra_node, is_whole, node_slices
 
 INF2, TRN1 = "inf2.48xlarge", "trn1.32xlarge"
 REFUSED = "cannot allocate all claims"
 
-
-@pytest.fixture
-def inf2(cluster: Cluster) -> Iterator[Claims]:
-    with claims_on(cluster, dra_node(cluster, INF2)) as c:
-        yield c
-
-
-@pytest.fixture
-def trn1(cluster: Cluster) -> Iterator[Claims]:
-    with claims_on(cluster, dra_node(cluster, TRN1)) as c:
-        yield c
+inf2 = claims_fixture(INF2, "inf2")
+trn1 = claims_fixture(TRN1, "trn1")
 
 
 def contiguous(cores: list[int]) -> bool:

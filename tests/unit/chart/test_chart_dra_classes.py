@@ -1,5 +1,7 @@
-"""Core partitions in the chart (`dra.corePartitions`): the driver's setting, the second
-DeviceClass, the whole-device class narrowed to whole devices, and the refusals."""
+"""The DRA driver's DeviceClasses in the chart: core partitions (`dra.corePartitions`: the
+driver's setting, the second class, the whole-device class narrowed to whole devices) and the
+extended resource the whole-device class serves (`dra.extendedResourceName`), with their
+refusals."""
 
 from chartlib import env_of, merge, objects_of, one, render, render_error
 
@@ -80,3 +82,42 @@ def test_a_core_set_class_name_that_is_no_dns_subdomain_fails_the_schema():
         {"dra": merge(ON, {"corePartitions": {"enabled": True, "deviceClassName": "Cores!"}})}
     )
     assert "deviceClassName" in error
+
+
+# ---- the extended resource (dra.extendedResourceName) ----
+
+
+def test_no_extended_resource_by_default():
+    assert "extendedResourceName" not in classes(with_dra())["neuron.aws.com"]
+
+
+def test_the_extended_resource_goes_on_the_whole_device_class_only():
+    objs = with_dra({**PARTS, "extendedResourceName": "aws.amazon.com/neuron"})
+    assert classes(objs)["neuron.aws.com"]["extendedResourceName"] == "aws.amazon.com/neuron"
+    assert "extendedResourceName" not in classes(objs)["neuroncore.aws.com"]
+
+
+def test_an_extended_resource_with_a_class_the_chart_does_not_own_is_refused_with_a_sentence():
+    error = render_error(
+        {
+            "dra": merge(
+                ON,
+                {
+                    "extendedResourceName": "aws.amazon.com/neuron",
+                    "deviceClasses": {"create": False},
+                },
+            )
+        }
+    )
+    assert "which the chart creates only with dra.deviceClasses.create=true" in error
+
+
+def test_an_extended_resource_in_the_kubernetes_io_domain_is_refused_with_a_sentence():
+    error = render_error({"dra": merge(ON, {"extendedResourceName": "kubernetes.io/neuron"})})
+    assert "is in the kubernetes.io domain" in error
+
+
+def test_an_extended_resource_without_a_domain_fails_the_schema():
+    assert "extendedResourceName" in render_error(
+        {"dra": merge(ON, {"extendedResourceName": "neuron"})}
+    )
