@@ -16,7 +16,11 @@ and prints p50 and p99 of each in milliseconds, the API requests made during the
 (none is expected: claims come from the watch), and this process's RSS (driver and stand-ins
 together) before the driver starts, once it is ready, and at the end, with its peak.
 
-    python plugin-src/bench/bench_dra.py [--claims 500]
+With --core-partitions the driver also publishes core sets (docs/dra.md, "Core partitions"),
+every other claim asks for one (2 or 4 contiguous cores) instead of whole devices, and the
+time from start to the slices' publication is printed too.
+
+    python plugin-src/bench/bench_dra.py [--claims 500] [--core-partitions]
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from dra_harness import (  # noqa: E402
     make_claim,
     prepare,
     ready,
+    result,
     unprepare,
     wait_until,
 )
@@ -81,12 +86,21 @@ def check(response: Any, claim: dict[str, Any]) -> None:
         raise SystemExit(f"bench: {claim['metadata']['name']}: {entry.error}")
 
 
-def claims(count: int) -> list[dict[str, Any]]:
-    """Claim i: 4 devices (an aligned block) for every fourth claim, else 1 device."""
+def claims(count: int, core_sets: bool) -> list[dict[str, Any]]:
+    """Claim i: 4 devices (an aligned block) for every fourth claim, else 1 device; with
+    core_sets, every odd claim a set of 2 or 4 cores instead."""
     out = []
     for i in range(count):
+        name = f"claim-{i}"
+        if core_sets and i % 2:
+            # Inside one block of 4 devices (8 cores), as the driver publishes them.
+            first, size = 8 * (i % 4) + 2 * (i % 3), 2 if i % 4 == 1 else 4
+            cores = f"neuroncores{first}-{first + size - 1}"
+            results = [result("cores", cores, NODE)]
+            out.append(make_claim(name, pool=NODE, results=results, namespace="bench"))
+            continue
         devices = [4 * (i % 4) + k for k in range(4)] if i % 4 == 0 else [i % 16]
-        out.append(make_claim(f"claim-{i}", {"neurons": devices}, NODE, namespace="bench"))
+        out.append(make_claim(name, {"neurons": devices}, NODE, namespace="bench"))
     return out
 
 
@@ -99,14 +113,24 @@ def run(args: argparse.Namespace) -> None:
     kubelet = FakeKubelet(dirs.registry).start()
     rss_before = status_kib("VmRSS")
     driver = Driver(
-        driver_config(dirs, wait_for_claim=10.0, resync_interval=30.0),
+        driver_config(
+            dirs,
+            wait_for_claim=10.0,
+            resync_interval=30.0,
+            core_partitions=args.core_partitions,
+        ),
         KubeClient.for_url(api.url),
     )
     try:
+        started = time.perf_counter()
         driver.start()
+        assert driver.publisher is not None
+        wait_until(driver.publisher.published.is_set, 20, "the slices published")
+        published_ms = (time.perf_counter() - started) * 1000
         wait_until(lambda: ready(driver), 20, "the driver registered, published, synced")
         rss_ready = status_kib("VmRSS")
-        todo = claims(args.claims)
+        devices = len(api.published_devices(NODE))
+        todo = claims(args.claims, args.core_partitions)
         for c in todo:
             api.add_claim(c)
         uids = [c["metadata"]["uid"] for c in todo]
@@ -139,7 +163,9 @@ def run(args: argparse.Namespace) -> None:
         api.stop()
         shutil.rmtree(root, ignore_errors=True)
 
-    print(f"neuron-dra-driver in-process, fake {NODE_TYPE}, {args.claims} claims (1 or 4 devices)")
+    kinds = "1 or 4 devices, or 2 or 4 cores" if args.core_partitions else "1 or 4 devices"
+    print(f"neuron-dra-driver in-process, fake {NODE_TYPE}, {args.claims} claims ({kinds})")
+    print(f"slices published {published_ms:.0f} ms after start: {devices} devices")
     print(f"{'call':44} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
     for name, samples in (
         ("NodePrepareResources, cycle", cycle_prepare),
@@ -163,6 +189,11 @@ def run(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--claims", type=int, default=500, help="claims to prepare (500)")
+    parser.add_argument(
+        "--core-partitions",
+        action="store_true",
+        help="publish core sets; half the claims ask for one",
+    )
     run(parser.parse_args())
 
 
