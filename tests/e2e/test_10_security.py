@@ -3,7 +3,6 @@ TLS), and the device plugin's token, which sits on every Neuron node, can change
 project's annotations of its own node's pods."""
 
 import base64
-import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +10,16 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import IMAGE, NAMESPACE, PULL_POLICY, RELEASE, Cluster, Pods, needs_kind, wait_for
+from conftest import (
+    IMAGE,
+    NAMESPACE,
+    PULL_POLICY,
+    RELEASE,
+    Cluster,
+    Pods,
+    needs_kind,
+    script_results,
+)
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
@@ -56,37 +64,10 @@ def test_a_pod_without_the_client_certificate_can_neither_bind_nor_filter(
     }
     cluster.core.create_namespaced_pod(pods.namespace, victim)
     service = f"{RELEASE}-extender.{NAMESPACE}.svc"
-    attacker = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "attacker"},
-        "spec": {
-            "restartPolicy": "Never",
-            "automountServiceAccountToken": False,
-            "containers": [
-                {
-                    "name": "c",
-                    "image": IMAGE,
-                    "imagePullPolicy": PULL_POLICY,
-                    "command": [
-                        "python3",
-                        "-c",
-                        ATTACK,
-                        service,
-                        "12345",
-                        "victim",
-                        pods.namespace,
-                        node,
-                    ],
-                }
-            ],
-        },
-    }
-    cluster.core.create_namespaced_pod(pods.namespace, attacker)
-    wait_for("the attacker to finish", lambda: pods.get("attacker").status.phase == "Succeeded")
-    log = cluster.core.read_namespaced_pod_log("attacker", pods.namespace)
-    results = [json.loads(ln[7:]) for ln in log.splitlines() if ln.startswith("RESULT ")]
-    assert len(results) == 4, log
+    results = script_results(
+        pods, "attacker", ATTACK, service, "12345", "victim", pods.namespace, node
+    )
+    assert len(results) == 4, results
     for r in results:
         assert "status" not in r, f"the extender answered an unauthenticated client: {r}"
     assert pods.get("victim").spec.node_name is None

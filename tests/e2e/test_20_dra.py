@@ -6,7 +6,7 @@ prepares them through the driver and CDI."""
 
 from __future__ import annotations
 
-from conftest import NAMESPACE, Cluster, wait_for
+from conftest import NAMESPACE, RELEASE, Cluster, script_results, wait_for
 from dra_claims import (
     GROUP_ATTRIBUTE,
     Claims,
@@ -19,6 +19,16 @@ from dra_claims import (
 )
 
 TRN1 = "trn1.32xlarge"
+HEALTH_PORT = 51515  # the chart's dra.healthPort
+# Every address of the drivers' headless metrics Service, and what each /metrics says.
+SCRAPE = r"""
+import json, socket, sys, urllib.request
+host, port = sys.argv[1], int(sys.argv[2])
+for ip in sorted({a[4][0] for a in socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)}):
+    text = urllib.request.urlopen(f"http://{ip}:{port}/metrics", timeout=10).read().decode()
+    lines = [ln for ln in text.splitlines() if ln.startswith("neuron_dra_driver_registered ")]
+    print("RESULT " + json.dumps({"ip": ip, "registered": lines}))
+"""
 
 
 claims = claims_fixture(TRN1, "claims")
@@ -115,3 +125,15 @@ def test_a_restarted_driver_loses_nothing(cluster: Cluster, claims: Claims) -> N
         claims.running(name)
         got.extend(claims.sees_its_claim(name))
     assert sorted(got) == list(range(16)), got
+
+
+def test_every_drivers_metrics_are_served_through_the_metrics_service(
+    cluster: Cluster, claims: Claims
+) -> None:
+    service = f"{RELEASE}-dra-metrics.{NAMESPACE}.svc"
+    results = script_results(claims.pods, "scraper", SCRAPE, service, str(HEALTH_PORT))
+    drivers = cluster.core.list_namespaced_pod(
+        NAMESPACE, label_selector="app.kubernetes.io/component=dra"
+    ).items
+    assert sorted(r["ip"] for r in results) == sorted(p.status.pod_ip for p in drivers), results
+    assert all(r["registered"] == ["neuron_dra_driver_registered 1.0"] for r in results), results

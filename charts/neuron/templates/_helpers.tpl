@@ -394,10 +394,16 @@ meaning when the cluster serves the API). Called with (dict "root" $ "want" <val
 {{- end -}}
 {{- end -}}
 
+{{/* The port of a component's /metrics: the DRA driver serves it on its health port. */}}
+{{- define "neuron.metricsPort" -}}
+{{- $values := get .root.Values .component -}}
+{{- ternary $values.healthPort $values.httpPort (eq .component "dra") -}}
+{{- end -}}
+
 {{/* The components whose metrics the chart exposes: enabled and running neuron-k8s. */}}
 {{- define "neuron.metricsComponents" -}}
 {{- $out := list -}}
-{{- range $c := list "devicePlugin" "extender" -}}
+{{- range $c := list "devicePlugin" "extender" "dra" -}}
 {{- if and (get $.Values $c).enabled (eq (include "neuron.implementation" (dict "root" $ "component" $c)) "neuron-k8s") -}}
 {{- $out = append $out $c -}}
 {{- end -}}

@@ -78,6 +78,7 @@ def test_renders_every_object_of_the_driver_when_enabled(dra):
             ("ValidatingAdmissionPolicyBinding", "neuron-dra"),
             ("DaemonSet", "neuron-dra"),
             ("NetworkPolicy", "neuron-dra"),
+            ("Service", "neuron-dra-metrics"),
             ("DeviceClass", "neuron.aws.com"),
         ]
     )
@@ -281,7 +282,7 @@ def test_pod_labels_carry_the_component_but_no_versions(dra):
 def test_fullname_override_names_every_object_but_the_device_class():
     objs = with_dra({"fullnameOverride": "neuron-dra-kubelet-plugin"})
     names = {o["metadata"]["name"] for o in dra_objects(objs) if o["kind"] != "DeviceClass"}
-    assert names == {"neuron-dra-kubelet-plugin"}
+    assert names == {"neuron-dra-kubelet-plugin", "neuron-dra-kubelet-plugin-metrics"}
 
 
 def test_an_existing_service_account_is_used_as_named():
@@ -548,15 +549,27 @@ def test_device_class_can_be_left_to_another_owner():
     assert objects_of(with_dra({"deviceClasses": {"create": False}}), "DeviceClass") == []
 
 
-def test_network_policy_admits_nothing_to_the_driver(dra):
+def test_network_policy_admits_only_the_health_and_metrics_port_to_the_driver(dra):
     spec = one(dra, "NetworkPolicy", "dra")["spec"]
     assert (
         spec["podSelector"]["matchLabels"]
         == (one(dra, "DaemonSet", "dra")["spec"]["selector"]["matchLabels"])
     )
     assert spec["policyTypes"] == ["Ingress"]
-    assert spec["ingress"] == []
+    assert spec["ingress"] == [{"ports": [{"port": "health", "protocol": "TCP"}]}]
     assert objects_of(with_dra({"networkPolicy": {"enabled": False}}), "NetworkPolicy", "dra") == []
+
+
+def test_network_policy_admits_metrics_from_the_namespaces_selected():
+    selector = {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}
+    objs = with_dra({"networkPolicy": {"metricsNamespaceSelector": selector}})
+    (rule,) = one(objs, "NetworkPolicy", "dra")["spec"]["ingress"]
+    assert rule["from"] == [{"namespaceSelector": selector}]
+
+
+def test_the_health_port_is_a_named_container_port_the_policy_can_name(dra):
+    (port,) = container(one(dra, "DaemonSet", "dra"))["ports"]
+    assert port == {"name": "health", "containerPort": 51515, "protocol": "TCP"}
 
 
 # ---- never the device plugin and the DRA driver on one node ------------------------------------
@@ -643,11 +656,7 @@ def test_the_dra_driver_itself_gets_no_exclusion(dra):
         ("dra.nodeSelectorr.a=b", "/dra", "nodeSelectorr"),
         ("dra.fake.devices=2", "/dra/fake", "devices"),
         ("dra.deviceClasses.name=x", "/dra/deviceClasses", "name"),
-        (
-            "dra.networkPolicy.metricsNamespaceSelector.a=b",
-            "/dra/networkPolicy",
-            "metricsNamespaceSelector",
-        ),
+        ("dra.networkPolicy.ports=1", "/dra/networkPolicy", "ports"),
     ],
 )
 def test_schema_refuses_an_unknown_dra_key_by_name(setting, where, key):

@@ -3,7 +3,7 @@ driver's setting, the second class, the whole-device class narrowed to whole dev
 extended resource the whole-device class serves (`dra.extendedResourceName`), with their
 refusals."""
 
-from chartlib import env_of, merge, objects_of, one, render, render_error
+from chartlib import env_of, merge, notes, objects_of, one, render, render_error
 
 ON = {"enabled": True, "nodeSelector": {"neuron.k8s.local/dra": "true"}}
 PARTS = {"corePartitions": {"enabled": True}}
@@ -121,3 +121,22 @@ def test_an_extended_resource_without_a_domain_fails_the_schema():
     assert "extendedResourceName" in render_error(
         {"dra": merge(ON, {"extendedResourceName": "neuron"})}
     )
+
+
+# ---- the notes ----
+
+
+def test_the_notes_show_a_core_set_claim_when_partitions_are_on():
+    text = notes({"dra": merge(ON, PARTS)})
+    assert "DeviceClass neuron.aws.com and neuroncore.aws.com" in text
+    assert "deviceClassName neuroncore.aws.com, count 1" in text
+    assert 'device.attributes["neuron.aws.com"].coreCount == 2' in text
+    assert "neuroncore.aws.com" not in notes({"dra": ON})
+
+
+def test_the_notes_name_the_extended_resource_when_it_is_set():
+    text = notes({"dra": merge(ON, {"extendedResourceName": "aws.amazon.com/neuron"})})
+    assert (
+        "Pods that ask for aws.amazon.com/neuron in their resources and land on a DRA node" in text
+    )
+    assert "DRAExtendedResource" not in notes({"dra": ON})

@@ -1,4 +1,5 @@
-"""The metrics block: Services before the plugin's and the extender's /metrics, and the
+"""The metrics block: Services before the plugin's, the extender's and the DRA driver's /metrics,
+and the
 Prometheus Operator's ServiceMonitor and PodMonitors, when the API is there or asked for."""
 
 import pytest
@@ -103,6 +104,36 @@ def test_pod_monitors_scrape_each_components_metrics_port():
         "device-plugin": [{"port": "http", "path": "/metrics", "interval": "15s"}],
         "extender": [{"port": "probes", "path": "/metrics", "interval": "15s"}],
     }
+
+
+DRA = {"enabled": True, "nodeSelector": {"neuron.k8s.local/dra": "true"}}
+
+
+def test_the_dra_driver_gets_a_metrics_service_on_its_health_port():
+    objs = render({"dra": {**DRA, "healthPort": 9200}})
+    (svc,) = [
+        o for o in objects_of(objs, "Service") if o["metadata"]["name"] == "neuron-dra-metrics"
+    ]
+    assert svc["spec"]["clusterIP"] == "None"
+    assert svc["spec"]["ports"] == [
+        {"name": "metrics", "port": 9200, "targetPort": 9200, "protocol": "TCP"}
+    ]
+    assert svc["spec"]["selector"]["app.kubernetes.io/component"] == "dra"
+    assert svc["metadata"]["labels"]["neuron.k8s.local/metrics"] == "true"
+
+
+def test_no_dra_metrics_service_without_the_dra_driver():
+    assert "neuron-dra-metrics" not in _names(render(), "Service")
+
+
+def test_the_dra_drivers_pod_monitor_scrapes_its_health_port():
+    objs = _with_api({"dra": DRA, "metrics": {"podMonitor": {"enabled": "auto"}}})
+    (pm,) = [
+        o
+        for o in objects_of(objs, "PodMonitor")
+        if o["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] == "dra"
+    ]
+    assert pm["spec"]["podMetricsEndpoints"][0]["port"] == "health"
 
 
 def test_the_pod_monitor_ports_are_the_containers_http_ports():
