@@ -4,7 +4,9 @@ answers written without Nagle's delay) and a kubeconfig that points a client at 
 from __future__ import annotations
 
 import json
+import queue
 import socket
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
@@ -28,6 +30,29 @@ class JsonHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def _stream(
+        self,
+        events: queue.Queue[dict[str, Any] | None],
+        keep: Callable[[dict[str, Any]], bool] = lambda _: True,
+    ) -> None:
+        """Answer a watch: a JSON line per event of `events` that `keep` accepts, until a None
+        (the server's end of the watch) or the client goes."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        try:
+            while True:
+                event = events.get()
+                if event is None:
+                    return
+                if keep(event):
+                    self.wfile.write(json.dumps(event).encode() + b"\n")
+                    self.wfile.flush()
+        except OSError:
+            pass
 
 
 def write_kubeconfig(path: str, server: str) -> str:

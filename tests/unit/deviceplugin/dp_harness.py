@@ -346,22 +346,8 @@ class FakeApi:
                 with api._lock:
                     api._watchers.append(q)
                 selector = query.get("fieldSelector", "")
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Connection", "close")
-                self.end_headers()
-                self.close_connection = True
                 try:
-                    while True:
-                        event = q.get()
-                        if event is None:
-                            return
-                        if not api.matches(event["object"], selector):
-                            continue
-                        self.wfile.write(json.dumps(event).encode() + b"\n")
-                        self.wfile.flush()
-                except OSError:
-                    pass
+                    self._stream(q, lambda event: api.matches(event["object"], selector))
                 finally:
                     with api._lock:
                         api._watchers.remove(q)

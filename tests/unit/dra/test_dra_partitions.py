@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from dra_harness import slice_errors
+from fake_api import slice_errors
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from neuron_k8s.allocator import Request, Resource, candidates, mask

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from dra_harness import DRIVER, NODE, SLICES, FakeApi
+from dra_harness import NODE
+from fake_api import DRIVER, SLICES, FakeApi
 from neuron_k8s.dra.devices import Versions, chunked, devices, slices, slices_of
 from neuron_k8s.dra.partitions import contents, is_core_set
 from neuron_k8s.dra.publisher import SlicePublisher
