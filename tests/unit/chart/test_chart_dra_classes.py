@@ -1,16 +1,12 @@
-"""The DRA driver's DeviceClasses in the chart: core partitions (`dra.corePartitions`: the
-driver's setting, the second class, the whole-device class narrowed to whole devices) and the
-extended resource the whole-device class serves (`dra.extendedResourceName`), with their
-refusals."""
+"""The DRA driver's DeviceClasses in the chart: AWS's whole-device class; core partitions
+(`dra.corePartitions`: the driver's setting, the second class, the whole-device class narrowed
+to whole devices); the extended resource the whole-device class serves
+(`dra.extendedResourceName`); their refusals and notes."""
 
-from chartlib import env_of, merge, notes, objects_of, one, render, render_error
+from chartlib import env_of, merge, notes, objects_of, one, render_error
+from dralib import ON, with_dra
 
-ON = {"enabled": True, "nodeSelector": {"neuron.k8s.local/dra": "true"}}
 PARTS = {"corePartitions": {"enabled": True}}
-
-
-def with_dra(block=None):
-    return render({"dra": merge(ON, block or {})})
 
 
 def classes(objs):
@@ -20,6 +16,34 @@ def classes(objs):
 def expression(spec):
     (selector,) = spec["selectors"]
     return selector["cel"]["expression"]
+
+
+# ---- the whole-device class ----
+
+
+def test_device_class_is_awss_and_selects_the_drivers_devices(dra):
+    device_class = one(dra, "DeviceClass", "dra")
+    assert device_class["apiVersion"] == "resource.k8s.io/v1"
+    assert device_class["metadata"]["name"] == "neuron.aws.com"
+    assert "namespace" not in device_class["metadata"]
+    assert device_class["spec"] == {
+        "selectors": [{"cel": {"expression": 'device.driver == "neuron.aws.com"'}}]
+    }
+
+
+def test_device_class_follows_the_driver_name():
+    device_class = one(with_dra({"driverName": "neuron.example.com"}), "DeviceClass", "dra")
+    assert device_class["metadata"]["name"] == "neuron.example.com"
+    assert device_class["spec"]["selectors"][0]["cel"]["expression"] == (
+        'device.driver == "neuron.example.com"'
+    )
+
+
+def test_device_class_can_be_left_to_another_owner():
+    assert objects_of(with_dra({"deviceClasses": {"create": False}}), "DeviceClass") == []
+
+
+# ---- core partitions ----
 
 
 def test_core_partitions_are_off_by_default_with_one_device_class():

@@ -3,11 +3,6 @@ API stand-ins: the slices it keeps published, and a claim for a core set prepare
 
 from __future__ import annotations
 
-import json
-import os
-from collections.abc import Callable
-from typing import Any
-
 from dra_harness import (
     Dirs,
     FakeApi,
@@ -18,17 +13,10 @@ from dra_harness import (
     result,
     wait_until,
 )
-from neuron_k8s.dra.driver import Driver
+from driver_checks import StartDriver, cdi_env
 from neuron_k8s.dra.partitions import is_core_set
 
-StartDriver = Callable[..., Driver]
 INF = "inf-node"
-
-
-def cdi_env(dirs: Dirs, claim: dict[str, Any]) -> dict[str, list[str]]:
-    with open(os.path.join(dirs.cdi, f"neuron.aws.com-{claim['metadata']['uid']}.json")) as f:
-        spec = json.load(f)
-    return {d["name"]: d["containerEdits"]["env"] for d in spec["devices"]}
 
 
 def test_an_inf2_node_publishes_three_slices_of_four_devices_and_their_core_sets(

@@ -1,0 +1,87 @@
+"""A node runs either the device plugin or the DRA driver, never both: the refusal without
+`dra.nodeSelector`, and the device plugin's affinity that keeps off the DRA nodes."""
+
+from chartlib import (
+    one,
+    pod_spec,
+    render,
+    render_error,
+    required_node_terms,
+    workload,
+)
+from dralib import ALONE, with_dra
+from neuron_k8s.topology import INSTANCE_TYPES
+
+# ---- never the device plugin and the DRA driver on one node ------------------------------------
+
+
+def test_both_without_a_node_selector_are_refused_with_a_sentence():
+    error = render_error({"dra": {"enabled": True}})
+    assert (
+        "dra.enabled=true with devicePlugin.enabled=true needs dra.nodeSelector: the device"
+        " plugin and a DRA driver cannot run on the same node"
+    ) in error
+    assert "or set devicePlugin.enabled=false to run the DRA driver alone." in error
+
+
+def test_the_driver_alone_needs_no_node_selector():
+    obj = one(render({**ALONE, "dra": {"enabled": True}}), "DaemonSet", "dra")
+    assert "nodeSelector" not in pod_spec(obj)
+
+
+def test_device_plugin_affinity_excludes_the_dra_nodes(dra):
+    (term,) = required_node_terms(workload(dra, "devicePlugin"))
+    assert term["matchExpressions"] == [
+        {
+            "key": "node.kubernetes.io/instance-type",
+            "operator": "In",
+            "values": list(INSTANCE_TYPES),
+        },
+        {"key": "neuron.k8s.local/dra", "operator": "NotIn", "values": ["true"]},
+    ]
+
+
+def test_device_plugin_affinity_excludes_every_dra_label_in_every_term():
+    user_affinity = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {"matchExpressions": [{"key": "pool", "operator": "In", "values": ["a"]}]},
+                    {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n"]}]},
+                ]
+            }
+        }
+    }
+    objs = render(
+        {
+            "devicePlugin": {"affinity": user_affinity},
+            "dra": {"enabled": True, "nodeSelector": {"zone": "b", "accel": "dra"}},
+        }
+    )
+    excluded = [
+        {"key": "accel", "operator": "NotIn", "values": ["dra"]},
+        {"key": "zone", "operator": "NotIn", "values": ["b"]},
+    ]
+    assert required_node_terms(workload(objs, "devicePlugin")) == [
+        {"matchExpressions": [{"key": "pool", "operator": "In", "values": ["a"]}, *excluded]},
+        {
+            "matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n"]}],
+            "matchExpressions": excluded,
+        },
+    ]
+
+
+def test_device_plugin_without_instance_types_still_excludes_the_dra_nodes():
+    objs = with_dra(devicePlugin={"instanceTypes": []})
+    assert required_node_terms(workload(objs, "devicePlugin")) == [
+        {
+            "matchExpressions": [
+                {"key": "neuron.k8s.local/dra", "operator": "NotIn", "values": ["true"]}
+            ]
+        }
+    ]
+
+
+def test_the_dra_driver_itself_gets_no_exclusion(dra):
+    (term,) = required_node_terms(one(dra, "DaemonSet", "dra"))
+    assert [e["operator"] for e in term["matchExpressions"]] == ["In"]
