@@ -58,9 +58,11 @@ class SlicePublisher:
                 self._generation += 1
         self._wake.set()
 
-    def _keeps_counters(self, body: dict[str, Any]) -> bool:
-        """Whether the API server stores shared counters, from a dry-run create of `body`."""
+    def _keeps_counters(self, contents: list[dict[str, Any]], generation: int) -> bool:
+        """Whether the API server stores shared counters, from a dry-run create of the first
+        slice of `contents`; asked once."""
         if self._counters_kept is None:
+            body = slices_of(self.node, self.driver, contents[:1], generation)[0]
             probe = {**body, "metadata": {"generateName": f"{body['metadata']['name']}-probe-"}}
             stored = self._client.request("POST", SLICES_PATH, {"dryRun": "All"}, probe)
             self._counters_kept = bool((stored.get("spec") or {}).get("sharedCounters"))
@@ -82,10 +84,8 @@ class SlicePublisher:
             contents, fallback, generation = self._contents, self._fallback, self._generation
         if contents is None:
             return
-        if fallback is not None:
-            probe = slices_of(self.node, self.driver, contents[:1], generation)[0]
-            if not self._keeps_counters(probe):
-                contents = fallback
+        if fallback is not None and not self._keeps_counters(contents, generation):
+            contents = fallback
         existing = {s["metadata"]["name"]: s for s in self._own()}
         wanted = slices_of(self.node, self.driver, contents, generation)
         names = {b["metadata"]["name"] for b in wanted}
