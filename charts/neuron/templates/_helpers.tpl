@@ -454,3 +454,41 @@ a node must not run both), as JSON. */}}
 {{- dict | toJson -}}
 {{- end -}}
 {{- end -}}
+
+{{/* What the device plugin's and the DRA driver's pods both mount from the node, after their
+own directories: the trn2 logical core config (`awsDirPath`), the fake health file's directory,
+and the block's extras. Called with the block (`.Values.devicePlugin` or `.Values.dra`); the
+volume mounts of the container, then the pod's volumes, as YAML lists (empty when none). */}}
+{{- define "neuron.nodeAgentMounts" -}}
+{{- if .awsDirPath }}
+- name: opt-aws
+  mountPath: {{ .awsDirPath }}
+  readOnly: true
+{{- end }}
+{{- if and .fake.enabled .fake.healthFile }}
+- name: fake-health
+  mountPath: {{ dir .fake.healthFile }}
+  readOnly: true
+{{- end }}
+{{- with .extraVolumeMounts }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{- define "neuron.nodeAgentVolumes" -}}
+{{- if .awsDirPath }}
+- name: opt-aws
+  hostPath:
+    path: {{ .awsDirPath }}
+    type: DirectoryOrCreate
+{{- end }}
+{{- if and .fake.enabled .fake.healthFile }}
+- name: fake-health
+  hostPath:
+    path: {{ dir .fake.healthFile }}
+    type: DirectoryOrCreate
+{{- end }}
+{{- with .extraVolumes }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
