@@ -1,21 +1,11 @@
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from dp_harness import FakeApi, FakeKubelet, wait_until
 from neuron_k8s.deviceplugin.plugin import Config, Plugin
-
-
-@pytest.fixture
-def short_dir() -> Iterator[str]:
-    # Unix socket paths are limited to ~107 bytes: pytest's tmp_path can be longer.
-    path = tempfile.mkdtemp(prefix="dp", dir="/tmp")
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -18,14 +16,6 @@ from dra_harness import (
 )
 from neuron_k8s.dra.driver import Driver
 from neuron_k8s.kube import KubeClient
-
-
-@pytest.fixture
-def short_dir() -> Iterator[str]:
-    # Unix socket paths are limited to ~107 bytes: pytest's tmp_path can be longer.
-    path = tempfile.mkdtemp(prefix="dra", dir="/tmp")
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture
