@@ -75,9 +75,11 @@ def make_claim(
     uid: str = "",
     driver: str = DRIVER,
     allocated: bool = True,
+    reserved: bool = True,
 ) -> dict[str, Any]:
     """A ResourceClaim; allocated (unless `allocated` is False) with `devices` ({request:
-    [device index]}) of `driver` in `pool`, then `results` as given, and `config`."""
+    [device index]}) of `driver` in `pool`, then `results` as given, and `config`; reserved
+    for a pod (as the kubelet sees it before it prepares) unless `reserved` is False."""
     entries = [
         result(request, d, pool, driver)
         for request, indices in (devices or {}).items()
@@ -95,6 +97,10 @@ def make_claim(
             "devices": {"results": entries, "config": list(config)},
             "nodeSelector": {},
         }
+        if reserved:
+            claim["status"]["reservedFor"] = [
+                {"resource": "pods", "name": f"pod-{name}", "uid": f"pod-uid-{name}"}
+            ]
     return claim
 
 
@@ -199,9 +205,10 @@ class FakeKubelet:
         with self._lock:
             return [r for r in self.registrations if r.info.name == driver]
 
-    def stub(self, version: str = "v1", driver: str = DRIVER) -> Any:
-        """A DRAPlugin client of the driver's latest registered endpoint, in `version`."""
-        endpoint = self.registered(driver)[-1].info.endpoint
+    def stub(self, version: str = "v1", driver: str = DRIVER, endpoint: str = "") -> Any:
+        """A DRAPlugin client of `endpoint`, by default the driver's latest registered one, in
+        `version`."""
+        endpoint = endpoint or self.registered(driver)[-1].info.endpoint
         channel = grpc.insecure_channel(target(endpoint))
         with self._lock:
             self._channels.append(channel)

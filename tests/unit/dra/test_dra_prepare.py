@@ -58,19 +58,21 @@ def test_a_claim_for_four_devices_on_trn1_gets_one_aligned_block_of_cdi_edits(
     }
 
 
-def test_each_request_of_a_claim_gets_its_own_cdi_device(
+def test_each_request_of_a_claim_gets_its_own_cdi_device_and_the_whole_claim_one_more_last(
     kubelet: FakeKubelet, start_driver: StartDriver, api: FakeApi, dirs: Dirs
 ) -> None:
     start_driver()
     claim = api.add_claim(make_claim("c1", {"train": [0], "eval": [1]}, NODE))
     devices = answer(prepare(kubelet.stub(), claim), claim)
-    assert [(r, ids) for r, _, _, ids in devices] == [
-        ("train", ["neuron.aws.com/claim=uid-c1-train"]),
-        ("eval", ["neuron.aws.com/claim=uid-c1-eval"]),
+    assert [(r, d, ids) for r, _, d, ids in devices] == [
+        ("train", "neurondevice0", ["neuron.aws.com/claim=uid-c1-train"]),
+        ("eval", "neurondevice1", ["neuron.aws.com/claim=uid-c1-eval"]),
+        ("<claim>", "neurondevice0", ["neuron.aws.com/claim=uid-c1"]),
     ]
     assert cdi_env(dirs, claim) == {
         "uid-c1-train": ["NEURON_RT_VISIBLE_CORES=0,1"],
         "uid-c1-eval": ["NEURON_RT_VISIBLE_CORES=2,3"],
+        "uid-c1": ["NEURON_RT_VISIBLE_CORES=0,1,2,3"],
     }
 
 
@@ -201,6 +203,32 @@ def test_a_claim_allocated_while_prepare_waits_for_it_is_prepared(
     api.modify_claim(make_claim("c1", {"gpus": [2]}, NODE))
     call.join(15)
     assert [d for _, _, d, _ in answer(got[0], pending)] == ["neurondevice2"]
+
+
+def test_a_cached_claim_no_longer_reserved_is_stale_and_prepare_waits_for_its_new_allocation(
+    kubelet: FakeKubelet, start_driver: StartDriver, api: FakeApi
+) -> None:
+    # The watch still shows the allocation of the claim's last pod, released; the kubelet asks
+    # for the claim because it was allocated again, for the pod it starts.
+    driver = start_driver(wait_for_claim=10)
+    stale = api.add_claim(make_claim("c1", {"gpus": [2]}, NODE, reserved=False))
+    wait_until(lambda: driver.claims.get("uid-c1") is not None, 10, "the watch shows the claim")
+    reading = threading.Event()
+    wait = driver.claims.wait
+
+    def noted_wait(*args: Any, **kwargs: Any) -> Any:
+        reading.set()
+        return wait(*args, **kwargs)
+
+    driver.claims.wait = noted_wait  # type: ignore[method-assign]
+    stub = kubelet.stub()
+    got: list[Any] = []
+    call = threading.Thread(target=lambda: got.append(prepare(stub, stale)))
+    call.start()
+    wait_until(reading.is_set, 10, "prepare reading the cached claim")
+    api.modify_claim(make_claim("c1", {"gpus": [5]}, NODE))
+    call.join(15)
+    assert [d for _, _, d, _ in answer(got[0], stale)] == ["neurondevice5"]
 
 
 def test_a_claim_allocated_on_another_node_gets_an_error(

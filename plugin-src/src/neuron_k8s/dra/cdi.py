@@ -1,7 +1,10 @@
 """CDI spec files, one per prepared claim: the container runtime (containerd with CDI enabled)
 reads them from the CDI root and applies each device's containerEdits to the containers that
 use the claim. One CDI device per request: NEURON_RT_VISIBLE_CORES for its cores and, in real
-mode, the /dev/neuronN nodes of its devices. Files are written atomically (rename)."""
+mode, the /dev/neuronN nodes of its devices. A claim of several requests also gets one device
+for the whole claim, named by the claim's UID alone, with the union of the cores: CDI applies
+env by key, the last value winning, so the kubelet lists it after the requests' devices for a
+container that uses the whole claim (prepare.py). Files are written atomically (rename)."""
 
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ CLASS = "claim"
 
 @dataclass(frozen=True)
 class Edit:
-    request: str
+    request: str  # "": the whole claim
     cores: tuple[int, ...]
     device_nodes: tuple[str, ...] = ()
     lnc: int | None = None
@@ -39,7 +42,7 @@ class CdiSpecs:
 
     @staticmethod
     def _device(claim_uid: str, request: str) -> str:
-        return f"{claim_uid}-{request}"
+        return f"{claim_uid}-{request}" if request else claim_uid
 
     def write(self, claim_uid: str, edits: Sequence[Edit]) -> None:
         devices = []

@@ -14,8 +14,13 @@ from neuron_k8s.kube import KubeClient, Reflector
 CLAIMS_PATH = "/apis/resource.k8s.io/v1/resourceclaims"
 
 
-def _allocated(claim: dict[str, Any]) -> bool:
-    return bool((claim.get("status") or {}).get("allocation"))
+def _preparable(claim: dict[str, Any]) -> bool:
+    """Allocated and reserved for a pod. The kubelet prepares a claim only once it is reserved
+    for the pod it starts, so a copy with an allocation but no reservation is one the watch has
+    not brought up to date: the reservation of a finished pod released, the allocation perhaps
+    about to be replaced by another (a standalone claim used again)."""
+    status = claim.get("status") or {}
+    return bool(status.get("allocation")) and bool(status.get("reservedFor"))
 
 
 class ClaimCache:
@@ -47,9 +52,10 @@ class ClaimCache:
             return self._by_uid.get(uid)
 
     def wait(
-        self, uid: str, timeout: float, ready: Callable[[dict[str, Any]], bool] = _allocated
+        self, uid: str, timeout: float, ready: Callable[[dict[str, Any]], bool] = _preparable
     ) -> dict[str, Any] | None:
-        """The claim once the watch shows it `ready` (allocated), or None after `timeout`."""
+        """The claim once the watch shows it `ready` (allocated and reserved), or None after
+        `timeout`."""
         with self._changed:
             self._changed.wait_for(
                 lambda: (c := self._by_uid.get(uid)) is not None and ready(c), timeout

@@ -101,19 +101,26 @@ def requests(claim: Mapping[str, Any], driver: str, pool: str) -> list[Request]:
     ]
 
 
+def cores_per_device(shape: Shape, request: Request) -> int:
+    """How many logical cores each device has for this request. A logical NeuronCore size is a
+    trn2 setting; elsewhere only 1 is meaningful."""
+    if request.lnc is None:
+        return shape.cores_per_device
+    if (shape.instance_type or "").startswith("trn2"):
+        return lnc_cores_per_device(request.lnc)
+    if request.lnc != 1:
+        raise ClaimError(
+            f"logicalNeuronCore {request.lnc} applies to trn2 ({TRN2_PHYSICAL_CORES} "
+            f"physical cores per device); {shape.name} has 1 core per logical core"
+        )
+    return shape.cores_per_device
+
+
 def visible_cores(shape: Shape, request: Request) -> list[int]:
-    """The cores a request's devices and core sets make visible. A logical NeuronCore size is a
-    trn2 setting: it sets how many logical cores each device has; elsewhere only 1 is
-    meaningful. Core sets are numbered in the node's own size, so a claim cannot change it."""
-    per_device = shape.cores_per_device
-    if request.lnc is not None:
-        if (shape.instance_type or "").startswith("trn2"):
-            per_device = lnc_cores_per_device(request.lnc)
-        elif request.lnc != 1:
-            raise ClaimError(
-                f"logicalNeuronCore {request.lnc} applies to trn2 ({TRN2_PHYSICAL_CORES} "
-                f"physical cores per device); {shape.name} has 1 core per logical core"
-            )
+    """The cores a request's devices and core sets make visible, numbered in the request's
+    logical NeuronCore size. Core sets are numbered in the node's own size, so a claim cannot
+    change it."""
+    per_device = cores_per_device(shape, request)
     if request.core_sets and per_device != shape.cores_per_device:
         raise ClaimError(
             f"logicalNeuronCore {request.lnc} differs from this node's, whose core sets have "
@@ -139,3 +146,24 @@ def spanned_devices(shape: Shape, request: Request) -> tuple[int, ...]:
     for cs in request.core_sets:
         spanned.update(shape.device_of(c) for c in cs.cores)
     return tuple(sorted(spanned))
+
+
+def claim_cores(shape: Shape, requests: Sequence[Request]) -> tuple[list[int], int | None]:
+    """The cores and logical NeuronCore size a container that uses the whole claim sees: the
+    union of its requests' cores, gaps included: the driver cannot see whether any container
+    uses the whole claim (one container per request is a normal pod), so a union that is not
+    one range is the runtime's to refuse, as for any claim of devices that are not adjacent.
+    Only what no container could use together is refused (ClaimError): two logical NeuronCore
+    sizes, a core given twice."""
+    sizes = {cores_per_device(shape, r) for r in requests}
+    if len(sizes) > 1:
+        raise ClaimError(
+            "its requests ask for different logical NeuronCore sizes "
+            f"({', '.join(f'{r.name}: {r.lnc}' for r in requests)}), which one container "
+            "cannot use together; give each size a claim of its own"
+        )
+    cores = sorted(c for r in requests for c in visible_cores(shape, r))
+    if len(set(cores)) != len(cores):
+        raise ClaimError("its requests were given some cores twice")
+    lncs = {r.lnc for r in requests if r.lnc is not None}
+    return cores, (lncs.pop() if lncs else None)

@@ -151,13 +151,17 @@ class Driver:
         self._health = HealthMonitor(
             inventory, discovery, on_health, c.fake_health_file, c.health_interval
         )
+        cdi = CdiSpecs(c.cdi_root, c.driver_name)
+        checkpoint = Checkpoint.of_instance(c.state_dir, c.pod_uid)
+        # Before serving: a predecessor's claims, unprepared since only where their spec is gone.
+        checkpoint.adopt(lambda uid: os.path.exists(cdi.path(uid)))
         preparer = Preparer(
             c.driver_name,
             c.node_name,
             inventory,
             self.claims,
-            CdiSpecs(c.cdi_root, c.driver_name),
-            Checkpoint(os.path.join(c.state_dir, "checkpoint.json")),
+            cdi,
+            checkpoint,
             c.wait_for_claim,
         )
         self.claims.start(client)

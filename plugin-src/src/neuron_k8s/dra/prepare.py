@@ -14,9 +14,15 @@ from neuron_k8s.logs import get_logger
 from .cdi import CdiSpecs, Edit
 from .checkpoint import Checkpoint, Prepared, PreparedDevice
 from .claimcache import ClaimCache
-from .claims import ClaimError, requests, spanned_devices, visible_cores
+from .claims import ClaimError, claim_cores, requests, spanned_devices, visible_cores
 
 log = get_logger("dra.prepare")
+
+# The request name of the answer's entry that carries the whole claim's CDI device. The kubelet
+# gives a container the CDI IDs of the entries naming the request it references, or of every
+# entry when it references the whole claim; no request can have this name (not a DNS label),
+# so only a container that references the whole claim gets that device, and last.
+WHOLE_CLAIM = "<claim>"
 
 
 class Preparer:
@@ -60,7 +66,8 @@ class Preparer:
                 )
             shape = self.inventory.shape
             edits, prepared = [], []
-            for req in requests(claim, self.driver, self.node):
+            reqs = requests(claim, self.driver, self.node)
+            for req in reqs:
                 cores = visible_cores(shape, req)
                 nodes = tuple(self.inventory.nodes_for(spanned_devices(shape, req)))
                 edits.append(Edit(req.name, tuple(cores), nodes, req.lnc))
@@ -70,6 +77,14 @@ class Preparer:
                 for k, device in enumerate(req.device_names):
                     ids = (cdi_id,) if k == 0 else ()
                     prepared.append(PreparedDevice(req.name, device, ids))
+            if len(reqs) > 1:
+                try:
+                    cores, lnc = claim_cores(shape, reqs)
+                except ClaimError as err:
+                    raise ClaimError(f"claim {namespace}/{name}: {err}") from None
+                edits.append(Edit("", tuple(cores), (), lnc))
+                whole = (self._cdi.device_id(uid, ""),)
+                prepared.append(PreparedDevice(WHOLE_CLAIM, prepared[0].device, whole))
             self._warn_if_shared(uid, prepared)
             self._cdi.write(uid, edits)
             record = Prepared(namespace, name, self.node, tuple(prepared))
@@ -79,7 +94,7 @@ class Preparer:
                 claim=f"{namespace}/{name}",
                 uid=uid,
                 devices=[d.device for d in prepared],
-                cores={e.request: list(e.cores) for e in edits},
+                cores={e.request or WHOLE_CLAIM: list(e.cores) for e in edits},
             )
             return record
 

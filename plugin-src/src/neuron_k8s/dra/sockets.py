@@ -18,6 +18,7 @@ from neuron_k8s._proto import pluginregistration_v1_pb2 as reg_pb
 from neuron_k8s._proto import pluginregistration_v1_pb2_grpc as reg_grpc
 from neuron_k8s.logs import get_logger
 
+from .instances import dra_socket_name
 from .metrics import Metrics
 from .service import VERSIONS, DraService
 
@@ -68,7 +69,7 @@ class RegistrationState:
 def socket_paths(driver: str, plugins_dir: str, registry_dir: str, pod_uid: str) -> tuple[str, str]:
     suffix = f"-{pod_uid}" if pod_uid else ""
     return (
-        os.path.join(plugins_dir, driver, f"dra{suffix}.sock"),
+        os.path.join(plugins_dir, driver, dra_socket_name(pod_uid)),
         os.path.join(registry_dir, f"{driver}{suffix}-reg.sock"),
     )
 
