@@ -1,7 +1,8 @@
 {{/*
 Names, labels, images and service accounts shared by every template.
 A component is one of "devicePlugin", "extender", "scheduler", "dra"; helpers that take one are
-called with (dict "root" $ "component" "<name>").
+called with (dict "root" $ "component" "<name>"). "podRecords" (the policy that keeps the pods'
+records to the stack, records/admissionpolicy.yaml) has labels only: no values block of its own.
 */}}
 
 {{/* Chart name, overridable with nameOverride. */}}
@@ -35,7 +36,7 @@ called with (dict "root" $ "component" "<name>").
 
 {{/* Kebab-case component label value for a values block name. */}}
 {{- define "neuron.componentLabel" -}}
-{{- $map := dict "devicePlugin" "device-plugin" "extender" "extender" "scheduler" "scheduler" "dra" "dra" "test" "test" -}}
+{{- $map := dict "devicePlugin" "device-plugin" "extender" "extender" "scheduler" "scheduler" "dra" "dra" "test" "test" "podRecords" "pod-records" -}}
 {{- get $map .component -}}
 {{- end -}}
 

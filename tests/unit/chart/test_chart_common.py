@@ -82,6 +82,8 @@ def test_defaults_render_every_object_with_default_names(default_objects):
             ("ConfigMap", "neuron-scheduler-config"),
             ("Deployment", "neuron-scheduler"),
             ("NetworkPolicy", "neuron-scheduler"),
+            ("ValidatingAdmissionPolicy", "neuron-pod-records"),
+            ("ValidatingAdmissionPolicyBinding", "neuron-pod-records"),
             ("Pod", "neuron-test"),
         ]
     )
@@ -146,6 +148,7 @@ def test_standard_labels_on_every_object(default_objects):
             "extender",
             "scheduler",
             "test",
+            "pod-records",
         }
 
 

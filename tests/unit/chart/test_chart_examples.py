@@ -205,6 +205,8 @@ def test_aws_compat_renders_the_aws_object_names(compat_objects):
             ("ValidatingAdmissionPolicyBinding", "neuron-device-plugin"),
             ("ValidatingAdmissionPolicy", "k8s-neuron-scheduler"),
             ("ValidatingAdmissionPolicyBinding", "k8s-neuron-scheduler"),
+            ("ValidatingAdmissionPolicy", "neuron-pod-records"),
+            ("ValidatingAdmissionPolicyBinding", "neuron-pod-records"),
             ("Secret", "k8s-neuron-scheduler-tls"),
             ("Secret", "my-scheduler-extender-client"),
             ("NetworkPolicy", "k8s-neuron-scheduler"),

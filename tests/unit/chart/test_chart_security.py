@@ -101,7 +101,7 @@ def test_admission_policies_narrow_the_plugins_and_the_extenders_writes(case):
         for p in objects_of(objs, "ValidatingAdmissionPolicy")
     }
     dra = {"dra"} if objects_of(objs, "DaemonSet", "dra") else set()
-    assert set(policies) == {"device-plugin", "extender"} | dra
+    assert set(policies) == {"device-plugin", "extender", "pod-records"} | dra
     bindings = {
         b["spec"]["policyName"] for b in objects_of(objs, "ValidatingAdmissionPolicyBinding")
     }
