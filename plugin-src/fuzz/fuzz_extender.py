@@ -7,7 +7,12 @@ nesting, invalid UTF-8, lying lengths, broken chunking, wrong paths and methods)
 extender's largest RSS, and exits 1 on any undefined answer (a 500, or no answer to a whole
 request) or if the process died.
 
-    python plugin-src/fuzz/fuzz_extender.py [--requests 10000] [--slow 20]
+With --records N it first feeds N cases of random and hostile pod records to the extender's
+pod view in this process (tests/unit/extender/extender_records_fuzz.py: ClusterState's list,
+watch events and a late node), and exits 1 if any raises or changes a well-formed pod's count.
+--requests 0 skips the HTTP part.
+
+    python plugin-src/fuzz/fuzz_extender.py [--requests 10000] [--slow 20] [--records 10000]
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO / "tests" / "unit" / "extender"), str(REPO / "tests" / "unit")]
@@ -28,6 +35,7 @@ sys.path[:0] = [str(REPO / "tests" / "unit" / "extender"), str(REPO / "tests" / 
 from extender_fakeapi import FakeApiServer  # noqa: E402
 from extender_fuzz import DEFINED, requests, send  # noqa: E402
 from extender_helpers import make_node  # noqa: E402
+from extender_records_fuzz import cases, check  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from process_memory import rss_kib  # noqa: E402
 
@@ -60,11 +68,48 @@ def slow_client(port: int, stop: threading.Event, sent: list[int]) -> None:
         pass  # the server's timeout dropped us: as it should
 
 
+def fuzz_records(count: int) -> bool:
+    """Hostile records against ClusterState; prints the figures, True when all held."""
+    import logging
+
+    logging.disable(logging.WARNING)  # every hostile record is logged once: thousands of lines
+    ran, failures = [0], []
+
+    @settings(
+        max_examples=count, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    )
+    @given(case=cases())
+    def fuzz(case: Any) -> None:
+        ran[0] += 1
+        check(case)
+
+    started = time.monotonic()
+    try:
+        fuzz()
+    except Exception:  # hypothesis re-raises the shrunk failure, after printing its case
+        failures.append(traceback.format_exc())
+    finally:
+        logging.disable(logging.NOTSET)
+    pods = ran[0] * 4  # well-formed pods per case
+    print(
+        f"record fuzz: {ran[0]} cases in {time.monotonic() - started:.0f} s "
+        f"({pods} well-formed pod views checked), failures: {len(failures)}"
+    )
+    for f in failures:
+        print(f"  FAILED: {f[-3000:]}")
+    return not failures and ran[0] >= count
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--requests", type=int, default=10_000)
+    p.add_argument("--requests", type=int, default=10_000, help="0: no HTTP fuzzing")
     p.add_argument("--slow", type=int, default=20, help="slow clients held open meanwhile")
+    p.add_argument("--records", type=int, default=0, help="hostile-record cases run first")
     args = p.parse_args()
+    if args.records and not fuzz_records(args.records):
+        return 1
+    if args.requests == 0:
+        return 0
 
     api = FakeApiServer().start()
     api.cluster.put("nodes", make_node("inf2-a", "inf2.48xlarge"))

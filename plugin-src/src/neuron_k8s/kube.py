@@ -6,19 +6,18 @@ one does get, merge-patch, post and watch, and a Reflector that keeps a local vi
 
 from __future__ import annotations
 
-import base64
 import http.client
 import json
 import os
 import random
 import ssl
-import tempfile
 import threading
 import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from .logs import get_logger
+from .objects import for_each_object
 from .wirejson import loads
 
 log = get_logger("kube")
@@ -84,7 +83,10 @@ class KubeClient:
         """From a kubeconfig file when one is given, else from the pod's service account when
         running in a cluster, else None (standalone). `timeout` bounds each request."""
         if kubeconfig:
-            return cls._from_kubeconfig(kubeconfig, timeout)
+            from .kubeconfig import read_kubeconfig
+
+            c = read_kubeconfig(kubeconfig)
+            return cls(c.server, c.token, c.token_file, c.ssl_context, timeout)
         host, port = (
             os.environ.get("KUBERNETES_SERVICE_HOST"),
             os.environ.get("KUBERNETES_SERVICE_PORT", "443"),
@@ -108,43 +110,6 @@ class KubeClient:
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
         return cls(base_url, token=token, ssl_context=ctx)
-
-    @classmethod
-    def _from_kubeconfig(cls, path: str, timeout: float = 30.0) -> KubeClient:
-        import yaml  # only kubeconfig files need it
-
-        with open(path) as f:
-            cfg = yaml.safe_load(f) or {}
-        by_name = {
-            kind: {e["name"]: e.get(kind[:-1], {}) for e in cfg.get(kind) or []}
-            for kind in ("clusters", "users", "contexts")
-        }
-        ctx_name = cfg.get("current-context")
-        context: dict[str, Any] = by_name["contexts"].get(ctx_name) or next(
-            iter(by_name["contexts"].values()), {}
-        )
-        cluster = by_name["clusters"].get(context.get("cluster"), {})
-        user = by_name["users"].get(context.get("user"), {})
-        server = cluster.get("server")
-        if not server:
-            raise ValueError(f"kubeconfig {path}: no server for context {ctx_name!r}")
-        base = os.path.dirname(os.path.abspath(path))
-        ssl_ctx = None
-        if server.startswith("https"):
-            ssl_ctx = ssl.create_default_context()
-            if cluster.get("insecure-skip-tls-verify"):
-                ssl_ctx.check_hostname = False
-                ssl_ctx.verify_mode = ssl.CERT_NONE
-            elif cluster.get("certificate-authority-data"):
-                ssl_ctx.load_verify_locations(
-                    cadata=base64.b64decode(cluster["certificate-authority-data"]).decode()
-                )
-            elif cluster.get("certificate-authority"):
-                ssl_ctx.load_verify_locations(os.path.join(base, cluster["certificate-authority"]))
-            _load_client_cert(ssl_ctx, user, base)
-        token = user.get("token")
-        token_file = os.path.join(base, user["tokenFile"]) if user.get("tokenFile") else None
-        return cls(server, token=token, token_file=token_file, ssl_context=ssl_ctx, timeout=timeout)
 
     # --- requests -----------------------------------------------------------------------
     def _new_conn(self, timeout: float | None) -> http.client.HTTPConnection:
@@ -197,13 +162,15 @@ class KubeClient:
         params: dict[str, Any] | None = None,
         body: Any = None,
         content_type: str = "application/json",
+        timeout: float | None = None,
     ) -> dict[str, Any]:
+        """One request; `timeout` (seconds) overrides the client's for this one (a long list)."""
         data = json.dumps(body).encode() if body is not None else None
         headers = self._headers(content_type if data is not None else None)
         url = self._url(path, params)
         for attempt in (1, 2):
             # The retry opens a fresh connection: the other idle ones may be as stale.
-            conn = self._take_conn(self._timeout, fresh=attempt == 2)
+            conn = self._take_conn(timeout or self._timeout, fresh=attempt == 2)
             reused = conn.sock is not None
             try:
                 conn.request(method, url, body=data, headers=headers)
@@ -227,8 +194,10 @@ class KubeClient:
             return loads(raw) if raw else {}
         raise AssertionError("unreachable")
 
-    def get(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        return self.request("GET", path, params)
+    def get(
+        self, path: str, params: dict[str, Any] | None = None, timeout: float | None = None
+    ) -> dict[str, Any]:
+        return self.request("GET", path, params, timeout=timeout)
 
     def merge_patch(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         return self.request("PATCH", path, body=body, content_type="application/merge-patch+json")
@@ -273,37 +242,23 @@ class KubeClient:
             conn.close()
 
 
-def _load_client_cert(ctx: ssl.SSLContext, user: dict[str, Any], base: str) -> None:
-    """Load the user's client certificate and key. ssl loads a chain only from files, so
-    inline data goes through private temporary files that are removed at once."""
-    paths: list[str | None] = []
-    made: list[str] = []
-    try:
-        for field in ("client-certificate", "client-key"):
-            if user.get(f"{field}-data"):
-                fd, name = tempfile.mkstemp(prefix="neuron-k8s-", suffix=".pem")
-                made.append(name)
-                with os.fdopen(fd, "wb") as f:
-                    f.write(base64.b64decode(user[f"{field}-data"]))
-                paths.append(name)
-            elif user.get(field):
-                paths.append(os.path.join(base, user[field]))
-            else:
-                paths.append(None)
-        if paths[0]:
-            ctx.load_cert_chain(paths[0], paths[1])
-    finally:
-        for name in made:
-            os.unlink(name)
+# A list is read in pages of this many objects, so that neither the API server's answer nor
+# our parse of it holds every object of a large cluster at once.
+LIST_PAGE = 500
 
 
 class Reflector:
-    """Keeps a local view of a collection current: list, then watch from the list's resource
-    version; re-list when the server says the version is too old; reconnect with capped
-    backoff when the server is away. Callbacks run on the reflector's own thread.
+    """Keeps a local view of a collection current: list (in pages of `page_size`, each within
+    `list_timeout` seconds, the client's own timeout when None), then watch from the list's
+    resource version; re-list when the server says the version is too old; reconnect with
+    capped backoff when the server is away. Callbacks run on the reflector's own thread.
 
     on_synced(items) is called after every (re-)list with the full list, so the owner can
-    replace its view wholesale; on_event(type, object) for each watch event after that."""
+    replace its view wholesale; on_event(type, object) for each watch event after that;
+    `transform` (trimming to what the owner reads) as each page or event is parsed. An object
+    a callback raises for is logged with its key and skipped. A list is never retried for a
+    callback's error: it would fail the same way forever, and never sync (an owner's
+    on_synced isolates its objects with objects.for_each_object)."""
 
     def __init__(
         self,
@@ -314,6 +269,9 @@ class Reflector:
         on_synced: Callable[[list[dict[str, Any]]], None] | None = None,
         name: str = "",
         watch_timeout: int = 300,
+        page_size: int = LIST_PAGE,
+        list_timeout: float | None = None,
+        transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
         self._client = client
         self._path = path
@@ -322,9 +280,13 @@ class Reflector:
         self._on_synced = on_synced
         self.name = name or path
         self._watch_timeout = watch_timeout
+        self._page_size = page_size
+        self._list_timeout = list_timeout
+        self._transform = transform
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.synced = threading.Event()
+        self.skipped = 0  # objects a callback raised for, since start
 
     def start(self) -> None:
         self._thread = threading.Thread(
@@ -335,18 +297,66 @@ class Reflector:
     def stop(self) -> None:
         self._stop.set()
 
+    def _page(self, token: str) -> dict[str, Any]:
+        params = dict(self._params, limit=self._page_size)
+        if token:
+            params["continue"] = token
+        return self._client.get(self._path, params, timeout=self._list_timeout)
+
     def _list(self) -> str:
-        doc = self._client.get(self._path, self._params)
-        items = doc.get("items") or []
-        kind = doc.get("kind", "")
-        if kind.endswith("List"):
-            # Items of a list carry no kind; callbacks are easier to write when they do.
-            for item in items:
-                item.setdefault("kind", kind[: -len("List")])
+        items: list[dict[str, Any]] = []
+        token = ""
+        while True:
+            try:
+                doc = self._page(token)
+            except ApiError as err:
+                if err.status != 410 or not token:
+                    raise
+                # The continue token expired (the list took longer than the API server keeps
+                # its snapshot): start over from a fresh one.
+                log.warning("list expired between pages; listing again", reflector=self.name)
+                items, token = [], ""
+                continue
+            self._collect(doc, items)
+            meta = doc.get("metadata") or {}
+            token = str(meta.get("continue") or "")
+            if not token:
+                break
+            if self._stop.is_set():
+                return ""
         if self._on_synced:
-            self._on_synced(items)
+            try:
+                self._on_synced(items)
+            except Exception as err:  # see the class docstring
+                log.error(
+                    "list callback failed; watching on from this list",
+                    reflector=self.name,
+                    error=f"{type(err).__name__}: {err}",
+                    exc_info=True,
+                )
         self.synced.set()
-        return str((doc.get("metadata") or {}).get("resourceVersion", ""))
+        return str(meta.get("resourceVersion", ""))
+
+    def _collect(self, page: dict[str, Any], items: list[dict[str, Any]]) -> None:
+        kind = str(page.get("kind", ""))
+
+        def add(obj: dict[str, Any]) -> None:
+            if kind.endswith("List"):
+                # Items of a list carry no kind; callbacks are easier to write when they do.
+                obj.setdefault("kind", kind[: -len("List")])
+            items.append(self._keep(obj))
+
+        self.skipped += for_each_object(page.get("items") or [], add, self.name)
+
+    def _keep(self, obj: dict[str, Any]) -> dict[str, Any]:
+        return self._transform(obj) if self._transform is not None else obj
+
+    def _deliver(self, event: dict[str, Any]) -> None:
+        kind = str(event.get("type"))
+        obj = event.get("object") or {}
+        self.skipped += for_each_object(
+            [obj], lambda o: self._on_event(kind, self._keep(o)), self.name
+        )
 
     def _run(self) -> None:
         backoff = 0.5
@@ -367,7 +377,7 @@ class Reflector:
                     if rv:
                         version = str(rv)
                     if event.get("type") != "BOOKMARK":
-                        self._on_event(str(event.get("type")), obj)
+                        self._deliver(event)
                 backoff = 0.5
             except ApiError as err:
                 if err.status == 410:
@@ -377,13 +387,12 @@ class Reflector:
                 self._stop.wait(backoff * (1 + random.random()))
                 backoff = min(backoff * 2, 30.0)
             except (OSError, ValueError, http.client.HTTPException) as err:
+                # The stream itself: unreachable, cut, or a line that is not JSON.
                 log.warning("watch interrupted", reflector=self.name, error=str(err))
                 self._stop.wait(backoff * (1 + random.random()))
                 backoff = min(backoff * 2, 30.0)
-            except Exception as err:  # a callback bug must not kill the view silently
-                log.error(
-                    "reflector callback failed", reflector=self.name, error=str(err), exc_info=True
-                )
+            except Exception as err:  # a bug here must not kill the view silently
+                log.error("reflector failed", reflector=self.name, error=str(err), exc_info=True)
                 version = ""
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 30.0)

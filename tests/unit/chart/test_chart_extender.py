@@ -141,7 +141,13 @@ def test_cluster_role_rules(default_objects):
         {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]},
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
         {"apiGroups": [""], "resources": ["pods/binding", "bindings"], "verbs": ["create"]},
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
     ]
+
+
+def test_list_timeout_reaches_the_extender():
+    env = env_of(workload(objs_with({"listTimeoutSeconds": 90}), "extender"))
+    assert env["NEURON_EXTENDER_LIST_TIMEOUT"] == "90"
 
 
 def test_cluster_role_binding_binds_role_to_service_account(default_objects):

@@ -58,6 +58,7 @@ CLUSTER_RULES = {
         (("",), ("nodes",), ("get", "list", "watch"), ()),  # verbs.py: the node watch
         (("",), ("pods",), ("get", "list", "watch"), ()),  # verbs.py, binding.py
         (("",), ("pods/binding", "bindings"), ("create",), ()),  # binding.py
+        (("",), ("events",), ("create",), ()),  # events.py: a pod's record ignored
     ],
     "dra": [
         (("resource.k8s.io",), ("resourceslices",), SLICE_VERBS, ()),  # publisher.py
@@ -73,10 +74,17 @@ def test_each_cluster_role_has_only_what_its_code_calls(objs):
         assert rules(role) == sorted(CLUSTER_RULES[component]), role["metadata"]["name"]
 
 
-def test_nothing_may_touch_leases_configmaps_or_events_cluster_wide(objs):
+def test_nothing_may_touch_leases_configmaps_or_secrets_cluster_wide(objs):
     for role in objects_of(objs, "ClusterRole"):
         for rule in role["rules"]:
-            assert not {"leases", "configmaps", "events", "secrets"} & set(rule["resources"])
+            assert not {"leases", "configmaps", "secrets"} & set(rule["resources"])
+
+
+def test_events_may_only_be_created_cluster_wide_never_read_or_changed(objs):
+    for role in objects_of(objs, "ClusterRole"):
+        for rule in role["rules"]:
+            if "events" in rule["resources"]:
+                assert rule["verbs"] == ["create"], role["metadata"]["name"]
 
 
 def test_no_wildcard_anywhere(objs):

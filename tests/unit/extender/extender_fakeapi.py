@@ -1,15 +1,13 @@
 """A small fake Kubernetes API server over real HTTP on 127.0.0.1, enough for the extender:
-list and watch (chunked JSON lines) of pods and nodes, get and merge-patch of a pod, and the
-pods/binding subresource. Every call is recorded; failures can be injected per method and path.
-
-The object store (FakeCluster) is usable without HTTP too, for fast property tests.
-"""
+list (paginated with limit/continue) and watch (chunked JSON lines) of pods and nodes, get and
+merge-patch of a pod, the pods/binding subresource, and posting Events. Every call is
+recorded; failures can be injected per method and path. The object store is FakeCluster
+(extender_fakestore.py), usable without HTTP too, for fast property tests."""
 
 from __future__ import annotations
 
 import bisect
 import contextlib
-import copy
 import json
 import re
 import socket
@@ -20,37 +18,12 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from extender_fakestore import Failure, FakeCluster, merge
+
+__all__ = ["Call", "Failure", "FakeApiServer", "FakeCluster", "merge"]
+
 POD_PATH = re.compile(r"^/api/v1/namespaces/([^/]+)/pods/([^/]+)(/binding)?$")
-
-
-class Failure(Exception):
-    def __init__(self, code: int, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.code, self.reason, self.message = code, reason, message
-
-    def status(self) -> dict[str, Any]:
-        return {
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": self.message,
-            "reason": self.reason,
-            "code": self.code,
-        }
-
-
-def merge(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    out = dict(target) if isinstance(target, dict) else {}
-    for k, v in patch.items():
-        if v is None:
-            out.pop(k, None)
-        else:
-            out[k] = merge(out.get(k), v)
-    return out
+EVENTS_PATH = re.compile(r"^/api/v1/namespaces/([^/]+)/events$")
 
 
 @dataclass
@@ -59,6 +32,7 @@ class Call:
     path: str
     body: Any = None
     content_type: str = ""
+    query: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -69,114 +43,6 @@ class Injected:
     times: int
     after: int = 0
     applied: bool = False  # the request takes effect, and its answer is the failure
-
-
-@dataclass
-class FakeCluster:
-    """Pods and nodes with resource versions and an event history per kind."""
-
-    objects: dict[str, dict[str, dict[str, Any]]] = field(
-        default_factory=lambda: {"pods": {}, "nodes": {}}
-    )
-    history: dict[str, list[tuple[int, str, dict[str, Any]]]] = field(
-        default_factory=lambda: {"pods": [], "nodes": []}
-    )
-    rv: int = 100
-    compacted: int = 0  # watches from a version at or below this get 410 Gone
-    cond: threading.Condition = field(default_factory=threading.Condition)
-
-    @staticmethod
-    def key(obj: dict[str, Any]) -> str:
-        meta = obj["metadata"]
-        ns = meta.get("namespace")
-        return f"{ns}/{meta['name']}" if ns else meta["name"]
-
-    def _emit(self, kind: str, event: str, obj: dict[str, Any]) -> dict[str, Any]:
-        self.rv += 1
-        obj["metadata"]["resourceVersion"] = str(self.rv)
-        self.history[kind].append((self.rv, event, copy.deepcopy(obj)))
-        self.cond.notify_all()
-        return copy.deepcopy(obj)
-
-    def put(self, kind: str, obj: dict[str, Any]) -> dict[str, Any]:
-        with self.cond:
-            obj = copy.deepcopy(obj)
-            k = self.key(obj)
-            event = "MODIFIED" if k in self.objects[kind] else "ADDED"
-            if kind == "pods":
-                obj["metadata"].setdefault("uid", f"uid-{k.replace('/', '-')}-{self.rv}")
-            self.objects[kind][k] = obj
-            return self._emit(kind, event, obj)
-
-    def delete(self, kind: str, key: str) -> None:
-        with self.cond:
-            obj = self.objects[kind].pop(key)
-            self._emit(kind, "DELETED", obj)
-
-    def get(self, kind: str, key: str) -> dict[str, Any]:
-        with self.cond:
-            obj = self.objects[kind].get(key)
-            if obj is None:
-                name = key.split("/")[-1]
-                raise Failure(404, "NotFound", f'{kind} "{name}" not found')
-            return copy.deepcopy(obj)
-
-    def list(self, kind: str) -> dict[str, Any]:
-        with self.cond:
-            return {
-                "kind": "PodList" if kind == "pods" else "NodeList",
-                "apiVersion": "v1",
-                "metadata": {"resourceVersion": str(self.rv)},
-                "items": [copy.deepcopy(o) for o in self.objects[kind].values()],
-            }
-
-    def patch_pod(self, key: str, patch: dict[str, Any]) -> dict[str, Any]:
-        with self.cond:
-            obj = self.get("pods", key)
-            if "metadata" in obj and isinstance(patch.get("metadata"), dict):
-                uid = patch["metadata"].get("uid")
-                if uid and uid != obj["metadata"].get("uid"):
-                    raise Failure(409, "Conflict", "uid precondition failed")
-            obj = merge(obj, patch)
-            self.objects["pods"][key] = obj
-            return self._emit("pods", "MODIFIED", obj)
-
-    def bind_pod(self, key: str, binding: dict[str, Any]) -> None:
-        with self.cond:
-            obj = self.get("pods", key)
-            if binding.get("kind") != "Binding" or (binding.get("target") or {}).get("kind") != (
-                "Node"
-            ):
-                raise Failure(400, "BadRequest", "not a Binding to a Node")
-            uid = (binding.get("metadata") or {}).get("uid")
-            if uid and uid != obj["metadata"].get("uid"):
-                raise Failure(409, "Conflict", "Precondition failed: UID in precondition")
-            current = (obj.get("spec") or {}).get("nodeName")
-            if current:
-                name = obj["metadata"]["name"]
-                raise Failure(409, "Conflict", f"pod {name} is already assigned to node {current}")
-            obj.setdefault("spec", {})["nodeName"] = binding["target"]["name"]
-            # As the API server does: the Binding's annotations land on the pod in this write.
-            notes = (binding.get("metadata") or {}).get("annotations") or {}
-            obj["metadata"].setdefault("annotations", {}).update(notes)
-            self.objects["pods"][key] = obj
-            self._emit("pods", "MODIFIED", obj)
-
-    def set_phase(self, key: str, phase: str) -> None:
-        with self.cond:
-            obj = self.get("pods", key)
-            obj.setdefault("status", {})["phase"] = phase
-            self.objects["pods"][key] = obj
-            self._emit("pods", "MODIFIED", obj)
-
-    def compact(self) -> None:
-        """Forget the history: watches from an older version get 410 Gone, forcing a re-list."""
-        with self.cond:
-            self.rv += 1
-            self.compacted = self.rv
-            for kind in self.history:
-                self.history[kind].clear()
-            self.cond.notify_all()
 
 
 class FakeApiServer:
@@ -295,7 +161,7 @@ class _Handler(BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         query = dict(urllib.parse.parse_qsl(url.query))
         body = self._body() if method in ("POST", "PATCH", "PUT") else None
-        api.record(Call(method, url.path, body, self.headers.get("Content-Type", "")))
+        api.record(Call(method, url.path, body, self.headers.get("Content-Type", ""), query))
         if method in api._delays:
             time.sleep(api._delays[method])
         try:
@@ -323,8 +189,15 @@ class _Handler(BaseHTTPRequestHandler):
                         float(query.get("timeoutSeconds") or 300),
                     )
                 else:
-                    self._json(200, cluster.list(kind))
+                    limit = int(query.get("limit") or 0)
+                    self._json(200, cluster.list(kind, limit, query.get("continue", "")))
                 return
+        m = EVENTS_PATH.match(path)
+        if m and method == "POST":
+            with cluster.cond:
+                cluster.events.append(body or {})
+            self._json(201, body)
+            return
         m = POD_PATH.match(path)
         if m:
             key = f"{m.group(1)}/{m.group(2)}"

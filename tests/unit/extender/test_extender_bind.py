@@ -107,6 +107,32 @@ def test_bind_refuses_a_pod_without_neuron_requests(cluster, api, start_extender
     assert binds(ext, "refused_not_neuron") == 1
 
 
+def test_bind_of_a_pod_asking_for_zero_neuron_binds_it_plainly(cluster, api, start_extender):
+    # A templated CPU-only run: kube-scheduler sends its bind here because the key is present.
+    cluster.put("nodes", make_node("inf2-a"))
+    ext = start_extender(scheduler_name="my-scheduler")
+    assert _bind(ext, cluster, make_pod("cpu-run", [("m", {NEURON: "0"})]), "inf2-a") == {
+        "Error": ""
+    }
+    pod = cluster.get("pods", "default/cpu-run")
+    assert pod["spec"]["nodeName"] == "inf2-a"
+    assert not OUR_KEYS & set(pod["metadata"]["annotations"])
+    (post,) = api.calls_of("POST", "/binding")
+    assert "annotations" not in post.body["metadata"]
+    assert post.body["metadata"]["uid"] == pod["metadata"]["uid"]
+    assert ext.extender.state.reservations() == {} and ext.extender.state.usage() == {}
+    assert binds(ext, "bound_without_neuron") == 1
+
+
+def test_bind_of_a_zero_neuron_pod_of_another_scheduler_is_refused(cluster, api, start_extender):
+    cluster.put("nodes", make_node("inf2-a"))
+    ext = start_extender(scheduler_name="my-scheduler")
+    pod = make_pod("cpu-run", [("m", {NEURON: "0"})])
+    pod["spec"]["schedulerName"] = "default-scheduler"
+    assert "names scheduler 'default-scheduler'" in _bind(ext, cluster, pod, "inf2-a")["Error"]
+    assert api.calls_of("POST", "/binding") == []
+
+
 def test_bind_refuses_a_pod_of_another_scheduler(cluster, api, start_extender):
     cluster.put("nodes", make_node("inf2-a"))
     ext = start_extender(scheduler_name="my-scheduler")

@@ -151,3 +151,52 @@ def test_supply_counts_neuron_nodes_by_class_and_follows_usage():
     assert _supply_by_usage(state) == {0: 2}  # the CPU node has no Neuron shape
     state.replace_pods([running_pod("p", "a", [0])])
     assert _supply_by_usage(state) == {0: 1, 1: 1}
+
+
+def _reserved(state: ClusterState, pod: dict) -> object:
+    from neuron_k8s.pods import container_requests
+
+    uid = pod["metadata"]["uid"]
+    return state.reserve(uid, "default/" + pod["metadata"]["name"], "one", container_requests(pod))
+
+
+def _state_with_node() -> ClusterState:
+    state = ClusterState()
+    state.replace_nodes([make_node("one", "inf2.xlarge")])
+    state.replace_pods([])
+    return state
+
+
+def test_confirm_drops_the_reservation_of_a_pod_deleted_before_it():
+    state = _state_with_node()
+    pod = make_pod("p")
+    r = _reserved(state, pod)
+    bound = running_pod("p", "one", [0, 1])  # what the watch shows: bound, then deleted
+    state.apply_pod("MODIFIED", bound)
+    state.apply_pod("DELETED", bound)
+    state.confirm(r)
+    assert state.reservations() == {}
+    assert state.usage() == {}
+
+
+def test_confirm_drops_the_reservation_of_a_pod_that_finished_before_it():
+    state = _state_with_node()
+    r = _reserved(state, make_pod("p"))
+    state.apply_pod("MODIFIED", running_pod("p", "one", [0, 1], phase="Failed"))
+    state.confirm(r)
+    assert state.reservations() == {}
+    assert state.usage() == {}
+
+
+def test_cores_stay_held_from_reserve_until_the_bound_pod_counts():
+    state = _state_with_node()
+    pod = make_pod("p")
+    r = _reserved(state, pod)
+    assert state.nodes["one"].used == 0b11
+    state.apply_pod("MODIFIED", pod)  # the watch still shows it unbound
+    assert state.nodes["one"].used == 0b11
+    state.confirm(r)
+    assert state.nodes["one"].used == 0b11
+    state.apply_pod("MODIFIED", running_pod("p", "one", [0, 1], phase="Pending"))
+    assert state.nodes["one"].used == 0b11
+    assert state.reservations() == {}  # the pod's own record holds them now

@@ -3,105 +3,15 @@ and configuration from a kubeconfig file or the pod's service account."""
 
 from __future__ import annotations
 
-import json
 import threading
-import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
+from kube_fakeapi import FakeApi
 from neuron_k8s import kube
 from neuron_k8s.kube import ApiError, KubeClient, Reflector
 from waiting import wait_until
-
-
-class FakeApi:
-    """Answers what a test scripts: a list, watch streams (one per watch call), patches."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, str, dict[str, str], Any]] = []
-        self.list_body: dict[str, Any] = {
-            "kind": "PodList",
-            "metadata": {"resourceVersion": "1"},
-            "items": [],
-        }
-        self.watch_streams: list[list[dict[str, Any]]] = []
-        self.status = 200
-        self.peers: set[tuple[str, int]] = set()  # client (address, port): one per connection
-        self.close_after_answer = False
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _send(self, status: int, body: Any) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                if api.close_after_answer:
-                    self.send_header("Connection", "close")
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self) -> None:
-                api.requests.append(("GET", self.path, dict(self.headers), None))
-                api.peers.add(self.client_address)
-                if "watch=true" in self.path:
-                    events = api.watch_streams.pop(0) if api.watch_streams else []
-                    self.send_response(200)
-                    self.send_header("Transfer-Encoding", "chunked")
-                    self.end_headers()
-                    for event in events:
-                        line = (json.dumps(event) + "\n").encode()
-                        self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
-                        self.wfile.flush()
-                    if not api.watch_streams:
-                        time.sleep(0.2)  # the last stream lingers, like a quiet watch
-                    self.wfile.write(b"0\r\n\r\n")
-                    return
-                if api.status != 200:
-                    self._send(
-                        api.status,
-                        {"kind": "Status", "reason": "Forbidden", "message": "pods is forbidden"},
-                    )
-                    return
-                self._send(200, api.list_body)
-
-            def _body(self) -> Any:
-                n = int(self.headers.get("Content-Length", "0"))
-                return json.loads(self.rfile.read(n)) if n else None
-
-            def do_PATCH(self) -> None:
-                body = self._body()
-                api.requests.append(("PATCH", self.path, dict(self.headers), body))
-                self._send(200, {"patched": body})
-
-            def do_POST(self) -> None:
-                body = self._body()
-                api.requests.append(("POST", self.path, dict(self.headers), body))
-                self._send(201, body)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def api() -> Iterator[FakeApi]:
-    server = FakeApi()
-    yield server
-    server.close()
 
 
 def test_get_returns_the_decoded_body_and_sends_the_token(api: FakeApi) -> None:

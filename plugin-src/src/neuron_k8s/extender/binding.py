@@ -10,13 +10,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..allocator import NoFit
+from ..allocator import RESOURCE_NAMES, NoFit
 from ..kube import ApiError, KubeClient
 from ..logs import get_logger
 from ..pods import BadPod, allocation_annotations, container_requests
 from .caches import PodCache
+from .holdings import Reservation, Unavailable
 from .protocol import BindingArgs
-from .state import ClusterState, Reservation, Unavailable
+from .state import ClusterState
 
 log = get_logger("extender.bind")
 
@@ -24,8 +25,8 @@ log = get_logger("extender.bind")
 @dataclass(frozen=True)
 class BindOutcome:
     error: str  # "" on success
-    # for metrics: bound, already_bound, no_fit, bad_pod, api_error, and the refusals of pods
-    # that are not the extender's: refused_scheduler, refused_not_neuron
+    # for metrics: bound, bound_without_neuron, already_bound, no_fit, bad_pod, api_error, and
+    # the refusals of pods that are not the extender's: refused_scheduler, refused_not_neuron
     outcome: str
 
 
@@ -35,6 +36,20 @@ def pod_path(namespace: str, name: str) -> str:
 
 def _uid(pod: dict[str, Any]) -> str:
     return str((pod.get("metadata") or {}).get("uid") or "")
+
+
+def _names_neuron(pod: dict[str, Any]) -> bool:
+    """Whether any container names a Neuron resource, at any quantity (0 included): that is
+    enough for kube-scheduler to send the pod's bind here (HTTPExtender.IsInterested)."""
+    spec = pod.get("spec") or {}
+    for field in ("initContainers", "containers"):
+        for c in spec.get(field) or []:
+            res = (c.get("resources") or {}) if isinstance(c, dict) else {}
+            for section in ("requests", "limits"):
+                values = res.get(section) if isinstance(res, dict) else None
+                if isinstance(values, dict) and any(k in RESOURCE_NAMES for k in values):
+                    return True
+    return False
 
 
 class Binder:
@@ -64,7 +79,8 @@ class Binder:
         meta: dict[str, Any] = {"name": args.pod_name, "namespace": args.pod_namespace}
         if uid:
             meta["uid"] = uid  # the API server refuses to bind a pod recreated under our feet
-        meta["annotations"] = annotations  # copied onto the pod in the same write
+        if annotations:
+            meta["annotations"] = annotations  # copied onto the pod in the same write
         self.client.post(
             pod_path(args.pod_namespace, args.pod_name) + "/binding",
             {
@@ -109,6 +125,10 @@ class Binder:
             creqs = container_requests(pod)
         except BadPod as err:
             return BindOutcome(f"cannot bind {where}: {err}", "bad_pod")
+        if not creqs and _names_neuron(pod):
+            # It names a Neuron resource at quantity 0 (a templated CPU-only run): nothing to
+            # pick or record, and nobody else will bind it.
+            return self._bind_plainly(args, uid)
         if not creqs:
             return BindOutcome(
                 f"refusing to bind {where}: it asks for no Neuron device or core, and the Neuron "
@@ -131,6 +151,17 @@ class Binder:
             return BindOutcome(f"cannot bind {where}: {err}", "no_fit")
         notes = allocation_annotations(args.node, list(r.allocations), self._clock_ns())
         return self._finish(args, uid, r, notes, "bound")
+
+    def _bind_plainly(self, args: BindingArgs, uid: str) -> BindOutcome:
+        try:
+            self._post_binding(args, uid, {})
+        except ApiError as err:
+            unknown = err.status in (0, 409) or err.status >= 500
+            if unknown and self._where(args, uid) == args.node:
+                return BindOutcome("", "already_bound")
+            return BindOutcome(f"cannot bind pod {args.pod_key}: {err}", "api_error")
+        log.info("bound without Neuron devices", pod=args.pod_key, node=args.node)
+        return BindOutcome("", "bound_without_neuron")
 
     def _finish(
         self, args: BindingArgs, uid: str, r: Reservation, notes: dict[str, str], outcome: str

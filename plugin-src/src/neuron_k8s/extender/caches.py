@@ -7,7 +7,11 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
+from ..pods import ALLOCATION, UNHEALTHY_DEVICES
 from .fit import NodeClasses
+
+# Older nodes carry the instance type only under this label (records.read_node reads both).
+LEGACY_INSTANCE_TYPE_LABEL = "beta.kubernetes.io/instance-type"
 
 
 class PodCache:
@@ -94,3 +98,39 @@ def trimmed(pod: dict[str, Any]) -> dict[str, Any]:
         if containers is not None:
             keep[field] = containers
     return {"metadata": {"uid": meta.get("uid")}, "spec": keep}
+
+
+def watched_pod(pod: dict[str, Any]) -> dict[str, Any]:
+    """What the pod watch keeps of a pod, trimmed as each page or event is parsed: trimmed()
+    plus its name, node, phase and record (a cluster's pods do not fit in memory whole)."""
+    out = trimmed(pod)
+    if out is pod:
+        return pod
+    meta, spec, status = pod["metadata"], pod["spec"], pod.get("status")
+    kept = out["metadata"]
+    for field in ("name", "namespace", "resourceVersion"):
+        if field in meta:
+            kept[field] = meta[field]
+    notes = meta.get("annotations")
+    if isinstance(notes, dict) and ALLOCATION in notes:
+        kept["annotations"] = {ALLOCATION: notes[ALLOCATION]}
+    if "nodeName" in spec:
+        out["spec"]["nodeName"] = spec["nodeName"]
+    if isinstance(status, dict):
+        out["status"] = {"phase": status.get("phase")}
+    return out
+
+
+def watched_node(node: dict[str, Any], instance_type_label: str) -> dict[str, Any]:
+    """What the node watch keeps of a node: what records.read_node reads."""
+    meta, status = node.get("metadata"), node.get("status")
+    if not isinstance(meta, dict) or not isinstance(status, dict):
+        return node
+    labels, notes = meta.get("labels"), meta.get("annotations")
+    kept: dict[str, Any] = {k: meta[k] for k in ("name", "resourceVersion") if k in meta}
+    if isinstance(labels, dict):
+        keys = (instance_type_label, LEGACY_INSTANCE_TYPE_LABEL)
+        kept["labels"] = {k: labels[k] for k in keys if k in labels}
+    if isinstance(notes, dict) and UNHEALTHY_DEVICES in notes:
+        kept["annotations"] = {UNHEALTHY_DEVICES: notes[UNHEALTHY_DEVICES]}
+    return {"metadata": kept, "status": {"capacity": status.get("capacity")}}

@@ -23,6 +23,7 @@ from .verbs import Extender
 ENV_PREFIX = "NEURON_EXTENDER_"
 DEFAULT_PORT = 12345
 DEFAULT_API_TIMEOUT = 3.0
+DEFAULT_LIST_TIMEOUT = 60.0
 
 log = logs.get_logger("extender.main")
 
@@ -87,6 +88,14 @@ def parser() -> argparse.ArgumentParser:
         help=f"Seconds each Kubernetes API request may take. bind makes up to three, all within "
         f"kube-scheduler's extender httpTimeout, so keep three of these below it. Env "
         f"{ENV_PREFIX}API_TIMEOUT; default %(default)s.",
+    )
+    p.add_argument(
+        "--list-timeout",
+        type=_seconds,
+        default=_seconds(_env("LIST_TIMEOUT") or str(DEFAULT_LIST_TIMEOUT)),
+        help=f"Seconds each page of the node and pod lists may take (lists are read in pages "
+        f"of 500, off the verbs' path; a large cluster's first page can take longer than "
+        f"--api-timeout). Env {ENV_PREFIX}LIST_TIMEOUT; default %(default)s.",
     )
     p.add_argument(
         "--pod-name",
@@ -183,6 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ClusterState(instance_type_label=args.instance_type_label),
         requeue=requeue,
         scheduler_name=args.scheduler_name or None,
+        list_timeout=args.list_timeout,
     )
     try:
         tls = ServerTls(*tls_files) if all(tls_files) else None

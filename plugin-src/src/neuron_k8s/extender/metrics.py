@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from .state import ClusterState
@@ -22,8 +22,16 @@ class _StateCollector(Collector):
         self._state = state
         self._ready = ready
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         t = self._state.totals()
+        unusable = CounterMetricFamily(
+            "neuron_extender_unusable_records",
+            "Pod records ignored (unreadable, unbound, other_node, invalid), once per change",
+            labels=["reason"],
+        )
+        for reason, n in sorted(self._state.rejections().items()):
+            unusable.add_metric([reason], n)
+        yield unusable
         yield GaugeMetricFamily(
             "neuron_extender_ready", "1 once nodes and pods have been listed", value=self._ready()
         )

@@ -4,7 +4,8 @@ binds in flight. Nothing is stored on nodes, so a restarted extender rebuilds ex
 view from the API.
 
 Usage of a node = the cores of the pods recorded on it (their allocation annotation, while they
-hold resources) OR the cores of reservations. A reservation lives from the moment bind picks
+hold resources, only when bound there and valid for its shape: extender/records.py) OR the
+cores of reservations, masked to the node's shape. A reservation lives from the moment bind picks
 the IDs until either the bind fails (released) or the pod watch shows the pod bound with its
 annotation (the pod record then carries the usage), or the pod goes away. Keeping it until the
 watch catches up closes the window in which a lagging watch would show the cores free.
@@ -16,7 +17,6 @@ thousands of nodes never waits on the watch threads.
 
 from __future__ import annotations
 
-import bisect
 import threading
 import time
 from collections import Counter
@@ -25,23 +25,15 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..allocator import choose_all, mask
-from ..pods import (
-    ALLOCATION,
-    INSTANCE_TYPE_LABEL,
-    ContainerAllocation,
-    ContainerRequest,
-    holds_resources,
-)
+from ..objects import for_each_object
+from ..pods import ALLOCATION, INSTANCE_TYPE_LABEL, ContainerAllocation, ContainerRequest
 from ..topology import Shape
+from .changelog import ChangeLog
 from .fit import NodeClasses
-from .records import NO_CAPACITY, UNKNOWN_NODE, PodUse, pod_uid, pod_use, read_node
+from .holdings import Holdings, Reservation, Unavailable
+from .podrecords import RecordBook
+from .records import NO_CAPACITY, UNKNOWN_NODE, PodUse, annotations_of, pod_uid, read_node
 from .scoring import Supply
-
-MAX_CHANGES = 20_000
-
-
-class Unavailable(Exception):
-    """A reservation cannot be made; the message says why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,16 +44,6 @@ class NodeView:
     unhealthy: int  # device mask
     used: int  # core mask: pods and reservations
     cls: int  # the node's class in NodeClasses: nodes of one class share every verdict
-
-
-@dataclass(slots=True)
-class Reservation:
-    uid: str
-    key: str
-    node: str
-    cores: int
-    allocations: tuple[ContainerAllocation, ...]
-    confirmed_at: float | None = None  # when the Binding was created (monotonic)
 
 
 class ClusterState:
@@ -77,20 +59,16 @@ class ClusterState:
         # and prioritize, and replaced as one tuple when the table is rebuilt.
         self.index: tuple[dict[str, int], NodeClasses] = ({}, NodeClasses())
         self._max_classes = max_classes
-        # Which nodes changed class, by version, so that a reader holding the classes of a
-        # long candidate list can bring it up to date instead of looking every node up again.
-        self.version = 0
-        self._changes: list[tuple[int, str]] = []
-        self._changes_floor = 0  # changed_since() answers for versions from here on
+        self._changes = ChangeLog()
         self.instance_type_label = instance_type_label
         self._clock = clock
         self._relist_grace = relist_grace
         self.nodes: dict[str, NodeView] = {}
         self._node_info: dict[str, tuple[Shape | None, str | None, int]] = {}
-        self._pods: dict[str, PodUse] = {}
+        self._pods: dict[str, PodUse] = {}  # the pods whose record counts
+        self.records = RecordBook()  # every pod's record, usable or not
         self._reservations: dict[str, Reservation] = {}
-        # node -> holder -> core mask; a holder is ("pod", uid) or ("res", uid).
-        self._holders: dict[str, dict[tuple[str, str], int]] = {}
+        self._holdings = Holdings()
         self._supply: tuple[int, Supply | None] = (-1, None)
         # Called (under the lock) whenever a node gains room: cores freed, a device healthy
         # again, a Neuron node added. See extender/requeue.py.
@@ -103,19 +81,14 @@ class ClusterState:
         if info is None:
             self.nodes.pop(node, None)
             if node_class.pop(node, None) is not None:
-                self._log_change(node)
+                self._changes.log(node)
             return
         shape, problem, unhealthy = info
-        used = 0
-        for cores in self._holders.get(node, {}).values():
-            used |= cores
+        used = self._holdings.used(node)
+        if shape is not None:
+            used &= (1 << shape.cores) - 1  # a record names no core outside its node
         old = self.nodes.get(node)
-        if old and (old.shape, old.problem, old.unhealthy, old.used) == (
-            shape,
-            problem,
-            unhealthy,
-            used,
-        ):
+        if old and (old.shape, old.problem, old.unhealthy, old.used) == (*info[:3], used):
             return
         cls = classes.intern(shape, used, unhealthy, problem)
         self.nodes[node] = NodeView(node, shape, problem, unhealthy, used, cls)
@@ -129,26 +102,19 @@ class ClusterState:
             self.on_room()
         if node_class.get(node) != cls:
             node_class[node] = cls
-            self._log_change(node)
+            self._changes.log(node)
         if len(classes) > self._max_classes:
             self._rebuild_classes()
 
-    def _log_change(self, node: str) -> None:
-        self.version += 1
-        self._changes.append((self.version, node))
-        if len(self._changes) > MAX_CHANGES:
-            half = len(self._changes) // 2
-            self._changes_floor = self._changes[half - 1][0]
-            del self._changes[:half]
+    @property
+    def version(self) -> int:
+        return self._changes.version
 
     def changed_since(self, version: int) -> tuple[int, list[str]] | None:
         """(the current version, the nodes whose class changed after `version`), or None when
         the log no longer reaches back that far."""
         with self._lock:
-            if version < self._changes_floor:
-                return None
-            start = bisect.bisect_right(self._changes, version, key=lambda c: c[0])
-            return self.version, [node for _, node in self._changes[start:]]
+            return self._changes.since(version)
 
     def _rebuild_classes(self) -> None:
         """Usage churn keeps minting classes; start a fresh table from the live nodes."""
@@ -159,43 +125,51 @@ class ClusterState:
             self.nodes[name] = replace(v, cls=cls)
             node_class[name] = cls
         self.index = (node_class, classes)
-        self.version += 1
-        self._changes.clear()
-        self._changes_floor = self.version  # every class changed: readers start over
+        self._changes.reset()
 
     def _hold(self, node: str, holder: tuple[str, str], cores: int | None) -> None:
-        holders = self._holders.setdefault(node, {})
-        if cores is None:
-            holders.pop(holder, None)
-            if not holders:
-                del self._holders[node]
-        else:
-            holders[holder] = cores
+        self._holdings.set(node, holder, cores)
         self._refresh(node)
 
     # --- nodes ----------------------------------------------------------------------------
+    def _shape_of(self, node: str) -> Shape | None:
+        info = self._node_info.get(node)
+        return info[0] if info is not None else None
+
+    def _set_node(self, name: str, info: tuple[Shape | None, str | None, int] | None) -> None:
+        before = self._shape_of(name)
+        if info is None:
+            self._node_info.pop(name, None)
+        else:
+            self._node_info[name] = info
+        if self._shape_of(name) != before:
+            # The records naming it were checked against the old shape (or none).
+            for uid, use in self.records.revalidate(name, self._shape_of):
+                self._set_pod(uid, use)
+        self._refresh(name)
+
     def replace_nodes(self, items: Iterable[dict[str, Any]]) -> None:
         with self._lock:
-            seen = {}
-            for obj in items:
-                name = (obj.get("metadata") or {}).get("name")
+            seen: dict[str, tuple[Shape | None, str | None, int]] = {}
+
+            def read(obj: dict[str, Any]) -> None:
+                name = obj["metadata"].get("name")
                 if name:
-                    seen[name] = read_node(obj, self.instance_type_label)
-            gone = set(self._node_info) - set(seen)
-            self._node_info = seen
-            for name in gone | set(seen):
-                self._refresh(name)
+                    seen[str(name)] = read_node(obj, self.instance_type_label)
+
+            for_each_object(items, read, "nodes")
+            for name in set(self._node_info) - set(seen):
+                self._set_node(name, None)
+            for name, info in seen.items():
+                self._set_node(name, info)
 
     def apply_node(self, event: str, obj: dict[str, Any]) -> None:
         name = (obj.get("metadata") or {}).get("name")
         if not name:
             return
         with self._lock:
-            if event == "DELETED":
-                self._node_info.pop(name, None)
-            else:
-                self._node_info[name] = read_node(obj, self.instance_type_label)
-            self._refresh(name)
+            info = None if event == "DELETED" else read_node(obj, self.instance_type_label)
+            self._set_node(str(name), info)
 
     # --- pods -----------------------------------------------------------------------------
     def _set_pod(self, uid: str, use: PodUse | None) -> None:
@@ -216,15 +190,18 @@ class ClusterState:
 
     def _observe(self, obj: dict[str, Any], gone: bool) -> None:
         uid = pod_uid(obj)
-        use = None if gone else pod_use(obj)
-        self._set_pod(uid, use)
+        self._set_pod(uid, self.records.judge(uid, None if gone else obj, self._shape_of))
         r = self._reservations.get(uid)
-        if r is not None and r.confirmed_at is not None:
-            bound = bool((obj.get("spec") or {}).get("nodeName"))
-            # Once the watch shows the pod bound, its annotation (written before the Binding)
-            # is authoritative; a pod that is gone or finished holds nothing.
-            if gone or bound or not holds_resources(obj) or self._recorded(r):
-                self._drop_reservation(uid)
+        if r is None:
+            return
+        if gone or _finished(obj):
+            # Gone or finished holds nothing, even while its bind is in flight: confirm()
+            # then finds no reservation to keep.
+            self._drop_reservation(uid)
+        elif r.confirmed_at is not None and (_bound(obj) or self._recorded(r)):
+            # Once the watch shows the pod bound, its record (written with the Binding) is
+            # authoritative.
+            self._drop_reservation(uid)
 
     def _recorded(self, r: Reservation) -> bool:
         """Whether the pod's own record already carries exactly the reservation's cores."""
@@ -234,11 +211,14 @@ class ClusterState:
     def replace_pods(self, items: Iterable[dict[str, Any]]) -> None:
         with self._lock:
             seen: set[str] = set()
-            for obj in items:
+
+            def observe(obj: dict[str, Any]) -> None:
                 seen.add(pod_uid(obj))
                 self._observe(obj, gone=False)
-            for uid in [u for u in self._pods if u not in seen]:
-                self._set_pod(uid, None)
+
+            for_each_object(items, observe, "pods")
+            for uid in [u for u in self.records.known() if u not in seen]:
+                self._set_pod(uid, self.records.judge(uid, None, self._shape_of))
             # A confirmed reservation whose pod is missing from a fresh list: the pod was
             # deleted while the watch was down. The grace covers a list that began before
             # the pod existed.
@@ -253,13 +233,15 @@ class ClusterState:
 
     def apply_pod(self, event: str, obj: dict[str, Any]) -> None:
         uid = pod_uid(obj)
-        if event != "DELETED" and uid not in self._pods and uid not in self._reservations:
-            # Fast path for the many pods that never asked the extender for anything.
-            annotations = (obj.get("metadata") or {}).get("annotations") or {}
-            if ALLOCATION not in annotations:
-                return
+        if (
+            event != "DELETED"
+            and ALLOCATION not in annotations_of(obj)
+            and uid not in self.records
+            and uid not in self._reservations
+        ):
+            return  # fast path for the many pods that never asked the extender for anything
         with self._lock:
-            self._observe(obj, gone=event == "DELETED")
+            for_each_object([obj], lambda o: self._observe(o, event == "DELETED"), "pods")
 
     # --- reservations ---------------------------------------------------------------------
     def reserve(
@@ -280,10 +262,7 @@ class ClusterState:
                 raise Unavailable(UNKNOWN_NODE)
             if view.shape is None:
                 raise Unavailable(view.problem or NO_CAPACITY)
-            others = 0
-            for holder, cores in self._holders.get(node, {}).items():
-                if holder[1] != uid:
-                    others |= cores
+            others = self._holdings.used(node, without=uid)
             own = self._pods.get(uid)
             if (
                 own is not None
@@ -335,11 +314,7 @@ class ClusterState:
     def used_without(self, node: str, uid: str) -> int:
         """Cores held on `node` by anything but pod `uid` ("" for all of it)."""
         with self._lock:
-            used = 0
-            for holder, cores in self._holders.get(node, {}).items():
-                if holder[1] != uid:
-                    used |= cores
-            return used
+            return self._holdings.used(node, without=uid)
 
     def supply(self) -> Supply:
         """How many Neuron nodes are of each class, which prioritize counts the cluster's room
@@ -357,6 +332,11 @@ class ClusterState:
                 self._supply = (self.version, snapshot)
             return snapshot
 
+    def rejections(self) -> dict[str, int]:
+        """Unusable records reported, by reason, since start (for metrics)."""
+        with self._lock:
+            return dict(self.records.rejections)
+
     def pod_uses(self) -> dict[str, PodUse]:
         with self._lock:
             return dict(self._pods)
@@ -367,18 +347,12 @@ class ClusterState:
 
     def holders(self, node: str) -> dict[tuple[str, str], int]:
         with self._lock:
-            return dict(self._holders.get(node, {}))
+            return self._holdings.of(node)
 
     def usage(self) -> dict[str, int]:
         """node -> used core mask, for every node anything is held on."""
         with self._lock:
-            out = {}
-            for node, holders in self._holders.items():
-                used = 0
-                for cores in holders.values():
-                    used |= cores
-                out[node] = used
-            return out
+            return self._holdings.usage()
 
     def totals(self) -> dict[str, int]:
         """Figures for metrics."""
@@ -393,6 +367,16 @@ class ClusterState:
                 "pods": len(self._pods),
                 "reservations": len(self._reservations),
             }
+
+
+def _bound(obj: dict[str, Any]) -> bool:
+    spec = obj.get("spec")
+    return isinstance(spec, dict) and bool(spec.get("nodeName"))
+
+
+def _finished(obj: dict[str, Any]) -> bool:
+    status = obj.get("status")
+    return isinstance(status, dict) and status.get("phase") in ("Succeeded", "Failed")
 
 
 def _same(allocations: Sequence[ContainerAllocation], requests: Sequence[ContainerRequest]) -> bool:

@@ -6,6 +6,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from itertools import compress
 from typing import Any
 
@@ -15,7 +16,8 @@ from ..logs import get_logger
 from ..pods import BadPod, container_requests
 from . import scoring
 from .binding import Binder, BindOutcome
-from .caches import KnownList, KnownLists, PodCache, trimmed
+from .caches import KnownList, KnownLists, PodCache, trimmed, watched_node, watched_pod
+from .events import RecordEvents
 from .fit import FITS, NodeClasses, Verdict, evaluate
 from .protocol import BindingArgs, ExtenderArgs, filter_result
 from .records import UNKNOWN_NODE, read_node
@@ -46,8 +48,11 @@ class Extender:
         clock_ns: Callable[[], int] = time.time_ns,
         requeue: Requeuer | None = None,
         scheduler_name: str | None = None,
+        list_timeout: float | None = None,
     ) -> None:
         self.client = client
+        self.list_timeout = list_timeout  # each page of a list; None: the client's timeout
+        self.events = RecordEvents(client)
         self.state = state or ClusterState()
         self.requeue = requeue
         self._recent = PodCache()
@@ -61,6 +66,8 @@ class Extender:
         if self.requeue is not None:
             self.state.on_room = self.requeue.room
             self.requeue.start()
+        self.state.records.on_rejected = self.events.report
+        self.events.start()
         self._reflectors = [
             Reflector(
                 self.client,
@@ -69,6 +76,8 @@ class Extender:
                 self.state.apply_node,
                 self.state.replace_nodes,
                 name="nodes",
+                list_timeout=self.list_timeout,
+                transform=partial(watched_node, instance_type_label=self.state.instance_type_label),
             ),
             Reflector(
                 self.client,
@@ -77,6 +86,8 @@ class Extender:
                 self.state.apply_pod,
                 self.state.replace_pods,
                 name="pods",
+                list_timeout=self.list_timeout,
+                transform=watched_pod,
             ),
         ]
         for r in self._reflectors:
@@ -85,6 +96,7 @@ class Extender:
     def stop(self) -> None:
         for r in self._reflectors:
             r.stop()
+        self.events.stop()
         if self.requeue is not None:
             self.requeue.stop()
 
@@ -170,6 +182,8 @@ class Extender:
         already record on it."""
         shape, problem, unhealthy = read_node(node, self.state.instance_type_label)
         used = self.state.used_without(node["metadata"]["name"], "") if shape else 0
+        if shape is not None:
+            used &= (1 << shape.cores) - 1  # records checked for form only (node not seen yet)
         return classes.intern(shape, used, unhealthy, problem)
 
     def filter(self, args: ExtenderArgs) -> dict[str, Any]:
