@@ -7,14 +7,21 @@ out of range, raw bytes that are no message) on both sockets. Prints the count p
 plugin's largest RSS, and exits 1 on any undefined answer (UNKNOWN: an unhandled error) or if
 the process died.
 
-    python plugin-src/fuzz/fuzz_deviceplugin.py [--calls 10000]
+Then, in-process, --records hostile pod objects (tests/unit/deviceplugin/record_fuzz.py:
+malformed, out-of-range, oversized and other nodes' records, garbage specs and statuses) go
+through the plugin's pod view callbacks beside well-formed pods, whose plans, preferences and
+Allocate answers must not change; exits 1 on any exception or change.
+
+    python plugin-src/fuzz/fuzz_deviceplugin.py [--calls 10000] [--records 10000]
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import logging
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -38,7 +45,44 @@ SOCKETS = ("neuron-devplugin.sock", "neuroncore-devplugin.sock")
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--calls", type=int, default=10_000)
+    p.add_argument("--records", type=int, default=10_000)
     args = p.parse_args()
+    grpc_ok = fuzz_grpc(args.calls) if args.calls else True
+    records_ok = fuzz_records(args.records) if args.records else True
+    return 0 if grpc_ok and records_ok else 1
+
+
+def fuzz_records(cases: int) -> bool:
+    from record_fuzz import check, hostile_pod
+
+    logging.disable(logging.WARNING)  # every hostile record is logged once: thousands of lines
+    seen = [0]
+    failures: list[str] = []
+
+    @settings(
+        max_examples=cases, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    )
+    @given(evil=hostile_pod)
+    def fuzz(evil: object) -> None:
+        seen[0] += 1
+        try:
+            check(evil)
+        except Exception as err:  # collected, not raised: every case runs
+            failures.append(f"{type(err).__name__}: {err} for {evil!r:.200}")
+
+    started = time.monotonic()
+    fuzz()
+    elapsed = time.monotonic() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"pod record fuzz: {seen[0]} hostile pods in {elapsed:.0f} s, in-process")
+    print(f"  failures: {len(failures)}; largest RSS of this process: {peak:.1f} MiB")
+    for failure in failures[:5]:
+        print(f"  FAILED {failure}")
+    return not failures and seen[0] >= cases
+
+
+def fuzz_grpc(count: int) -> bool:
+    args = argparse.Namespace(calls=count)
     root = tempfile.mkdtemp(prefix="dpfuzz", dir="/tmp")
     kubelet = FakeKubelet(root).start()
     proc = subprocess.Popen(
@@ -59,7 +103,7 @@ def main() -> int:
         while not (kubelet.registered(NEURONCORE) and kubelet.registered("aws.amazon.com/neuron")):
             if time.monotonic() > deadline or proc.poll() is not None:
                 print("the plugin did not register", file=sys.stderr)
-                return 1
+                return False
             time.sleep(0.1)
 
         @settings(
@@ -100,7 +144,7 @@ def main() -> int:
     print(f"  a plain Allocate after: NEURON_RT_VISIBLE_CORES={served['NEURON_RT_VISIBLE_CORES']}")
     for method, body, code in bad[:5]:
         print(f"  UNDEFINED answer {code} to {method}: {body!r}")
-    return 0 if alive and not bad and total >= args.calls else 1
+    return alive and not bad and total >= args.calls
 
 
 if __name__ == "__main__":

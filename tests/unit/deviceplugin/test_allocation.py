@@ -117,6 +117,13 @@ def test_duplicate_ids_are_rejected() -> None:
     assert err.value.code is grpc.StatusCode.INVALID_ARGUMENT
 
 
+def test_ids_of_other_scripts_digits_are_unknown_ids_not_an_internal_error() -> None:
+    # Failed on e7426af: "²" passed str.isdigit and int() raised (INTERNAL); found by the fuzzer.
+    with pytest.raises(AllocationError) as err:
+        service("inf1.6xlarge").preferred(NEURONCORE, ["\u00b2", "\u0663"], [], 1)
+    assert err.value.code is grpc.StatusCode.INVALID_ARGUMENT
+
+
 def test_empty_container_request_is_rejected() -> None:
     with pytest.raises(AllocationError):
         service("inf1.6xlarge").allocate(NEURON, [[]])
@@ -130,7 +137,7 @@ def test_aws_ids_are_split_by_container_request_sizes() -> None:
         [("a", "aws.amazon.com/neuroncore", 2), ("b", "aws.amazon.com/neuron", 1)],
         {AWS_NEURON_IDS: "4,5,3"},
     )
-    plan = node_pod(pod, shape_for("inf2.24xlarge")).plan
+    plan = node_pod(pod, shape_for("inf2.24xlarge"), "n").plan
     assert plan is not None
     assert [(c.container, c.placement.ids, c.placement.cores) for c in plan] == [
         ("a", (4, 5), (4, 5)),
@@ -140,17 +147,17 @@ def test_aws_ids_are_split_by_container_request_sizes() -> None:
 
 def test_aws_ids_that_do_not_add_up_are_no_plan() -> None:
     pod = make_pod("p", "n", [("a", "aws.amazon.com/neuroncore", 2)], {AWS_NEURON_IDS: "4"})
-    assert node_pod(pod, shape_for("inf2.24xlarge")).plan is None
+    assert node_pod(pod, shape_for("inf2.24xlarge"), "n").plan is None
 
 
 def test_ids_outside_the_node_are_no_plan() -> None:
     pod = make_pod("p", "n", [("a", "aws.amazon.com/neuron", 1)], {AWS_NEURON_IDS: "40"})
-    assert node_pod(pod, shape_for("inf2.24xlarge")).plan is None
+    assert node_pod(pod, shape_for("inf2.24xlarge"), "n").plan is None
 
 
 def test_a_pod_with_container_states_is_past_admission() -> None:
     pod = make_pod("p", "n", [("a", "aws.amazon.com/neuron", 1)])
     shape = shape_for("inf2.24xlarge")
-    assert not node_pod(pod, shape).started
+    assert not node_pod(pod, shape, "n").started
     pod["status"]["containerStatuses"] = [{"name": "a", "state": {"waiting": {}}}]
-    assert node_pod(pod, shape).started
+    assert node_pod(pod, shape, "n").started

@@ -8,12 +8,10 @@ The kubelet's side is dp_harness.Admission, which follows the device manager of 
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
 
 import grpc
 import pytest
@@ -23,111 +21,15 @@ from dp_harness import (
     Admission,
     FakeApi,
     FakeKubelet,
-    FakePodResources,
     allocate,
     make_pod,
     preferred,
     wait_until,
 )
-from neuron_k8s.allocator import Resource, mask, placement_of
+from neuron_k8s.allocator import Resource
 from neuron_k8s.deviceplugin.plugin import Plugin
-from neuron_k8s.pods import (
-    ALLOCATION,
-    AWS_NEURON_IDS,
-    NEURON_ALLOCATED,
-    ContainerAllocation,
-    allocation_annotations,
-)
-from neuron_k8s.topology import shape_for
-
-NODE = "node-a"
-TYPE = "inf2.24xlarge"  # 6 devices x 2 cores
-SHAPE = shape_for(TYPE)
-StartPlugin = Callable[..., Plugin]
-
-
-def plan(*containers: tuple[str, Resource, list[int]], at: int = 1) -> dict[str, str]:
-    """The extender's bind annotations for containers (name, resource, IDs)."""
-    allocations = []
-    for name, resource, chosen in containers:
-        cores = mask(
-            c for i in chosen for c in (SHAPE.cores_of(i) if resource.whole_devices else [i])
-        )
-        allocations.append(ContainerAllocation(name, placement_of(SHAPE, resource, cores)))
-    return allocation_annotations(NODE, allocations, at)
-
-
-def recorded(api: FakeApi, name: str) -> dict[str, list[int]]:
-    """container -> cores, as the pod's record says."""
-    detail = json.loads(api.pod("default", name)["metadata"]["annotations"][ALLOCATION])
-    return {c["name"]: c["cores"] for c in detail["containers"]}
-
-
-def marked(api: FakeApi, name: str) -> bool:
-    return api.pod("default", name)["metadata"]["annotations"].get(NEURON_ALLOCATED) == "true"
-
-
-def recorded_count(plugin: Plugin, outcome: str) -> float:
-    value = plugin.metrics.registry.get_sample_value(
-        "neuron_device_plugin_pods_recorded_total", {"outcome": outcome}
-    )
-    return value or 0.0
-
-
-def cores(env: str) -> list[int]:
-    return [int(c) for c in env.split(",")]
-
-
-@pytest.fixture
-def pr(short_dir: str) -> Iterator[FakePodResources]:
-    server = FakePodResources(os.path.join(short_dir, "pr.sock")).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def node(
-    kubelet: FakeKubelet,
-    api: FakeApi,
-    pr: FakePodResources,
-    start_plugin: StartPlugin,
-    short_dir: str,
-) -> Callable[..., tuple[Plugin, Admission]]:
-    """A plugin with the API and PodResources (withholding off, as the chart runs it beside
-    the extender), once its pod watch has listed the node's pods; and the kubelet's admission."""
-    api.add_node(NODE, {"node.kubernetes.io/instance-type": TYPE})
-
-    def start(**overrides: Any) -> tuple[Plugin, Admission]:
-        values: dict[str, Any] = {
-            "fake_instance_type": TYPE,
-            "kubeconfig": api.kubeconfig(os.path.join(short_dir, "kubeconfig")),
-            "node_name": NODE,
-            "pod_resources_socket": pr.socket_path,
-            "withhold_in_use": False,
-            "pod_resources_soon": 0.05,
-        }
-        values.update(overrides)
-        plugin = start_plugin(**values)
-        wait_until(lambda: plugin.pods is not None and plugin.pods.synced, 5, "pods listed")
-        wait_until(lambda: kubelet.health(NEURONCORE) and kubelet.health(NEURON), 5, "streams")
-        return plugin, Admission.over_grpc(kubelet, pr)
-
-    return start
-
-
-def put(api: FakeApi, plugin: Plugin, pod: dict[str, Any]) -> None:
-    """Create the pod and wait until the plugin's watch shows it."""
-    api.put_pod(pod)
-    uid = pod["metadata"]["uid"]
-    wait_until(lambda: plugin.pods is not None and uid in plugin.pods.pods(), 5, "pod seen")
-
-
-def put_planned(
-    api: FakeApi, plugin: Plugin, name: str, resource: Resource, ids: list[int], at: int = 1
-) -> None:
-    """A pod whose one container, m, the extender planned `ids` of `resource` for."""
-    notes = plan(("m", resource, ids), at=at)
-    put(api, plugin, make_pod(name, NODE, [("m", resource.value, len(ids))], notes))
+from neuron_k8s.pods import ALLOCATION, AWS_NEURON_IDS, NEURON_ALLOCATED
+from planned_pods import NODE, cores, marked, plan, put, put_planned, recorded, recorded_count
 
 
 def test_pods_admitted_in_another_order_than_bound_each_get_their_own_plan(

@@ -16,17 +16,18 @@ from neuron_k8s.allocator import (
     Placement,
     Request,
     Resource,
-    Stage,
     candidates,
     choose,
     mask,
     placement_of,
     request_error,
+    unhealthy_core_mask,
 )
 from neuron_k8s.logs import get_logger
-from neuron_k8s.pods import ENV_VISIBLE_CORES, ContainerRequest, visible_cores_env
+from neuron_k8s.pods import ENV_VISIBLE_CORES, ContainerAllocation, visible_cores_env
 
-from .ledger import Holding, Ledger, Served, Snapshot, cores_of, ids_of
+from .handoff import Admitting, Handoff, find_admitting
+from .ledger import Holding, Served, Snapshot, cores_of, ids_of
 from .metrics import Metrics
 from .podresources import PodResourcesClient
 from .podview import NodePod, PodView
@@ -35,8 +36,6 @@ from .state import PluginState
 log = get_logger("deviceplugin.allocation")
 
 DEVICE_PERMISSIONS = "rw"
-# The kubelet calls Allocate right after GetPreferredAllocation for the same container.
-FOLLOW_WINDOW = 10.0
 
 
 class AllocationError(Exception):
@@ -53,60 +52,8 @@ class ContainerGrant:
     device_nodes: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class Admitting:
-    """The pod the kubelet is admitting, and the container it is allocating."""
-
-    pod: NodePod
-    container: ContainerRequest
-
-    def served(self, resource: Resource, ids: tuple[int, ...], at: float) -> Served:
-        c = self.container
-        init = c.request.stage is Stage.INIT
-        return Served(resource, ids, at, self.pod.uid, self.pod.key, c.container, init)
-
-
 def _text(ids: Sequence[int]) -> str:
     return ",".join(str(i) for i in ids)
-
-
-def next_container(
-    pod: NodePod, known: Mapping[str, Mapping[Resource, tuple[int, ...]]]
-) -> ContainerRequest | None:
-    """The container of the pod the kubelet allocates next: it goes through them in order,
-    so it is the one after the last whose IDs are known."""
-    last = -1
-    for i, c in enumerate(pod.requests):
-        if c.request.resource in known.get(c.container, {}):
-            last = i
-    rest = pod.requests[last + 1 :]
-    return rest[0] if rest else None
-
-
-def find_admitting(
-    pods: Mapping[str, NodePod],
-    listed: frozenset[tuple[str, str]] | None,
-    ledger: Ledger,
-    resource: Resource,
-    offered: frozenset[int],
-) -> Admitting | None:
-    """The pod being admitted: the kubelet admits one at a time and lists it (with `listed`,
-    the pods of a PodResources List) before it is given IDs, and has not reported it started.
-    Without a List, every pod not started is a candidate, and the one whose plan is offered,
-    then the oldest bind, is the best guess."""
-    found = []
-    for pod in pods.values():
-        if not pod.holds or pod.started or not pod.requests:
-            continue
-        if listed is not None and (pod.namespace, pod.name) not in listed:
-            continue
-        nxt = next_container(pod, ledger.known(pod.namespace, pod.name, pod.uid))
-        if nxt is None or nxt.request.resource is not resource:
-            continue
-        planned = pod.planned(nxt.container)
-        fits = planned is not None and set(planned.placement.ids) <= offered
-        found.append(((not fits, pod.alloc_time, pod.created, pod.key), Admitting(pod, nxt)))
-    return min(found, key=lambda f: f[0])[1] if found else None
 
 
 class AllocationService:
@@ -127,8 +74,7 @@ class AllocationService:
         self.on_served = on_served
         self._wait_for_pod = wait_for_pod
         self._clock = clock
-        # resource -> the pod the last GetPreferredAllocation found admitted, and when
-        self._answered: dict[Resource, tuple[Admitting | None, float]] = {}
+        self.handoff = Handoff(clock)  # under the state lock
 
     # --- input ---------------------------------------------------------------------------
     def parse_ids(self, resource: Resource, ids: Sequence[str]) -> tuple[int, ...]:
@@ -137,7 +83,7 @@ class AllocationService:
         limit = shape.devices if resource.whole_devices else shape.cores
         out, bad = [], []
         for raw in ids:
-            if raw.isdigit() and int(raw) < limit and str(int(raw)) == raw:
+            if raw.isascii() and raw.isdigit() and int(raw) < limit and str(int(raw)) == raw:
                 out.append(int(raw))
             else:
                 bad.append(raw)
@@ -193,7 +139,7 @@ class AllocationService:
         admitting = self._admitting(resource, self._snapshot(), frozenset(avail))
         with self.state.lock:
             ids, how = self._choose(resource, avail, must, size, admitting)
-        self._answered[resource] = (admitting, self._clock())
+            self.handoff.asked(resource, admitting)
         self.metrics.preferred.labels(resource.value, how).inc()
         return [str(i) for i in ids]
 
@@ -205,18 +151,15 @@ class AllocationService:
         size: int,
         admitting: Admitting | None,
     ) -> tuple[tuple[int, ...], str]:
-        if admitting is not None:
-            planned = admitting.pod.planned(admitting.container.container)
-            if planned is not None and planned.placement.resource is resource:
-                ids = planned.placement.ids
-                if len(ids) == size and set(ids) <= set(avail) and set(must) <= set(ids):
-                    return ids, "plan"
         shape = self.state.shape
-        limit = shape.devices if resource.whole_devices else shape.cores
-        not_offered = cores_of(shape, resource, set(range(limit)) - set(avail))
         required = cores_of(shape, resource, must)
         other = Resource.NEURONCORE if resource.whole_devices else Resource.NEURON
         held = self.state.ledger.held(other) & ~required
+        planned = admitting.pod.planned(admitting.container.container) if admitting else None
+        if planned is not None and self._answerable(planned, resource, avail, must, size, held):
+            return planned.placement.ids, "plan"
+        limit = shape.devices if resource.whole_devices else shape.cores
+        not_offered = cores_of(shape, resource, set(range(limit)) - set(avail))
         claims = self._claims(admitting) & ~required
         unhealthy = mask(self.state.unhealthy)
         request = Request(resource, size)
@@ -239,6 +182,30 @@ class AllocationService:
         )
         rest = [i for i in avail if i not in must]
         return tuple(sorted((*must, *rest[: max(size - len(must), 0)]))), "fallback"
+
+    def _answerable(
+        self,
+        planned: ContainerAllocation,
+        resource: Resource,
+        avail: tuple[int, ...],
+        must: tuple[int, ...],
+        size: int,
+        held: int,
+    ) -> bool:
+        """Whether the plan is the answer: all of it offered, and none of its cores held
+        through the other resource or on an unhealthy device (Allocate would refuse it, while
+        the allocator may find a set it serves)."""
+        p = planned.placement
+        ids = set(p.ids)
+        if (
+            p.resource is not resource
+            or len(ids) != size
+            or not ids <= set(avail)
+            or not set(must) <= ids
+        ):
+            return False
+        sick = unhealthy_core_mask(self.state.shape, mask(self.state.unhealthy))
+        return not mask(p.cores) & (held | sick)
 
     def _claims(self, admitting: Admitting | None) -> int:
         """Cores of the sets recorded on the node's pods, but the one being allocated (plans
@@ -268,15 +235,15 @@ class AllocationService:
                 refusal = self._refusal(resource, parsed)
         if refusal is not None:
             message, reason = refusal
+            with self.state.lock:
+                self.handoff.refused(resource)
             self.metrics.refusals.labels(resource.value, reason).inc()
             log.warning("allocation refused", resource=resource.value, reason=message)
             raise AllocationError(grpc.StatusCode.FAILED_PRECONDITION, message)
         now = self._clock()
-        admitting, at = self._answered.pop(resource, (None, 0.0))
-        if now - at > FOLLOW_WINDOW or len(parsed) != 1:
-            admitting = None  # not the container the last preference was asked for
         grants = []
         with self.state.lock:
+            admitting = self.handoff.allocating(resource, [len(ids) for ids in parsed])
             for ids in parsed:
                 served = admitting.served(resource, ids, now) if admitting else None
                 self.state.ledger.serve(served or Served(resource, ids, now))
@@ -332,11 +299,14 @@ class AllocationService:
     def _in_use(self, resource: Resource, cores: int, holders: list[Holding], twice: int) -> str:
         shape = self.state.shape
         parts = []
-        for h in holders:
-            overlap = cores & h.cores
+        by_owner: dict[tuple[str, Resource], tuple[int, set[int]]] = {}
+        for h in holders:  # a List and a recent answer often name the same container
+            overlap, ids = by_owner.get((h.owner, h.resource), (0, set()))
+            by_owner[(h.owner, h.resource)] = (overlap | (cores & h.cores), ids | set(h.ids))
+        for (owner, held_as), (overlap, ids) in by_owner.items():
             parts.append(
                 f"NeuronCores {_text(ids_of(shape, Resource.NEURONCORE, overlap))} are held by "
-                f"{h.owner} as {h.resource.value} {_text(h.ids)}"
+                f"{owner} as {held_as.value} {_text(sorted(ids))}"
             )
         if twice:
             parts.append(f"{resource.value} {_text(ids_of(shape, resource, twice))} asked twice")

@@ -1,6 +1,7 @@
 """What the kubelet holds on this node, in cores across both resources: the last PodResources
 List and the plugin's own Allocate answers since (docs/architecture.md, "The kubelet's IDs
-are the truth"). No I/O."""
+are the truth"), less what pods the watch shows finished held; until a List has succeeded, the
+pods' validated records stand in for it. No I/O."""
 
 from __future__ import annotations
 
@@ -75,13 +76,25 @@ class Ledger:
     confirm_after: float = 1.0
     listed: Snapshot | None = None
     served: list[Served] = field(default_factory=list)
+    # (namespace, pod) of pods the watch shows Succeeded or Failed: the kubelet has stopped
+    # their containers and freed their IDs, whatever a List (some kubelets list finished
+    # pods) or an init container's answer still says.
+    finished: set[tuple[str, str]] = field(default_factory=set)
+    # (namespace, pod) -> container -> the set the pod's validated record gives each of its
+    # sidecar and app containers: what the kubelet holds as far as anyone can tell until a
+    # List has succeeded (never listed is unknown, not empty).
+    recorded: dict[tuple[str, str], dict[str, dict[Resource, tuple[int, ...]]]] = field(
+        default_factory=dict
+    )
     # holdings(), worked out once per change of the two above (Allocate asks several times)
     _holdings: list[Holding] | None = field(default=None, repr=False)
 
     def take(self, snapshot: Snapshot) -> None:
         """A fresh PodResources List: it replaces the last one, and answers older than it by
         `confirm_after` are either in it or gone (regular init containers excepted: they stay
-        until their pod goes)."""
+        until their pod goes). Pods the watch shows finished are left out."""
+        if self.finished:
+            snapshot = _without(snapshot, self.finished)
         self.listed = snapshot
         self._holdings = None
         horizon = snapshot.taken - self.confirm_after
@@ -119,23 +132,53 @@ class Ledger:
     def forget_pod(self, namespace: str, name: str, uid: str) -> None:
         """The pod is gone from the API, which happens only once the kubelet has stopped its
         containers: what the last List and the answers say it held is free."""
+        self._drop(namespace, name, uid)
+        self.finished.discard((namespace, name))
+        self.recorded.pop((namespace, name), None)
+
+    def finish_pod(self, namespace: str, name: str, uid: str) -> None:
+        """The watch shows the pod Succeeded or Failed (a Job's pod stays in the API, and so
+        does one that failed admission): its containers have stopped, so what it held, its
+        regular init containers' IDs included, is free, and later Lists that still show it
+        are not believed."""
+        self._drop(namespace, name, uid)
+        self.finished.add((namespace, name))
+        self.recorded.pop((namespace, name), None)
+
+    def note_record(
+        self, namespace: str, name: str, sets: dict[str, dict[Resource, tuple[int, ...]]]
+    ) -> None:
+        """The sets a pod's validated record gives its sidecar and app containers (none: no
+        usable record): what counts as held until a List has succeeded."""
+        key = (namespace, name)
+        if sets and key not in self.finished:
+            if self.recorded.get(key) == sets:
+                return
+            self.recorded[key] = sets
+        elif self.recorded.pop(key, None) is None:
+            return
+        if self.listed is None:
+            self._holdings = None
+
+    def _drop(self, namespace: str, name: str, uid: str) -> None:
         self.served = [s for s in self.served if s.uid != uid]
         self._holdings = None
-        if self.listed is None:
-            return
-        kept = {k: v for k, v in self.listed.containers.items() if k[:2] != (namespace, name)}
-        self.listed = Snapshot(kept, self.listed.pods - {(namespace, name)}, self.listed.taken)
+        if self.listed is not None:
+            self.listed = _without(self.listed, {(namespace, name)})
 
     # --- questions -----------------------------------------------------------------------
     def holdings(self) -> list[Holding]:
         if self._holdings is not None:
             return self._holdings
         out = []
-        listed = self.listed.containers if self.listed else {}
+        listed = self.listed.containers if self.listed else self._by_record()
         for (ns, pod, container), by_res in listed.items():
             for resource, ids in by_res.items():
                 cores = cores_of(self.shape, resource, ids)
-                out.append(Holding(resource, ids, cores, f"{ns}/{pod}/{container}"))
+                owner = f"{ns}/{pod}/{container}"
+                if self.listed is None:
+                    owner += " (by its record: the kubelet's PodResources was never listed)"
+                out.append(Holding(resource, ids, cores, owner))
         for s in self.served:
             owner = f"{s.pod}/{s.container}" if s.pod else "a container admitted moments ago"
             out.append(Holding(s.resource, s.ids, cores_of(self.shape, s.resource, s.ids), owner))
@@ -176,3 +219,25 @@ class Ledger:
             if s.uid == uid and s.container is not None:
                 out.setdefault(s.container, {})[s.resource] = s.ids
         return out
+
+    def _by_record(self) -> Listing:
+        return {
+            (ns, pod, container): by_res
+            for (ns, pod), containers in self.recorded.items()
+            for container, by_res in containers.items()
+        }
+
+    def listed_for(self, namespace: str, name: str) -> dict[str, dict[Resource, tuple[int, ...]]]:
+        """The IDs each container of a pod holds as the kubelet's last List says (nothing of
+        the plugin's own answers, which name the pod only as far as the plugin could tell)."""
+        listed = self.listed.containers if self.listed else {}
+        return {
+            c: dict(by_res)
+            for (ns, pod, c), by_res in listed.items()
+            if (ns, pod) == (namespace, name)
+        }
+
+
+def _without(snapshot: Snapshot, pods: set[tuple[str, str]]) -> Snapshot:
+    kept = {k: v for k, v in snapshot.containers.items() if k[:2] not in pods}
+    return Snapshot(kept, snapshot.pods - pods, snapshot.taken)

@@ -69,6 +69,15 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.unusable_records = Counter(
+            "neuron_device_plugin_unusable_pod_records",
+            "Pods on the node whose record was not used (counted once per record value), by "
+            "reason: allocation (neuron.k8s.local/allocation unreadable, naming another node, "
+            "outside the node's shape or not matching the requests), aws_neuron_ids (likewise "
+            "AWS_NEURON_IDS), requests (the pod's Neuron requests are unreadable).",
+            ["reason"],
+            registry=r,
+        )
         self.polls = Counter(
             "neuron_device_plugin_pod_resources_polls",
             "Rounds of the reconciler (each lists the kubelet's PodResources).",

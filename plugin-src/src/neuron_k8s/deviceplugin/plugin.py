@@ -215,12 +215,19 @@ class Plugin:
         self._wake.set()
 
     def _pod_changed(self, old: NodePod | None, new: NodePod | None) -> None:
-        """A pod on the node changed (watch thread). A pod gone from the API has had its
-        containers stopped by the kubelet: what it held is free at once."""
+        """A pod on the node changed (watch thread). A pod gone from the API, or shown
+        Succeeded or Failed, has had its containers stopped by the kubelet: what it held is
+        free at once. Its record stands in for PodResources until a List succeeds."""
         state = self.state
-        if state is not None and new is None and old is not None:
+        if state is not None:
             with state.lock:
-                state.ledger.forget_pod(old.namespace, old.name, old.uid)
+                ledger = state.ledger
+                if new is None and old is not None:
+                    ledger.forget_pod(old.namespace, old.name, old.uid)
+                elif new is not None:
+                    if not new.holds and (old is None or old.holds):
+                        ledger.finish_pod(new.namespace, new.name, new.uid)
+                    ledger.note_record(new.namespace, new.name, new.kept())
                 state.refresh()
         self._wake.set()
 
@@ -267,7 +274,25 @@ class Plugin:
         missing = [r for r, ok in self.manager.registered.items() if not ok]
         if missing:
             return False, f"not registered with the kubelet: {', '.join(missing)}"
+        if not self._holdings_known():
+            return False, (
+                "what the kubelet holds is unknown: no PodResources List has succeeded and the "
+                "pod watch has not listed the node's pods"
+            )
         return True, "registered"
+
+    def _holdings_known(self) -> bool:
+        """Whether a PodResources List has succeeded or the pods' records are known (docs/
+        architecture.md, "The kubelet's IDs are the truth"). With neither configured there is
+        nothing to wait for: the plugin knows only its own answers."""
+        if self._podresources is None and self.pods is None:
+            return True
+        state = self.state
+        if state is not None:
+            with state.lock:
+                if state.ledger.listed is not None:
+                    return True
+        return self.pods is not None and self.pods.synced
 
     def stop(self) -> None:
         self._stop.set()
