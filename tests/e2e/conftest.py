@@ -290,6 +290,28 @@ class Pods:
         return True
 
 
+def restart_component(cluster: Cluster, component: str, timeout: float = 120) -> None:
+    """Kill every pod of a chart component and wait until all its new pods are ready."""
+    selector = f"app.kubernetes.io/component={component}"
+    old = {
+        p.metadata.uid
+        for p in cluster.core.list_namespaced_pod(NAMESPACE, label_selector=selector).items
+    }
+    assert old, f"no {component} pods"
+    cluster.core.delete_collection_namespaced_pod(NAMESPACE, label_selector=selector)
+
+    def replaced() -> bool:
+        now = cluster.core.list_namespaced_pod(NAMESPACE, label_selector=selector).items
+        return bool(now) and all(
+            p.metadata.uid not in old
+            and p.status.phase == "Running"
+            and all(c.ready for c in p.status.container_statuses or [])
+            for p in now
+        )
+
+    wait_for(f"{component} pods replaced and ready", replaced, timeout)
+
+
 def script_results(pods: Pods, name: str, script: str, *args: str) -> list[Any]:
     """Run a Python script in a pod of its own (no service account token) in the pods'
     namespace, and return the JSON of each line it prints as `RESULT <json>`. Fails, with the

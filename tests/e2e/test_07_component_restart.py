@@ -1,38 +1,17 @@
 """Restarting the extender and the plugin while pods run: no double allocation afterwards."""
 
 from conftest import (
-    NAMESPACE,
     NEURONCORE,
     NO_CONTIGUOUS_SET,
     Cluster,
     Pods,
     contiguous,
     needs_kind,
+    restart_component,
     wait_for,
 )
 
 INF2 = "inf2.48xlarge"
-
-
-def _restart(cluster: Cluster, component: str) -> None:
-    selector = f"app.kubernetes.io/component={component}"
-    old = {
-        p.metadata.uid
-        for p in cluster.core.list_namespaced_pod(NAMESPACE, label_selector=selector).items
-    }
-    assert old, f"no {component} pods"
-    cluster.core.delete_collection_namespaced_pod(NAMESPACE, label_selector=selector)
-
-    def replaced() -> bool:
-        now = cluster.core.list_namespaced_pod(NAMESPACE, label_selector=selector).items
-        return bool(now) and all(
-            p.metadata.uid not in old
-            and p.status.phase == "Running"
-            and all(c.ready for c in p.status.container_statuses or [])
-            for p in now
-        )
-
-    wait_for(f"{component} pods replaced and ready", replaced, 120)
 
 
 def test_restarted_extender_and_plugin_rebuild_usage_from_the_pods(
@@ -52,8 +31,8 @@ def test_restarted_extender_and_plugin_rebuild_usage_from_the_pods(
     pods.delete(*freed)
     held = {name: set(pods.cores(name)) for name in kept}
 
-    _restart(cluster, "extender")
-    _restart(cluster, "device-plugin")
+    restart_component(cluster, "extender")
+    restart_component(cluster, "device-plugin")
     # The new plugin has registered when the kubelet offers every core again (the pairs use
     # cores of the same resource, which the kubelet counts itself).
     wait_for("the plugin registered again", lambda: cluster.allocatable(node)[1] == cores, 90)

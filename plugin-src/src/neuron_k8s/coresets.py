@@ -229,3 +229,16 @@ def lowest(shape: Shape, resource: Resource, cores: int, count: int) -> int:
     if resource.whole_devices:
         return mask(c for d in ids for c in shape.cores_of(d))
     return mask(ids)
+
+
+@lru_cache(maxsize=1 << 16)
+def room(shape: Shape, request: Request, blocked: int) -> int:
+    """The most pods asking `request` that still fit together beside `blocked` cores. All
+    valid sets of one request have the same length and come in order of their start, so
+    taking every free one greedily is optimal (interval scheduling)."""
+    n = 0
+    for cand in candidates(shape, request):
+        if not cand & blocked:
+            n += 1
+            blocked |= cand
+    return n

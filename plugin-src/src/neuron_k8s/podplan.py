@@ -32,6 +32,7 @@ from .coresets import (
     placement_of,
     ranked,
     request_error,
+    room,
     span,
     unhealthy_core_mask,
 )
@@ -199,7 +200,7 @@ class _Search:
         if known is None:
             known = (
                 self.need[k] <= self.shape.cores - used.bit_count()
-                and all(_room(self.shape, r, used) >= n for r, n in self.alike[k].items())
+                and all(room(self.shape, r, used) >= n for r, n in self.alike[k].items())
                 and all(self._has_room(j, used, pools) for j in range(k, len(self.steps)))
                 and any(
                     self.feasible(k + 1, *self._after(k, used, pools, c))
@@ -231,17 +232,6 @@ class _Search:
             chosen[step.index] = c
             used, pools = nxt
         return tuple(chosen[i] for i in range(len(self.steps)))
-
-
-def _room(shape: Shape, request: Request, used: int) -> int:
-    """How many disjoint free sets the request has: its sets all have one length and come in
-    order of their start, so taking each free one in turn is optimal (interval scheduling)."""
-    n = 0
-    for c in candidates(shape, request):
-        if not c & used:
-            n += 1
-            used |= c
-    return n
 
 
 @lru_cache(maxsize=65536)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from ..allocator import (
@@ -24,6 +23,7 @@ from ..allocator import (
     request_error,
     unhealthy_core_mask,
 )
+from ..coresets import room
 from ..topology import Shape
 
 
@@ -50,7 +50,7 @@ def _fits(shape: Shape, requests: tuple[Request, ...], used: int, unhealthy: int
     """Whether bind would find sets. For one container (the common case) any free valid set
     will do: bind's choice exists exactly when one does, and testing for one saves ranking
     every candidate by the room it leaves, the costly part, for each new node usage. Several
-    containers go through choose_all, as bind does, since its greedy order decides the fit."""
+    containers go through choose_all, as bind does, so that filter and bind agree on the fit."""
     if len(requests) == 1:
         blocked = used | unhealthy_core_mask(shape, unhealthy)
         return any(not cand & blocked for cand in candidates(shape, requests[0]))
@@ -220,16 +220,3 @@ class NodeClasses:
             n = table[key] = room(shape, self._kind_list[kid], blocked | self.choice(requests, cls))
             self._entries += 1
         return int(n)
-
-
-@lru_cache(maxsize=1 << 16)
-def room(shape: Shape, request: Request, blocked: int) -> int:
-    """The most pods asking `request` that still fit together beside `blocked` cores. All
-    valid sets of one request have the same length and come in order of their start, so
-    taking every free one greedily is optimal (interval scheduling)."""
-    n = 0
-    for cand in candidates(shape, request):
-        if not cand & blocked:
-            n += 1
-            blocked |= cand
-    return n
