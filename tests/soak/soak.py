@@ -154,6 +154,7 @@ class Soak:
                 done += 1
                 say(f"fault {done}: {fault.describe()}")
                 try:
+                    self.tally.stopped_plugin(fault.kind, fault.target, time.monotonic())
                     inject(self.kube, fault, self.o.hold)
                     self.tally.faults.append(fault.describe())
                 except Exception as err:
@@ -193,9 +194,11 @@ class Soak:
             started = any(c.state and (c.state.running or c.state.terminated) for c in statuses)
             if st.phase in ("Running", "Succeeded") or started:
                 self.tally.placed.setdefault(name, shape)
-            if refused_by_kubelet(st.phase, st.reason) and name not in self.tally.refused:
-                self.tally.refused[name] = f"{st.reason}: {st.message}"
-                say(f"refused by the kubelet: {name}: {st.reason}: {st.message}")
+            seen = name in self.tally.refused or name in self.tally.refused_plugin_down
+            if refused_by_kubelet(st.phase, st.reason) and not seen:
+                node, now = p.spec.node_name, time.monotonic()
+                self.tally.refuse(name, node, st.reason, st.message or "", now)
+                say(f"refused by the kubelet: {name} on {node}: {st.reason}: {st.message}")
             for c in statuses:
                 key = (self.ns, name, c.name)
                 begun = c.state and (c.state.running or c.state.terminated)

@@ -17,6 +17,16 @@ KUBELET_REFUSALS = ("UnexpectedAdmissionError",)
 KUBELET_REFUSAL_PREFIX = "OutOf"
 
 
+# The kubelet's own refusal while no device plugin of the resource is connected
+# (devicemanager.ManagerImpl.devicesToAllocate, 1.34: a disconnected plugin's devices are all
+# marked unhealthy at once, and a new plugin replaces them only once it registers). No plugin
+# can close that window; it is counted apart when it follows a fault that stopped the node's
+# plugin (a killed plugin pod, a restarted kubelet), and fails the run otherwise.
+PLUGIN_DOWN_MESSAGES = ("no healthy devices present", "cannot allocate unregistered device")
+PLUGIN_DOWN_FAULTS = ("device-plugin-killed", "kubelet-restarted")
+PLUGIN_DOWN_WINDOW = 60.0  # seconds after such a fault in which the plugin may still be away
+
+
 def refused_by_kubelet(phase: str | None, reason: str | None) -> bool:
     """Whether a pod's status says its kubelet refused it."""
     if phase != "Failed" or not reason:
@@ -102,6 +112,10 @@ class Tally:
     created: Counter[str] = field(default_factory=Counter)
     placed: dict[str, str] = field(default_factory=dict)  # pod -> its shape
     refused: dict[str, str] = field(default_factory=dict)  # pod -> reason: message
+    # Refused by the kubelet's own rule while a fault had stopped the node's device plugin.
+    refused_plugin_down: dict[str, str] = field(default_factory=dict)
+    # node -> when (monotonic s) a fault stopped its device plugin
+    plugin_stops: dict[str, list[float]] = field(default_factory=dict)
     faults: list[str] = field(default_factory=list)
     fault_errors: list[str] = field(default_factory=list)
     twice: Confirmed = field(default_factory=Confirmed)
@@ -109,6 +123,23 @@ class Tally:
     never_ran: dict[str, str] = field(default_factory=dict)  # pod -> last scheduling word
     not_back: list[str] = field(default_factory=list)  # nodes whose capacity did not return
     checked: Counter[str] = field(default_factory=Counter)  # comparisons made, by source
+
+    def stopped_plugin(self, kind: str, node: str, when: float) -> None:
+        """A fault of `kind` was injected on `node` at `when`."""
+        if kind in PLUGIN_DOWN_FAULTS and node:
+            self.plugin_stops.setdefault(node, []).append(when)
+
+    def refuse(self, pod: str, node: str | None, reason: str, message: str, when: float) -> None:
+        """A kubelet refused `pod`, as seen at `when`: a failure, unless it is the kubelet's
+        refusal for a missing plugin shortly after a fault stopped that node's plugin."""
+        why = f"{reason}: {message}"
+        stops = self.plugin_stops.get(node or "", [])
+        if any(m in message for m in PLUGIN_DOWN_MESSAGES) and any(
+            0 <= when - t <= PLUGIN_DOWN_WINDOW for t in stops
+        ):
+            self.refused_plugin_down[pod] = why
+        else:
+            self.refused[pod] = why
 
     def compare(self, key: Key, saw: tuple[int, ...], expected: tuple[int, ...], src: str) -> None:
         """One comparison of what a container saw with what `src` says it was given."""
@@ -141,9 +172,15 @@ class Tally:
             "not a failure by itself)",
             f"  faults injected                 {len(self.faults)}  ({', '.join(self.faults)})",
             f"  comparisons made                {_counts(self.checked) or 'none'}",
+            f"  refused while a fault had stopped the node's device plugin  "
+            f"{len(self.refused_plugin_down)}  (the kubelet's own rule; not a failure)",
         ]
         lines += [f"  {name:<40}{n}" for name, n in self.bad().items()]
         details = [f"refused: {p}: {why}" for p, why in sorted(self.refused.items())]
+        details += [
+            f"refused, plugin down: {p}: {why}"
+            for p, why in sorted(self.refused_plugin_down.items())
+        ]
         details += [
             "twice: " + " and ".join("/".join(k) for k in sorted(p))
             for p in sorted(self.twice.found, key=sorted)

@@ -98,3 +98,47 @@ def test_a_refused_pod_fails_the_run_and_is_named_in_the_report() -> None:
     report = tally.report(5)
     assert "job-1-abcde" in report
     assert report.endswith("soak: FAIL")
+
+
+NO_PLUGIN = (
+    "Pod was rejected: Allocate failed due to no healthy devices present; cannot allocate "
+    "unhealthy devices aws.amazon.com/neuron, which is unexpected"
+)
+
+
+def test_the_kubelets_refusal_right_after_a_plugin_kill_on_that_node_is_counted_apart() -> None:
+    tally = Tally()
+    tally.stopped_plugin("device-plugin-killed", "node1", 100.0)
+    tally.refuse("p", "node1", "UnexpectedAdmissionError", NO_PLUGIN, 102.0)
+    assert tally.refused == {} and list(tally.refused_plugin_down) == ["p"]
+    assert tally.ok()
+    assert "refused, plugin down: p:" in tally.report(1)
+
+
+def test_the_same_refusal_on_another_node_fails_the_run() -> None:
+    tally = Tally()
+    tally.stopped_plugin("device-plugin-killed", "node1", 100.0)
+    tally.refuse("p", "node2", "UnexpectedAdmissionError", NO_PLUGIN, 102.0)
+    assert list(tally.refused) == ["p"] and not tally.ok()
+
+
+def test_the_same_refusal_long_after_the_fault_fails_the_run() -> None:
+    tally = Tally()
+    tally.stopped_plugin("kubelet-restarted", "node1", 100.0)
+    tally.refuse("p", "node1", "UnexpectedAdmissionError", NO_PLUGIN, 400.0)
+    assert list(tally.refused) == ["p"] and not tally.ok()
+
+
+def test_a_refusal_by_the_plugin_itself_after_a_plugin_kill_fails_the_run() -> None:
+    tally = Tally()
+    tally.stopped_plugin("device-plugin-killed", "node1", 100.0)
+    message = "Allocate failed: NeuronCores 0,1 are held by ns/job-1/warmup"
+    tally.refuse("p", "node1", "UnexpectedAdmissionError", message, 101.0)
+    assert list(tally.refused) == ["p"] and not tally.ok()
+
+
+def test_faults_that_leave_the_plugin_running_excuse_nothing() -> None:
+    tally = Tally()
+    tally.stopped_plugin("device-unhealthy", "node1", 100.0)
+    tally.refuse("p", "node1", "UnexpectedAdmissionError", NO_PLUGIN, 101.0)
+    assert list(tally.refused) == ["p"] and not tally.ok()
