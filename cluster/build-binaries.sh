@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
-# Builds every binary the offline kind cluster needs, from the Go module proxy, into
-# cluster/.cache/bin: the Kubernetes server binaries, etcd, CoreDNS and kind itself.
+# Builds every binary the offline kind cluster needs, from the Go module proxy: the
+# Kubernetes server binaries and kubectl of one release (k8s/release.sh) into
+# cluster/.cache/k8s-<version>/bin, and etcd, CoreDNS and kind into cluster/.cache/bin.
 # Static (CGO_ENABLED=0), so they run in any image. Idempotent and cached by Go.
 # STOCK=1 (the stock kind path, whose node image has the rest): kind, unless the one on PATH
-# is the pinned version, and kube-scheduler (tests/e2e/test_08_scheduler_config.py).
+# is the pinned version, kube-scheduler (tests/e2e/test_08_scheduler_config.py) and kubectl.
+# Either way the release's kubectl is linked into .tools/bin, where the tests find it.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${OUT:-$here/.cache/bin}
 . "$here/../versions.env"
-mkdir -p "$out"
+. "$here/k8s/release.sh"
+mkdir -p "$out" "$here/../.tools/bin"
+link_kubectl() { ln -sfn "$K8S_BIN/kubectl" "$here/../.tools/bin/kubectl"; }
 export CGO_ENABLED=0
 
 if [ "${STOCK:-}" = 1 ]; then
-  CMDS=kube-scheduler OUT=$out bash "$here/k8s/build.sh"
+  CMDS="kube-scheduler kubectl" bash "$here/k8s/build.sh"
+  link_kubectl
   if kind version 2>/dev/null | grep "kind ${KIND_VERSION} " >/dev/null; then
     echo "kind: $KIND_VERSION on PATH"
   else
@@ -22,7 +27,8 @@ if [ "${STOCK:-}" = 1 ]; then
   exit 0
 fi
 
-OUT=$out bash "$here/k8s/build.sh"
+bash "$here/k8s/build.sh"
+link_kubectl
 
 if ! "$out/etcd" --version 2>/dev/null | grep >/dev/null "etcd Version: ${ETCD_VERSION#v}"; then
   start=$SECONDS

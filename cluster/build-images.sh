@@ -5,8 +5,9 @@
 #   - the control-plane images kubeadm expects (registry.k8s.io names and tags),
 #   - this project's image neuron-k8s:<version> (the device plugin and the extender).
 # Everything comes from Debian's packages, the Go module proxy (cluster/build-binaries.sh) and
-# PyPI. Outputs are docker-archive tarballs under cluster/.cache/images; each is rebuilt only
-# when its inputs change.
+# PyPI. Outputs are docker-archive tarballs: the Kubernetes release's own (control plane,
+# kube-proxy, node image; k8s/release.sh) under cluster/.cache/k8s-<version>/images, the
+# others under cluster/.cache/images; each is rebuilt only when its inputs change.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -16,13 +17,14 @@ out=$cache/images
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SUITE=trixie
 . "$root/versions.env"
-K8S_VERSION=$KUBERNETES_VERSION
+. "$here/k8s/release.sh"
+kbin=$K8S_BIN kout=$K8S_IMAGES
 APP_VERSION=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$root/plugin-src/pyproject.toml")
 NODE_IMAGE=${NODE_IMAGE:-neuron-k8s/kind-node:$K8S_VERSION}
 APP_IMAGE=neuron-k8s:$APP_VERSION
 NODE_PACKAGES=systemd,systemd-sysv,dbus,containerd,runc,containernetworking-plugins,iptables,nftables,iproute2,conntrack,ethtool,util-linux,mount,kmod,libseccomp2,pigz,ca-certificates,procps,socat,bash
 APP_PACKAGES=python3,python3-venv,ca-certificates,iptables,nftables,conntrack,iproute2
-mkdir -p "$out"
+mkdir -p "$out" "$kout"
 mkimage() { python3 "$here/mkimage.py" "$@"; }
 folder_layer() { python3 -c 'import sys; sys.path.insert(0, sys.argv[3]); import mkimage; mkimage.folder_to_layer(sys.argv[1], sys.argv[2])' "$1" "$2" "$here"; }
 log() { echo "images: $*"; }
@@ -57,8 +59,8 @@ scratch_layer() {
   folder_layer "$dir" "$cache/scratch.tar"
 }
 
-static_image() {  # file tag binary [entrypoint...]
-  local name=${1%.tar} file=$out/$1 tag=$2 binary=$3; shift 3
+static_image() {  # dir file tag binary [entrypoint...]
+  local name=${2%.tar} file=$1/$2 tag=$3 binary=$4; shift 4
   local want; want=$(inputs_hash "$binary" "$here/mkimage.py" "$tag" "$*")
   if current "$file" "$want"; then return; fi
   local dir=$cache/layer-$name
@@ -128,21 +130,21 @@ app_image() {
 }
 
 proxy_image() {
-  local file=$out/kube-proxy.tar tag=registry.k8s.io/kube-proxy:$K8S_VERSION
-  local want; want=$(inputs_hash "$bin/kube-proxy" "$here/mkimage.py" "$cache/rootfs-app.tar.stamp" "$tag")
+  local file=$kout/kube-proxy.tar tag=registry.k8s.io/kube-proxy:$K8S_VERSION
+  local want; want=$(inputs_hash "$kbin/kube-proxy" "$here/mkimage.py" "$cache/rootfs-app.tar.stamp" "$tag")
   if current "$file" "$want"; then return; fi
   local dir=$cache/layer-kube-proxy
-  rm -rf "$dir" && mkdir -p "$dir/usr/local/bin" && cp "$bin/kube-proxy" "$dir/usr/local/bin/"
+  rm -rf "$dir" && mkdir -p "$dir/usr/local/bin" && cp "$kbin/kube-proxy" "$dir/usr/local/bin/"
   mkimage --tag "$tag" --layer "$cache/rootfs-app.tar" --layer "$dir" --out "$file"
   stamp "$file" "$want"
   log "$tag"
 }
 
 node_image() {
-  local file=$out/kind-node.tar
-  local preload=("$out"/{pause,etcd,coredns,kube-apiserver,kube-controller-manager,kube-scheduler,kube-proxy}.tar)
-  local want; want=$(inputs_hash "$here/node-image" "$bin/kubeadm" "$bin/kubelet" \
-    "$root/.tools/bin/kubectl" "$here/mkimage.py" "$cache/rootfs-node.tar.stamp" \
+  local file=$kout/kind-node.tar
+  local preload=("$out"/{pause,etcd,coredns}.tar "$kout"/{kube-apiserver,kube-controller-manager,kube-scheduler,kube-proxy}.tar)
+  local want; want=$(inputs_hash "$here/node-image" "$kbin/kubeadm" "$kbin/kubelet" \
+    "$kbin/kubectl" "$here/mkimage.py" "$cache/rootfs-node.tar.stamp" \
     "${preload[@]/%/.stamp}" "$NODE_IMAGE" "$PAUSE_VERSION")
   if current "$file" "$want"; then return; fi
   local start=$SECONDS dir=$cache/layer-node
@@ -151,7 +153,7 @@ node_image() {
   sed -i "s/@PAUSE_VERSION@/$PAUSE_VERSION/" "$dir/etc/containerd/config.toml"
   mkdir -p "$dir/usr/bin" "$dir/kind/images" "$dir/opt/cni" "$dir/etc/kubernetes/manifests" \
     "$dir/etc/systemd/system/multi-user.target.wants" "$dir/etc/cni/net.d"
-  cp "$bin/kubeadm" "$bin/kubelet" "$root/.tools/bin/kubectl" "$dir/usr/bin/"
+  cp "$kbin/kubeadm" "$kbin/kubelet" "$kbin/kubectl" "$dir/usr/bin/"
   cp "${preload[@]}" "$dir/kind/images/"
   echo "$K8S_VERSION" >"$dir/kind/version"
   ln -s /usr/lib/cni "$dir/opt/cni/bin"
@@ -176,12 +178,12 @@ rootfs node "$NODE_PACKAGES"
 rootfs app "$APP_PACKAGES"
 scratch_layer
 pause_image
-static_image etcd.tar "registry.k8s.io/etcd:$ETCD_IMAGE_TAG" "$bin/etcd"
-static_image coredns.tar "registry.k8s.io/coredns/coredns:$COREDNS_VERSION" "$bin/coredns" /usr/local/bin/coredns
+static_image "$out" etcd.tar "registry.k8s.io/etcd:$ETCD_IMAGE_TAG" "$bin/etcd"
+static_image "$out" coredns.tar "registry.k8s.io/coredns/coredns:$COREDNS_VERSION" "$bin/coredns" /usr/local/bin/coredns
 for c in kube-apiserver kube-controller-manager kube-scheduler; do
-  static_image "$c.tar" "registry.k8s.io/$c:$K8S_VERSION" "$bin/$c"
+  static_image "$kout" "$c.tar" "registry.k8s.io/$c:$K8S_VERSION" "$kbin/$c"
 done
 proxy_image
 node_image
 if [ "${SKIP_APP_IMAGE:-}" != 1 ]; then app_image; fi
-log "ready in $out"
+log "ready in $out and $kout"

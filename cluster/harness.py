@@ -12,7 +12,9 @@ Two ways up (paths.py), printed at the start: on a machine whose Docker answers 
 the stock kind node image, stock kind (its CNI, `docker build plugin-src`); otherwise the
 offline build of cluster/ (no registry needed). NEURON_E2E_OFFLINE=1 forces the offline build.
 
-Environment: NEURON_E2E_REUSE=1 reuses a running cluster of the same name;
+Environment: NEURON_E2E_K8S_RELEASE=oldest builds and runs the oldest Kubernetes release the
+chart supports instead of the current one (versions.env; CI's second, smaller run);
+NEURON_E2E_REUSE=1 reuses a running cluster of the same name;
 NEURON_E2E_KUBECONFIG=<path> runs `test`/`e2e` against an existing cluster instead (an EKS
 cluster with real Neuron nodes, say): nothing is built, created or deleted there.
 """
@@ -31,7 +33,7 @@ import yaml
 from network import network as bridge_network
 from paths import Probes, Way, choose
 from shell import CACHE, HERE, KUBECONFIG, ROOT, SID_DIR, env, out, run, succeeds
-from versions import VERSIONS
+from versions import VERSIONS, kubernetes_version, release_cache
 
 IMAGES = CACHE / "images"
 CLUSTER = "neuron"
@@ -39,9 +41,10 @@ NAMESPACE = "neuron"
 RELEASE = "neuron"
 # kind-config.yaml labels the worker that runs the DRA driver instead of the device plugin.
 DRA_LABEL = "neuron.k8s.local/dra"
-K8S_VERSION = VERSIONS["KUBERNETES_VERSION"]
+K8S_VERSION = kubernetes_version()
+K8S_IMAGES = release_cache(K8S_VERSION) / "images"  # its node image and control plane
 OFFLINE_NODE_IMAGE = f"neuron-k8s/kind-node:{K8S_VERSION}"
-STOCK_NODE_IMAGE = VERSIONS["KIND_NODE_IMAGE"]
+STOCK_NODE_IMAGE = f"kindest/node:{K8S_VERSION}"
 KIND_CONFIG = ROOT / "kind-config.yaml"
 KIND_VALUES = ROOT / "charts" / "neuron" / "examples" / "kind.yaml"
 
@@ -77,7 +80,7 @@ def way() -> Way:
         image_pulled=lambda image: succeeds(["docker", "pull", "-q", image]),
     )
     chosen = choose(probes, STOCK_NODE_IMAGE, os.environ.get("NEURON_E2E_OFFLINE") == "1")
-    print(f"harness: {chosen.describe(STOCK_NODE_IMAGE)}", flush=True)
+    print(f"harness: Kubernetes {K8S_VERSION}, {chosen.describe(STOCK_NODE_IMAGE)}", flush=True)
     return chosen
 
 
@@ -108,11 +111,11 @@ def images() -> None:
         return
     run(["bash", str(HERE / "build-images.sh")])
     # docker load only when the node image changed since the last load.
-    stamp = (IMAGES / "kind-node.tar.stamp").read_text().strip()
-    loaded = IMAGES / "kind-node.tar.loaded"
+    stamp = (K8S_IMAGES / "kind-node.tar.stamp").read_text().strip()
+    loaded = K8S_IMAGES / "kind-node.tar.loaded"
     have = run(["docker", "image", "inspect", OFFLINE_NODE_IMAGE], check=False, capture=True)
     if have.returncode != 0 or not loaded.exists() or loaded.read_text().strip() != stamp:
-        run(["docker", "load", "-q", "-i", str(IMAGES / "kind-node.tar")])
+        run(["docker", "load", "-q", "-i", str(K8S_IMAGES / "kind-node.tar")])
         loaded.write_text(stamp + "\n")
 
 
@@ -120,11 +123,45 @@ def cluster_exists() -> bool:
     return CLUSTER in out(["kind", "get", "clusters"]).split()
 
 
+def cgroup_v1_host(root: str = "/sys/fs/cgroup") -> bool:
+    """Whether this machine's containers get cgroup v1 (it has no unified cgroup2 hierarchy)."""
+    return not os.path.exists(os.path.join(root, "cgroup.controllers"))
+
+
+def _for_this_host(config: dict) -> None:
+    """From 1.35 the kubelet refuses to start on a cgroup v1 host unless told it may
+    (failCgroupV1, default true). This project's machines are cgroup v1; EKS's AMIs are v2, so
+    the chart's behaviour does not depend on it, and the patch is added only where needed."""
+    if cgroup_v1_host():
+        print("harness: cgroup v1 host: the kubelets run with failCgroupV1: false", flush=True)
+        patch = {"kind": "KubeletConfiguration", "failCgroupV1": False}
+        config.setdefault("kubeadmConfigPatches", []).append(yaml.safe_dump(patch, sort_keys=False))
+
+
 def stock_kind_config() -> str:
     """kind-config.yaml with kind's own CNI back on (the offline node image has none)."""
     config = yaml.safe_load(KIND_CONFIG.read_text())
     config.get("networking", {}).pop("disableDefaultCNI", None)
+    _for_this_host(config)
     path = CACHE / "kind-config-stock.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return str(path)
+
+
+def offline_kind_config() -> str:
+    """kind-config.yaml with kubeadm told the tags of the etcd and CoreDNS images the offline
+    node image carries: one build of each serves every release (versions.env), while kubeadm's
+    defaults differ by release and no registry could supply them."""
+    config = yaml.safe_load(KIND_CONFIG.read_text())
+    patch = {
+        "kind": "ClusterConfiguration",
+        "etcd": {"local": {"imageTag": VERSIONS["ETCD_IMAGE_TAG"]}},
+        "dns": {"imageTag": VERSIONS["COREDNS_VERSION"]},
+    }
+    config.setdefault("kubeadmConfigPatches", []).append(yaml.safe_dump(patch, sort_keys=False))
+    _for_this_host(config)
+    path = CACHE / "kind-config-offline.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return str(path)
@@ -140,7 +177,7 @@ def cluster() -> None:
     if way().stock:
         config, image = stock_kind_config(), STOCK_NODE_IMAGE
     else:
-        config, image = str(KIND_CONFIG), OFFLINE_NODE_IMAGE
+        config, image = offline_kind_config(), OFFLINE_NODE_IMAGE
     create = ["kind", "create", "cluster", "--name", CLUSTER, "--config", config]
     run([*create, "--image", image, "--kubeconfig", str(KUBECONFIG), "--retain"])
 

@@ -8,6 +8,8 @@ import shlex
 import subprocess
 from pathlib import Path
 
+from versions import kubernetes_version
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 CACHE = HERE / ".cache"
@@ -17,12 +19,13 @@ SID_DIR = Path(os.environ.get("NEURON_SID_DIR", "/opt/neuron-sid"))
 
 def env() -> dict[str, str]:
     """The caller's environment, with the tools this project installs first on PATH: the
-    Docker engine setup-host.sh unpacks (offline path), the binaries cluster/ builds, and
-    .tools/bin (helm, kubectl)."""
+    Docker engine setup-host.sh unpacks (offline path), the binaries cluster/ builds (the
+    Kubernetes release's first: its kubectl and kube-scheduler), and .tools/bin (helm)."""
     e = dict(os.environ)
     path = [
         str(SID_DIR / "root/usr/sbin"),
         str(SID_DIR / "root/usr/bin"),
+        str(CACHE / f"k8s-{kubernetes_version()}" / "bin"),
         str(CACHE / "bin"),
         str(ROOT / ".tools/bin"),
         e.get("PATH", ""),

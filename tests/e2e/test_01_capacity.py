@@ -1,6 +1,9 @@
 """Every Neuron worker advertises the devices and cores of its instance type."""
 
+import pytest
 from conftest import FAKE_SHAPES, INSTANCE_TYPE, NEURON, NEURONCORE, Cluster, needs_kind
+
+pytestmark = pytest.mark.matrix
 
 
 def test_each_worker_advertises_the_fake_shape_of_its_instance_type(cluster: Cluster) -> None:

@@ -1,6 +1,9 @@
 """One pod through my-scheduler, the extender, the kubelet and the plugin."""
 
+import pytest
 from conftest import NEURONCORE, Pods, contiguous
+
+pytestmark = pytest.mark.matrix
 
 
 def test_pod_runs_with_contiguous_cores_that_match_the_extenders_annotations(pods: Pods) -> None:

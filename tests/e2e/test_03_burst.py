@@ -17,6 +17,8 @@ from conftest import (
     wait_for,
 )
 
+pytestmark = pytest.mark.matrix
+
 INF2 = "inf2.48xlarge"
 # A Neuron reason: the extender's (no valid contiguous set), or kube-scheduler's own count of a
 # resource (Insufficient ...), which is checked before the extender is asked.

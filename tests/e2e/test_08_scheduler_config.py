@@ -1,8 +1,8 @@
 """The real kube-scheduler decodes (strictly) and validates each variant of the chart's
 KubeSchedulerConfiguration, not only the one my-scheduler runs on this cluster.
 
-Uses the kube-scheduler binary the harness built (cluster/.cache/bin, on the suite's PATH);
---write-config-to makes it exit after validation, so no cluster is touched.
+Uses the kube-scheduler binary the harness built (cluster/.cache/k8s-<version>/bin, on the
+suite's PATH); --write-config-to makes it exit after validation, so no cluster is touched.
 """
 
 from __future__ import annotations
@@ -39,7 +39,9 @@ def _binary() -> str:
     needs_kind()
     binary = shutil.which("kube-scheduler")
     if binary is None:
-        pytest.fail("no kube-scheduler on PATH: cluster/harness.py builds it (cluster/.cache/bin)")
+        pytest.fail(
+            "no kube-scheduler on PATH: cluster/harness.py builds it (cluster/.cache/k8s-*/bin)"
+        )
     return binary
 
 

@@ -375,11 +375,13 @@ auto is off when the chart's extender and scheduler place the Neuron pods. */}}
 {{- end -}}
 
 {{/* "true" when the ValidatingAdmissionPolicies that narrow the plugin's, the extender's and the
-DRA driver's writes are rendered: admissionregistration.k8s.io/v1 has them from Kubernetes 1.30. */}}
+DRA driver's writes are rendered. `auto` is on: every release the chart accepts (kubeVersion)
+serves admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy; the value stays accepted so
+existing values files keep working. */}}
 {{- define "neuron.admissionPolicies" -}}
 {{- $want := .Values.admissionPolicies.enabled -}}
 {{- if eq (toString $want) "auto" -}}
-{{- semverCompare ">=1.30.0-0" .Capabilities.KubeVersion.Version -}}
+{{- true -}}
 {{- else -}}
 {{- $want -}}
 {{- end -}}

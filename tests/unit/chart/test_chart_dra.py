@@ -79,6 +79,8 @@ def test_driver_name_paths_port_and_log_level_env_defaults(dra):
         "KUBELET_PLUGINS_DIRECTORY_PATH": "/var/lib/kubelet/plugins",
         "CDI_ROOT": "/var/run/cdi",
         "NEURON_DRA_CORE_PARTITIONS": "false",
+        "NEURON_DRA_CORE_SET_SIZES": "powers",
+        "NEURON_DRA_UNHEALTHY_TAINT_EFFECT": "NoSchedule",
     }
 
 

@@ -21,6 +21,7 @@ def test_cluster_role_has_exactly_the_calls_of_the_driver(dra):
             "verbs": ["list", "watch"],
         },
         {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]},
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
     ]
 
 

@@ -1,6 +1,7 @@
 """The DRA driver's DeviceClasses in the chart: AWS's whole-device class; core partitions
-(`dra.corePartitions`: the driver's setting, the second class, the whole-device class narrowed
-to whole devices); the extended resource the whole-device class serves
+(`dra.corePartitions`: the driver's settings, the core-set and device-set classes, the
+whole-device class narrowed to whole devices); the unhealthy devices' taint effect; the
+extended resource the whole-device class serves
 (`dra.extendedResourceName`); their refusals and notes."""
 
 from chartlib import env_of, merge, notes, objects_of, one, render_error
@@ -71,9 +72,58 @@ def test_turned_on_the_drivers_class_selects_whole_devices_only():
     )
 
 
+def test_turned_on_a_third_class_selects_the_runs_of_adjacent_devices():
+    spec = classes(with_dra(PARTS))["neurondevices.aws.com"]
+    assert expression(spec) == (
+        'device.driver == "neuron.aws.com" && '
+        'device.attributes["neuron.aws.com"].resourceType == "neuron_devices"'
+    )
+
+
 def test_the_core_set_class_name_is_a_value():
     objs = with_dra({"corePartitions": {"enabled": True, "deviceClassName": "cores.example.com"}})
-    assert set(classes(objs)) == {"neuron.aws.com", "cores.example.com"}
+    assert set(classes(objs)) == {"neuron.aws.com", "cores.example.com", "neurondevices.aws.com"}
+
+
+def test_the_device_set_class_name_is_a_value():
+    objs = with_dra({"corePartitions": {"enabled": True, "deviceSetClassName": "runs.example.com"}})
+    assert "runs.example.com" in classes(objs)
+
+
+def test_a_device_set_class_named_like_another_class_is_refused_with_a_sentence():
+    parts = {"enabled": True, "deviceSetClassName": "neuroncore.aws.com"}
+    error = render_error({"dra": merge(ON, {"corePartitions": parts})})
+    assert "give the device-set class a name of its own" in error
+
+
+def test_the_core_set_sizes_are_powers_unless_set():
+    env = env_of(one(with_dra(PARTS), "DaemonSet", "dra"))
+    assert env["NEURON_DRA_CORE_SET_SIZES"] == "powers"
+    parts = {"corePartitions": {"enabled": True, "coreSetSizes": "all"}}
+    assert env_of(one(with_dra(parts), "DaemonSet", "dra"))["NEURON_DRA_CORE_SET_SIZES"] == "all"
+
+
+def test_core_set_sizes_that_are_no_choice_fail_the_schema():
+    error = render_error({"dra": merge(ON, {"corePartitions": {"coreSetSizes": "most"}})})
+    assert "coreSetSizes" in error
+
+
+# ---- the taint of unhealthy devices (dra.unhealthyTaintEffect) ----
+
+
+def test_unhealthy_devices_are_tainted_noschedule_by_default():
+    env = env_of(one(with_dra(), "DaemonSet", "dra"))
+    assert env["NEURON_DRA_UNHEALTHY_TAINT_EFFECT"] == "NoSchedule"
+
+
+def test_noexecute_is_passed_to_the_driver_when_asked_for():
+    env = env_of(one(with_dra({"unhealthyTaintEffect": "NoExecute"}), "DaemonSet", "dra"))
+    assert env["NEURON_DRA_UNHEALTHY_TAINT_EFFECT"] == "NoExecute"
+
+
+def test_a_taint_effect_the_api_does_not_offer_fails_the_schema():
+    error = render_error({"dra": merge(ON, {"unhealthyTaintEffect": "PreferNoSchedule"})})
+    assert "unhealthyTaintEffect" in error
 
 
 def test_the_classes_follow_the_driver_name():
@@ -152,7 +202,7 @@ def test_an_extended_resource_without_a_domain_fails_the_schema():
 
 def test_the_notes_show_a_core_set_claim_when_partitions_are_on():
     text = notes({"dra": merge(ON, PARTS)})
-    assert "DeviceClass neuron.aws.com and neuroncore.aws.com" in text
+    assert "DeviceClasses neuron.aws.com, neuroncore.aws.com and neurondevices.aws.com" in text
     assert "deviceClassName neuroncore.aws.com, count 1" in text
     assert 'device.attributes["neuron.aws.com"].coreCount == 2' in text
     assert "neuroncore.aws.com" not in notes({"dra": ON})

@@ -66,12 +66,6 @@ def test_awss_dra_driver_is_refused_with_a_sentence():
     assert "Set dra.implementation=neuron-k8s" in error
 
 
-def test_a_cluster_older_than_1_34_is_refused_with_a_sentence():
-    error = render_error({"dra": ON}, kube_version="v1.33.5")
-    assert "dra.enabled=true needs Kubernetes 1.34 or newer" in error
-    assert "this cluster is v1.33.5" in error
-
-
 # ---- fake-device mode ---------------------------------------------------------------------------
 
 

@@ -26,7 +26,7 @@ CLUSTER_SCOPED = {
 EXAMPLE_FILES = sorted(p.name for p in EXAMPLES.glob("*.yaml"))
 # eks-dra.yaml runs the DRA driver alone (test_chart_dra.py); the others the three components.
 WITH_THREE = [n for n in EXAMPLE_FILES if n != "eks-dra.yaml"]
-EKS_VERSION = "v1.31.12-eks-1a2b3c4"
+EKS_VERSION = "v1.35.3-eks-1a2b3c4"
 
 
 def test_expected_example_files_exist():
@@ -142,7 +142,7 @@ def test_eks_example_selects_its_instance_types(name, types):
 @pytest.mark.parametrize("name", ["eks-inf2.yaml", "eks-trn1.yaml"])
 def test_eks_example_scheduler_follows_cluster_version(name):
     obj = workload(render(files=[name], kube_version=EKS_VERSION), "scheduler")
-    assert container(obj)["image"] == "registry.k8s.io/kube-scheduler:v1.31.12"
+    assert container(obj)["image"] == "registry.k8s.io/kube-scheduler:v1.35.3"
 
 
 @pytest.mark.parametrize("name", ["eks-inf2.yaml", "eks-trn1.yaml"])

@@ -1,10 +1,40 @@
 """The helm test hook pod (and the script it runs) and NOTES.txt."""
 
+import json
+import shutil
 import subprocess
 import sys
 
 import pytest
-from chartlib import container, env_of, notes, objects_of, one, pod_spec, render
+import yaml
+from chartlib import (
+    CHART,
+    IMPLEMENTATION,
+    KUBE_VERSION,
+    NAMESPACE,
+    RELEASE,
+    container,
+    env_of,
+    helm,
+    notes,
+    objects_of,
+    one,
+    pod_spec,
+    render,
+)
+from dralib import ON
+
+# helm install, which prints NOTES.txt, has no --kube-version (a client dry-run assumes Helm's
+# own default version); helm template has one but prints no notes. So a copy of the chart
+# renders NOTES.txt into a ConfigMap that helm template prints.
+NOTES_PROBE = """apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: notes-probe
+data:
+  notes: {{ include (printf "%s/templates/NOTES.txt" .Chart.Name) . | toJson }}
+"""
+DRA_BEFORE_136 = "v1.35.3"
 
 
 def hook_pod(values=None):
@@ -176,3 +206,64 @@ def test_notes_mention_helm_test():
 def test_notes_mention_fake_mode():
     values = {"devicePlugin": {"fake": {"enabled": True, "instanceType": "inf2.xlarge"}}}
     assert "fake-device mode" in notes(values)
+
+
+@pytest.fixture(scope="module")
+def notes_at(tmp_path_factory):
+    chart = tmp_path_factory.mktemp("chart") / CHART.name
+    shutil.copytree(CHART, chart)
+    (chart / "templates" / "notes-probe.yaml").write_text(NOTES_PROBE)
+
+    def at(kube_version: str, dra: dict) -> str:
+        args = ["template", RELEASE, str(chart), "--namespace", NAMESPACE]
+        args += ["--kube-version", kube_version, "--show-only", "templates/notes-probe.yaml"]
+        args += [
+            "--set",
+            f"implementation={IMPLEMENTATION}",
+            "--set-json",
+            f"dra={json.dumps(dra)}",
+        ]
+        result = helm(*args)
+        assert result.returncode == 0, result.stderr
+        return str(yaml.safe_load(result.stdout)["data"]["notes"])
+
+    return at
+
+
+def test_the_notes_show_a_claim_for_adjacent_devices_when_partitions_are_on(notes_at):
+    text = notes_at(KUBE_VERSION, {**ON, "corePartitions": {"enabled": True}})
+    assert "Two adjacent devices (count: 2 alone means any 2): deviceClassName" in text
+    assert "deviceClassName neurondevices.aws.com, count 1" in text
+    assert 'device.attributes["neuron.aws.com"].deviceCount == 2' in text
+
+
+@pytest.mark.parametrize(
+    ("kube_version", "warned"), [(DRA_BEFORE_136, True), (KUBE_VERSION, False)]
+)
+def test_the_notes_warn_that_partitions_are_off_by_default_before_kubernetes_1_36(
+    notes_at, kube_version, warned
+):
+    text = notes_at(kube_version, {**ON, "corePartitions": {"enabled": True}})
+    warning = (
+        f"WARNING: this cluster is {kube_version}, before 1.36: DRAPartitionableDevices is off"
+    )
+    assert (warning in text) is warned
+    assert "DRAExtendedResource is off" not in text
+
+
+@pytest.mark.parametrize(
+    ("kube_version", "warned"), [(DRA_BEFORE_136, True), (KUBE_VERSION, False)]
+)
+def test_the_notes_warn_that_the_extended_resource_is_off_by_default_before_kubernetes_1_36(
+    notes_at, kube_version, warned
+):
+    text = notes_at(kube_version, {**ON, "extendedResourceName": "aws.amazon.com/neuron"})
+    warning = f"WARNING: this cluster is {kube_version}, before 1.36: DRAExtendedResource is off"
+    assert (warning in text) is warned
+    assert "DRAPartitionableDevices is off" not in text
+
+
+def test_the_notes_warn_of_nothing_before_kubernetes_1_36_with_no_partitions_or_mapping(
+    notes_at,
+):
+    assert "before 1.36" not in notes_at(DRA_BEFORE_136, ON)

@@ -1,4 +1,5 @@
-"""Every rendered object is valid against the Kubernetes 1.34 OpenAPI schemas, offline.
+"""Every rendered object is valid against the OpenAPI schemas of the Kubernetes releases the
+tests run (versions.env: the current release, and the oldest the chart supports), offline.
 
 kubernetes-validate ships the schemas of each release; strict mode also refuses unknown fields,
 which catches misspelled or misplaced keys that the API server would drop or refuse.
@@ -6,9 +7,20 @@ which catches misspelled or misplaced keys that the API server would drop or ref
 
 import kubernetes_validate
 import pytest
-from chartlib import EXAMPLES, render
+from chartlib import EXAMPLES, VERSIONS, render
 
-K8S_VERSION = "1.34"
+
+def _minor(version: str) -> str:
+    """`v9.1.0` -> `9.1`: kubernetes-validate keeps one schema set per minor release."""
+    return ".".join(version.lstrip("v").split(".")[:2])
+
+
+# The release each minor's objects are rendered for (the scheduler's tag follows it).
+RELEASES = {
+    _minor(VERSIONS[key]): VERSIONS[key]
+    for key in ("KUBERNETES_VERSION", "KUBERNETES_OLDEST_VERSION")
+}
+K8S_VERSION = _minor(VERSIONS["KUBERNETES_VERSION"])
 DIGEST = "sha256:" + "cd" * 32
 
 # Values that switch on every optional branch of the templates.
@@ -60,7 +72,7 @@ EVERYTHING = {
     },
     "scheduler": {
         "replicas": 2,
-        "image": {"tag": "v1.33.9"},
+        "image": {"tag": "v1.36.1"},
         "imagePullSecrets": [{"name": "regcred"}],
         "podAnnotations": {"a": "b"},
         "extraEnv": [{"name": "Z", "value": "1"}],
@@ -104,21 +116,25 @@ CASES = {
 
 def all_objects():
     params = []
-    for case, kwargs in CASES.items():
-        for obj in render(kwargs.get("values"), files=kwargs.get("files", ())):
-            params.append(pytest.param(obj, id=f"{case}:{obj['kind']}/{obj['metadata']['name']}"))
+    for minor, release in RELEASES.items():
+        for case, kwargs in CASES.items():
+            objs = render(kwargs.get("values"), files=kwargs.get("files", ()), kube_version=release)
+            for obj in objs:
+                name = f"{minor}:{case}:{obj['kind']}/{obj['metadata']['name']}"
+                params.append(pytest.param(minor, obj, id=name))
     return params
 
 
-def test_validator_uses_the_schemas_of_the_target_release():
+@pytest.mark.parametrize("minor", sorted(RELEASES))
+def test_validator_uses_the_schemas_of_the_target_release(minor):
     service_account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "x"}}
-    assert kubernetes_validate.validate(service_account, K8S_VERSION, strict=True) == K8S_VERSION
+    assert kubernetes_validate.validate(service_account, minor, strict=True) == minor
 
 
-@pytest.mark.parametrize("obj", all_objects())
-def test_object_is_valid_kubernetes_1_34(obj):
+@pytest.mark.parametrize(("minor", "obj"), all_objects())
+def test_object_is_valid_kubernetes_of_each_tested_release(minor, obj):
     try:
-        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+        kubernetes_validate.validate(obj, minor, strict=True)
     except kubernetes_validate.ValidationError as error:
         pytest.fail(f"{'/'.join(str(p) for p in error.path)}: {error.message}")
 

@@ -5,7 +5,7 @@ branch)."""
 import subprocess
 
 import yaml
-from chartlib import CHART, REPO
+from chartlib import CHART, REPO, VERSIONS, render_error
 from packaging.version import Version
 
 CHART_YAML = yaml.safe_load((CHART / "Chart.yaml").read_text())
@@ -17,8 +17,22 @@ def _git(*args: str) -> str:
     ).stdout
 
 
-def test_chart_yaml_names_the_kubernetes_versions_it_supports():
-    assert CHART_YAML["kubeVersion"] == ">=1.25.0-0"
+def _major_minor(key: str) -> tuple[int, int]:
+    major, minor = VERSIONS[key].lstrip("v").split(".")[:2]
+    return int(major), int(minor)
+
+
+def test_chart_yaml_supports_the_oldest_release_ci_tests_and_nothing_older():
+    major, minor = _major_minor("KUBERNETES_OLDEST_VERSION")
+    assert CHART_YAML["kubeVersion"] == f">={major}.{minor}.0-0"
+
+
+def test_a_cluster_older_than_the_oldest_tested_release_is_refused():
+    major, minor = _major_minor("KUBERNETES_OLDEST_VERSION")
+    older = f"v{major}.{minor - 1}.9"
+    error = render_error(kube_version=older)
+    assert f"chart requires kubeVersion: {CHART_YAML['kubeVersion']}" in error
+    assert f"incompatible with Kubernetes {older}" in error
 
 
 def test_chart_yaml_names_its_sources_and_a_reachable_maintainer():

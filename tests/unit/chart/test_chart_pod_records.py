@@ -77,7 +77,6 @@ def test_the_records_policy_is_absent_when_disabled():
 
 def test_the_records_policy_is_absent_with_the_admission_policies_off():
     assert records_policy(render({"admissionPolicies": {"enabled": False}})) is None
-    assert records_policy(render(kube_version="v1.29.9")) is None
 
 
 def test_the_records_policy_is_absent_when_neither_the_plugin_nor_the_extender_runs():

@@ -267,23 +267,23 @@ def test_liveness_and_readiness_probe_different_endpoints_on_10259(default_objec
 
 
 def test_image_tag_derived_from_cluster_version():
-    objs = render(kube_version="v1.33.9")
+    objs = render(kube_version="v1.35.3")
     assert container(workload(objs, "scheduler"))["image"] == (
-        "registry.k8s.io/kube-scheduler:v1.33.9"
+        "registry.k8s.io/kube-scheduler:v1.35.3"
     )
 
 
 def test_image_tag_drops_provider_suffix_of_cluster_version():
-    objs = render(kube_version="v1.31.12-eks-1a2b3c4")
+    objs = render(kube_version="v1.36.1-eks-1a2b3c4")
     assert container(workload(objs, "scheduler"))["image"] == (
-        "registry.k8s.io/kube-scheduler:v1.31.12"
+        "registry.k8s.io/kube-scheduler:v1.36.1"
     )
 
 
 def test_image_tag_value_wins_over_cluster_version():
-    objs = render({"scheduler": {"image": {"tag": "v1.33.1"}}})
+    objs = render({"scheduler": {"image": {"tag": "v1.36.1"}}})
     assert container(workload(objs, "scheduler"))["image"] == (
-        "registry.k8s.io/kube-scheduler:v1.33.1"
+        "registry.k8s.io/kube-scheduler:v1.36.1"
     )
 
 
@@ -296,17 +296,17 @@ def test_an_offline_render_without_the_clusters_version_asks_for_the_image_tag()
 
 
 def test_an_offline_render_with_the_image_tag_needs_no_cluster_version():
-    objs = render({"scheduler": {"image": {"tag": "v1.33.1"}}}, kube_version="")
-    assert container(workload(objs, "scheduler"))["image"].endswith(":v1.33.1")
+    objs = render({"scheduler": {"image": {"tag": "v1.36.1"}}}, kube_version="")
+    assert container(workload(objs, "scheduler"))["image"].endswith(":v1.36.1")
 
 
 def test_image_repository_value():
     objs = render(
         {"scheduler": {"image": {"repository": "mirror.example/kube-scheduler"}}},
-        kube_version="v1.33.9",
+        kube_version="v1.35.3",
     )
     assert container(workload(objs, "scheduler"))["image"] == (
-        "mirror.example/kube-scheduler:v1.33.9"
+        "mirror.example/kube-scheduler:v1.35.3"
     )
 
 

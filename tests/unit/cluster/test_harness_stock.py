@@ -69,7 +69,7 @@ def machine(monkeypatch, docker=True, present=False, pull=False):
 def test_a_present_node_image_takes_the_stock_path_and_says_so(standins, monkeypatch, capsys):
     machine(monkeypatch, present=True)
     assert harness.way().stock
-    assert "harness: stock kind" in capsys.readouterr().out
+    assert f"harness: Kubernetes {harness.K8S_VERSION}, stock kind" in capsys.readouterr().out
     assert ["docker", "pull", "-q", harness.STOCK_NODE_IMAGE] not in standins()
 
 
@@ -125,7 +125,7 @@ def test_neuron_e2e_offline_asks_no_registry(standins, monkeypatch, capsys):
     machine(monkeypatch, present=True, pull=True)
     monkeypatch.setenv("NEURON_E2E_OFFLINE", "1")
     assert not harness.way().stock
-    assert "harness: offline build" in capsys.readouterr().out
+    assert f"harness: Kubernetes {harness.K8S_VERSION}, offline build" in capsys.readouterr().out
     assert [c for c in standins() if c[:2] == ["docker", "pull"]] == []
 
 

@@ -56,11 +56,38 @@ def _project_files() -> dict[str, str]:
     return files
 
 
-def test_the_go_modules_require_the_pinned_kubernetes_and_etcd():
-    k8s = (ROOT / "cluster/k8s/go.mod").read_text()
+def test_the_go_modules_require_the_pinned_kubernetes_releases_and_etcd():
+    current = (ROOT / "cluster/k8s/go.mod").read_text()
+    oldest = (ROOT / "cluster/k8s/oldest/go.mod").read_text()
     etcd = (ROOT / "cluster/etcd/go.mod").read_text()
-    assert f"require k8s.io/kubernetes {versions.VERSIONS['KUBERNETES_VERSION']}\n" in k8s
+    assert f"require k8s.io/kubernetes {versions.VERSIONS['KUBERNETES_VERSION']}\n" in current
+    assert f"require k8s.io/kubernetes {versions.VERSIONS['KUBERNETES_OLDEST_VERSION']}\n" in oldest
     assert f"require go.etcd.io/etcd/server/v3 {versions.VERSIONS['ETCD_VERSION']}\n" in etcd
+
+
+@pytest.mark.parametrize("module", ["cluster/k8s/go.mod", "cluster/k8s/oldest/go.mod"])
+def test_every_staging_module_is_pinned_to_its_release(module):
+    """k8s.io/kubernetes replaces its staging modules with local paths: each must be pinned
+    to the v0.Y.Z of the required release, or the build mixes releases."""
+    text = (ROOT / module).read_text()
+    required = re.search(r"^require k8s\.io/kubernetes v1\.(\d+\.\d+)$", text, re.M)
+    assert required
+    pins = re.findall(r"^\s+(k8s\.io/[\w-]+) => \1 (v\S+)$", text, re.M)
+    assert len(pins) > 20
+    assert {v for _, v in pins} == {f"v0.{required.group(1)}"}
+
+
+def test_the_release_is_chosen_by_the_environment(monkeypatch):
+    monkeypatch.setenv("NEURON_E2E_K8S_RELEASE", "oldest")
+    assert versions.kubernetes_version() == versions.VERSIONS["KUBERNETES_OLDEST_VERSION"]
+    monkeypatch.delenv("NEURON_E2E_K8S_RELEASE")
+    assert versions.kubernetes_version() == versions.VERSIONS["KUBERNETES_VERSION"]
+
+
+def test_an_unknown_release_is_refused_with_the_choices(monkeypatch):
+    monkeypatch.setenv("NEURON_E2E_K8S_RELEASE", "1.37")
+    with pytest.raises(SystemExit, match="current or oldest"):
+        versions.kubernetes_version()
 
 
 def test_the_etcd_image_tag_is_the_etcd_version():
