@@ -18,6 +18,8 @@ PROTOS = {
     "dra/v1/api.proto": "dra_v1",
     "dra/v1beta1/api.proto": "dra_v1beta1",
     "pluginregistration/v1/api.proto": "pluginregistration_v1",
+    "dra-health/v1/api.proto": "drahealth_v1",
+    "dra-health/v1alpha1/api.proto": "drahealth_v1alpha1",
 }
 PACKAGE_DIR = ("neuron_k8s", "_proto")
 

@@ -25,9 +25,11 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 DRIVER = "neuron.aws.com"
-# charts/neuron/examples/kind.yaml turns core partitions on; their class keeps its default name.
+# charts/neuron/examples/kind.yaml turns partitions on; their classes keep their default names.
 CORE_CLASS = "neuroncore.aws.com"
 CORE_SET_PREFIX = "neuroncores"
+DEVICE_SET_CLASS = "neurondevices.aws.com"
+DEVICE_SET_PREFIX = "neurondevices"
 GROUP, VERSION = "resource.k8s.io", "v1"
 GROUP_ATTRIBUTE = "resource.aws.com/devicegroup{}_id"
 
@@ -43,15 +45,19 @@ def dra_node(cluster: Cluster, instance_type: str) -> str:
 
 
 def whole_devices(slices: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [d for s in slices for d in s["spec"]["devices"] if is_whole(d["name"])]
+    return [d for s in slices for d in s["spec"].get("devices") or [] if is_whole(d["name"])]
 
 
 def is_whole(device: str) -> bool:
-    return not device.startswith(CORE_SET_PREFIX)
+    return not device.startswith((CORE_SET_PREFIX, DEVICE_SET_PREFIX))
 
 
 def cores_of(device: str, cores_per_device: int) -> list[int]:
-    """The cores a device of the driver stands for: neurondevice<N>, or neuroncores<A>-<B>."""
+    """The cores a device of the driver stands for: neurondevice<N>, neuroncores<A>-<B> (cores
+    A to B), or neurondevices<A>-<B> (devices A to B)."""
+    if device.startswith(DEVICE_SET_PREFIX):
+        first, last = (int(x) for x in device.removeprefix(DEVICE_SET_PREFIX).split("-"))
+        return list(range(first * cores_per_device, (last + 1) * cores_per_device))
     if is_whole(device):
         d = int(device.removeprefix("neurondevice"))
         return list(range(d * cores_per_device, (d + 1) * cores_per_device))
@@ -102,10 +108,22 @@ class Claims:
             GROUP, VERSION, self.namespace, "resourceclaimtemplates", body
         )
 
-    def core_template(self, name: str, cores: int) -> None:
-        """One set of `cores` contiguous cores, as docs/dra.md writes it."""
+    def core_template(self, name: str, cores: int, first: int | None = None) -> None:
+        """One set of `cores` contiguous cores, as docs/dra.md writes it (from core `first`,
+        where given)."""
         selector = f'device.attributes["{DRIVER}"].coreCount == {cores}'
+        if first is not None:
+            selector += f' && device.attributes["{DRIVER}"].firstCore == {first}'
         self.template(name, 1, device_class=CORE_CLASS, selector=selector)
+
+    def device_set_template(self, name: str, devices: int) -> None:
+        """`devices` adjacent whole devices, as docs/dra.md writes it."""
+        selector = f'device.attributes["{DRIVER}"].deviceCount == {devices}'
+        self.template(name, 1, device_class=DEVICE_SET_CLASS, selector=selector)
+
+    def device_template(self, name: str, device: int) -> None:
+        """One named whole device."""
+        self.template(name, 1, selector=f'device.attributes["{DRIVER}"].deviceId == {device}')
 
     def pod(self, name: str, template: str) -> str:
         """A pod on the node whose container uses a claim made from `template`."""

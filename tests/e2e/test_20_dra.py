@@ -6,6 +6,7 @@ prepares them through the driver and CDI."""
 
 from __future__ import annotations
 
+import pytest
 from conftest import NAMESPACE, RELEASE, Cluster, script_results, wait_for
 from dra_claims import (
     GROUP_ATTRIBUTE,
@@ -17,6 +18,9 @@ from dra_claims import (
     node_slices,
     whole_devices,
 )
+from kubernetes import client
+
+pytestmark = pytest.mark.matrix
 
 TRN1 = "trn1.32xlarge"
 HEALTH_PORT = 51515  # the chart's dra.healthPort
@@ -48,6 +52,32 @@ def test_the_dra_node_publishes_its_sixteen_devices_with_awss_attributes(
     group4 = GROUP_ATTRIBUTE.format(4)
     assert by_name["neurondevice4"][group4] == by_name["neurondevice7"][group4]
     assert by_name["neurondevice3"][group4] != by_name["neurondevice4"][group4]
+
+
+def test_partitions_are_published_from_1_36_and_whole_devices_with_an_event_before(
+    cluster: Cluster,
+) -> None:
+    """examples/kind.yaml turns core partitions on. From 1.36 (DRAPartitionableDevices on by
+    default) the node has counter slices; before it (the oldest release CI runs) the API server
+    keeps no counters, and the driver publishes whole devices only and says so on the Node."""
+    node = dra_node(cluster, TRN1)
+    minor = int("".join(ch for ch in client.VersionApi().get_code().minor if ch.isdigit()))
+    slices = wait_for("the DRA node's ResourceSlices", lambda: node_slices(cluster, node), 120)
+    counters = [s for s in slices if s["spec"].get("sharedCounters")]
+    if minor >= 36:
+        assert counters
+        return
+    assert not counters
+    assert {d["name"] for d in whole_devices(slices)} == {f"neurondevice{i}" for i in range(16)}
+    assert len(whole_devices(slices)) == sum(len(s["spec"].get("devices") or []) for s in slices)
+
+    def events() -> list[str]:
+        found = cluster.core.list_namespaced_event(
+            "default", field_selector=f"involvedObject.kind=Node,involvedObject.name={node}"
+        ).items
+        return [e.reason for e in found if e.type == "Warning"]
+
+    assert "NeuronCorePartitionsUnavailable" in wait_for("the Node's Event", events, 60)
 
 
 def test_the_device_plugin_stays_off_the_dra_node(cluster: Cluster) -> None:

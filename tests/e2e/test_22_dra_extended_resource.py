@@ -1,8 +1,9 @@
 """Pods that ask for aws.amazon.com/neuron, as on the device-plugin path, served by the DRA
 driver (docs/dra.md, "Pods that ask for aws.amazon.com/neuron"): the chart's whole-device
-DeviceClass names that extended resource (KEP-5004), and kind-config.yaml turns on
-DRAExtendedResource, so the default scheduler makes a claim for such a pod on a DRA worker,
-which advertises no aws.amazon.com/neuron capacity."""
+DeviceClass names that extended resource (KEP-5004, GA and on in 1.37), so the default
+scheduler makes a claim for such a pod on a DRA worker, which advertises no
+aws.amazon.com/neuron capacity. Such a claim can only say "N devices", so the driver prepares
+more than one device only where the instance type's rule allows the set the scheduler chose."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from conftest import NEURON, wait_for
 from dra_claims import Claims, claims_fixture, held_on
 
 inf2 = claims_fixture("inf2.48xlarge", "inf2")
+trn1 = claims_fixture("trn1.32xlarge", "trn1")
+# The driver's refusal (dra/claims.py mapped_claim_error), in the pod's events.
+CANNOT_USE = "which the Neuron runtime cannot use together: trn1.32xlarge serves 1, 4, 8, 16"
 
 
 def test_a_pod_asking_for_one_neuron_device_gets_one_whole_device_through_a_claim(
@@ -36,3 +40,47 @@ def test_the_claim_made_for_such_a_pod_goes_with_the_pod(inf2: Claims) -> None:
     inf2.delete("one")
     wait_for(f"claim {name} deleted with its pod", lambda: inf2.claim_gone(name), 120)
     assert not held_on(inf2.node)
+
+
+def prepare_failures(claims: Claims, pod: str) -> str:
+    events = claims.cluster.core.list_namespaced_event(
+        claims.namespace, field_selector=f"involvedObject.name={pod}"
+    ).items
+    return " ".join(e.message or "" for e in events if e.type == "Warning")
+
+
+def test_a_pod_asking_for_one_neuron_device_on_trn1_gets_one_device(trn1: Claims) -> None:
+    trn1.resource_pod("one", NEURON, 1)
+    trn1.running("one")
+    assert len(trn1.sees_its_claim("one")) == 1
+
+
+def test_four_neuron_devices_on_trn1_run_only_as_an_aligned_block(trn1: Claims) -> None:
+    """With device 0 held, the scheduler's first four free devices are 1 to 4, which the
+    torus refuses; whatever it picks, the pod runs on an aligned block or is refused at
+    prepare with the sentence, and never runs on a set the runtime cannot use."""
+    trn1.resource_pod("one", NEURON, 1)
+    trn1.running("one")
+    trn1.resource_pod("four", NEURON, 4)
+    devices = wait_for("a claim for four", lambda: trn1.devices("four") if _has_claim(trn1) else 0)
+    if devices[0] % 4 == 0 and devices == list(range(devices[0], devices[0] + 4)):
+        trn1.running("four")
+        assert trn1.sees_its_claim("four") == devices
+        return
+    message = wait_for("the prepare refusal", lambda: CANNOT_USE in prepare_failures(trn1, "four"))
+    assert message
+    assert trn1.cluster.core.read_namespaced_pod("four", trn1.namespace).status.phase == "Pending"
+
+
+def test_four_neuron_devices_on_an_empty_trn1_get_an_aligned_block(trn1: Claims) -> None:
+    trn1.resource_pod("four", NEURON, 4)
+    trn1.running("four")
+    devices = trn1.sees_its_claim("four")
+    assert devices[0] % 4 == 0 and devices == list(range(devices[0], devices[0] + 4)), devices
+
+
+def _has_claim(claims: Claims) -> bool:
+    try:
+        return bool(claims.claim_of("four")["status"]["allocation"])
+    except (KeyError, StopIteration, TypeError):
+        return False

@@ -4,7 +4,8 @@ plugin-src/bench/bench_dra.py, and the claims and driver settings the tests use.
 FakeApi (fake_api.py, re-exported here) is the API server. FakeKubelet does what the kubelet's
 plugin watcher does with a DRA driver: it polls the registry directory for *-reg.sock files,
 asks each new one GetInfo, answers NotifyRegistrationStatus, and hands out DRAPlugin clients
-(v1 and v1beta1) of the endpoint GetInfo named.
+(v1 and v1beta1) of the endpoint GetInfo named, and DRAResourceHealth clients of the same
+endpoint, which HealthWatch reads as the kubelet's DRA manager does.
 """
 
 from __future__ import annotations
@@ -20,7 +21,16 @@ from fake_api import CLAIMS as CLAIMS
 from fake_api import DRIVER, INSTANCE_TYPE_LABEL
 from fake_api import SLICES as SLICES
 from fake_api import FakeApi as FakeApi
-from neuron_k8s._proto import dra_v1_pb2, dra_v1_pb2_grpc, dra_v1beta1_pb2, dra_v1beta1_pb2_grpc
+from neuron_k8s._proto import (
+    dra_v1_pb2,
+    dra_v1_pb2_grpc,
+    dra_v1beta1_pb2,
+    dra_v1beta1_pb2_grpc,
+    drahealth_v1_pb2,
+    drahealth_v1_pb2_grpc,
+    drahealth_v1alpha1_pb2,
+    drahealth_v1alpha1_pb2_grpc,
+)
 from neuron_k8s._proto import pluginregistration_v1_pb2 as reg_pb
 from neuron_k8s._proto import pluginregistration_v1_pb2_grpc as reg_grpc
 from neuron_k8s.dra.driver import Config, Driver
@@ -33,6 +43,12 @@ NODE_TYPE = "trn1.32xlarge"  # 16 devices x 2 cores, aligned blocks
 DRA_VERSIONS: dict[str, tuple[Any, Any]] = {
     "v1": (dra_v1_pb2, dra_v1_pb2_grpc),
     "v1beta1": (dra_v1beta1_pb2, dra_v1beta1_pb2_grpc),
+}
+# The 1.37 kubelet's DRAResourceHealth services (healthServicesSupportedByKubelet), newest first
+# -> (messages module, service module).
+HEALTH_SERVICES: dict[str, tuple[Any, Any]] = {
+    "v1.DRAResourceHealth": (drahealth_v1_pb2, drahealth_v1_pb2_grpc),
+    "v1alpha1.DRAResourceHealth": (drahealth_v1alpha1_pb2, drahealth_v1alpha1_pb2_grpc),
 }
 
 
@@ -213,6 +229,61 @@ class FakeKubelet:
         with self._lock:
             self._channels.append(channel)
         return DRA_VERSIONS[version][1].DRAPluginStub(channel)
+
+    def health_service(self, driver: str = DRIVER) -> str:
+        """The health service the 1.37 kubelet picks (pickHealthService): the newest of its own
+        that the registration lists; "" when none, and then it never opens a stream."""
+        listed = list(self.registered(driver)[-1].info.supported_versions)
+        return next((s for s in HEALTH_SERVICES if s in listed), "")
+
+    def watch_health(self, service: str, driver: str = DRIVER) -> HealthWatch:
+        """A NodeWatchResources stream of `service` on the driver's latest registered
+        endpoint, the DRA endpoint itself, as the kubelet dials it."""
+        channel = grpc.insecure_channel(target(self.registered(driver)[-1].info.endpoint))
+        with self._lock:
+            self._channels.append(channel)
+        pb, pb_grpc = HEALTH_SERVICES[service]
+        return HealthWatch(pb_grpc.DRAResourceHealthStub(channel), pb)
+
+
+class HealthWatch:
+    """One health stream, read in a thread: every message received, then how it ended."""
+
+    def __init__(self, stub: Any, pb: Any) -> None:
+        self.pb = pb
+        self.call = stub.NodeWatchResources(pb.NodeWatchResourcesRequest())
+        self.messages: list[Any] = []
+        self.ended: grpc.RpcError | None = None
+        self.done = threading.Event()
+        self._lock = threading.Lock()
+        threading.Thread(target=self._read, name="health-watch", daemon=True).start()
+
+    def _read(self) -> None:
+        try:
+            for message in self.call:
+                with self._lock:
+                    self.messages.append(message)
+        except grpc.RpcError as err:
+            self.ended = err
+        self.done.set()
+
+    def received(self) -> list[Any]:
+        with self._lock:
+            return list(self.messages)
+
+    def latest(self) -> dict[str, tuple[str, str]]:
+        """The last message, as {device name: (health name, message)}; {} before the first."""
+        messages = self.received()
+        if not messages:
+            return {}
+        return {
+            d.device.device_name: (self.pb.HealthStatus.Name(d.health), d.message)
+            for d in messages[-1].devices
+        }
+
+    def cancel(self) -> None:
+        self.call.cancel()
+        self.done.wait(5)
 
 
 def claim_ref(claim: Mapping[str, Any], pb: Any = dra_v1_pb2) -> Any:

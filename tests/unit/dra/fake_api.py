@@ -1,9 +1,12 @@
 """A stand-in for the Kubernetes API, for driving the DRA driver in tests and in
 plugin-src/bench/bench_dra.py: a small HTTP server on 127.0.0.1 answering the paths the driver
 calls. A Node (get), ResourceSlices (list by field selector, create with a dry run and
-generateName, replace with an optimistic-concurrency check, delete; validated as the 1.34 API
-server validates their devices and counters, and stripped of counters when `keeps_counters`
-is off, as with the DRAPartitionableDevices gate off) and ResourceClaims (list, and a watch
+generateName, replace with an optimistic-concurrency check, delete; validated as the API
+server of `version` validates their devices and counters (slice_rules.py: 1.37 by default, or
+1.34, which wants counters in the slice of the devices consuming them), stripped of counters
+when `keeps_counters` is off (gate DRAPartitionableDevices off) and of taints when
+`keeps_taints` is off (gate DRADeviceTaints off), and given the `timeAdded` the API server
+sets on taints), Events (create, kept in `events`) and ResourceClaims (list, and a watch
 that streams JSON-line events from the resource version the list returned, as
 neuron_k8s.kube.Reflector expects). The tests add, modify and delete claims, read the slices,
 and delete every slice as the kubelet does when it starts.
@@ -22,9 +25,12 @@ from http.server import ThreadingHTTPServer
 from typing import Any
 
 from jsonhttp import JsonHandler, write_kubeconfig
+from slice_rules import errors_1_34, errors_1_37
 
 DRIVER = "neuron.aws.com"
 SLICES = "/apis/resource.k8s.io/v1/resourceslices"
+EVENTS = "/api/v1/namespaces/default/events"
+TIME_ADDED = "2026-12-01T10:00:00Z"
 CLAIMS = "/apis/resource.k8s.io/v1/resourceclaims"
 INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
 
@@ -56,41 +62,9 @@ def matches(doc: Mapping[str, Any], selector: str) -> bool:
     return True
 
 
-# resource.k8s.io/v1 limits the 1.34 API server validates (pkg/apis/resource/validation).
-MAX_DEVICES = 128
-MAX_DEVICES_WITH_COUNTERS = 64
-MAX_SHARED_COUNTERS = 32
-MAX_DEVICE_COUNTERS = 1024
-MAX_COUNTERS_PER_DEVICE = 32
-
-
-def slice_errors(spec: Mapping[str, Any]) -> list[str]:
-    """What the 1.34 API server refuses in a slice's devices and counters."""
-    errors = []
-    devices = spec.get("devices") or []
-    sets = {c["name"]: set(c["counters"]) for c in spec.get("sharedCounters") or []}
-    consuming = [d for d in devices if d.get("consumesCounters")]
-    limit = MAX_DEVICES_WITH_COUNTERS if consuming else MAX_DEVICES
-    if len(devices) > limit:
-        errors.append(f"spec.devices: must have at most {limit} items")
-    if len({d["name"] for d in devices}) != len(devices):
-        errors.append("spec.devices: duplicate names")
-    if sum(len(c) for c in sets.values()) > MAX_SHARED_COUNTERS:
-        errors.append("spec.sharedCounters: the total number of shared counters must not exceed 32")
-    used = 0
-    for d in consuming:
-        entries = sum(len(c["counters"]) for c in d["consumesCounters"])
-        used += entries
-        if entries > MAX_COUNTERS_PER_DEVICE:
-            errors.append(f"{d['name']}: the total number of counters must not exceed 32")
-        for c in d["consumesCounters"]:
-            if c["counterSet"] not in sets:
-                errors.append(f"{d['name']}: must reference a counterSet defined in the slice")
-            elif set(c["counters"]) - sets[c["counterSet"]]:
-                errors.append(f"{d['name']}: must reference a counter defined in the slice")
-    if used > MAX_DEVICE_COUNTERS:
-        errors.append("spec.devices: the total number of counters in devices must not exceed 1024")
-    return errors
+def slice_errors(spec: Mapping[str, Any], version: str = "1.37") -> list[str]:
+    """What an API server of `version` (1.37 or 1.34) refuses in a slice (slice_rules.py)."""
+    return errors_1_34(spec) if version == "1.34" else errors_1_37(spec)
 
 
 class FakeApi:
@@ -98,6 +72,11 @@ class FakeApi:
         # False: as an API server whose DRAPartitionableDevices gate is off, which drops the
         # counter fields of every slice written.
         self.keeps_counters = True
+        # False: as one whose DRADeviceTaints gate is off, which drops the devices' taints.
+        self.keeps_taints = True
+        self.version_rules = "1.37"  # or "1.34"
+        self.events: list[dict[str, Any]] = []
+        self.refuse_events = False  # answer 403 to Events, as without the RBAC for them
         self.nodes: dict[str, dict[str, Any]] = {}
         self.slices: dict[str, dict[str, Any]] = {}
         self.claims: dict[str, dict[str, Any]] = {}  # by uid
@@ -187,9 +166,14 @@ class FakeApi:
                 return 200, copy.deepcopy(node)
             if path == SLICES and method == "GET":
                 return 200, self._list("ResourceSliceList", self.slices.values(), query)
+            if method == "POST" and path == EVENTS and body is not None:
+                if self.refuse_events:
+                    return 403, _status(403, "Forbidden", "events is forbidden")
+                self.events.append(copy.deepcopy(body))
+                return 201, body
             if body is not None and path.startswith(SLICES):
                 body = self._admit(body)
-                errors = slice_errors(body.get("spec") or {})
+                errors = slice_errors(body.get("spec") or {}, self.version_rules)
                 if errors:
                     return 422, _status(422, "Invalid", "; ".join(errors))
             if path == SLICES and method == "POST" and body is not None:
@@ -223,6 +207,11 @@ class FakeApi:
             doc.get("spec", {}).pop("sharedCounters", None)
             for d in doc.get("spec", {}).get("devices") or []:
                 d.pop("consumesCounters", None)
+        for d in doc.get("spec", {}).get("devices") or []:
+            if not self.keeps_taints:
+                d.pop("taints", None)
+            for t in d.get("taints") or []:
+                t.setdefault("timeAdded", TIME_ADDED)
         return doc
 
     def _create_slice(self, body: dict[str, Any], dry_run: bool) -> tuple[int, dict[str, Any]]:
@@ -297,7 +286,11 @@ class FakeApi:
 
     def published_devices(self, node: str, driver: str = DRIVER) -> list[str]:
         """Names of the devices the node's slices offer, in slice order."""
-        return [d["name"] for s in self.node_slices(node, driver) for d in s["spec"]["devices"]]
+        return [
+            d["name"]
+            for s in self.node_slices(node, driver)
+            for d in s["spec"].get("devices") or []
+        ]
 
     def delete_all_slices(self) -> None:
         """What a starting kubelet does to its node's slices (here: to every slice)."""

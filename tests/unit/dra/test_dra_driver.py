@@ -28,7 +28,7 @@ def test_registers_as_a_dra_plugin_named_neuron_aws_com_speaking_v1_and_v1beta1(
     (reg,) = kubelet.registered()
     assert reg.info.type == "DRAPlugin"
     assert reg.info.name == "neuron.aws.com"
-    assert list(reg.info.supported_versions) == ["v1.DRAPlugin", "v1beta1.DRAPlugin"]
+    assert list(reg.info.supported_versions)[:2] == ["v1.DRAPlugin", "v1beta1.DRAPlugin"]
     assert reg.info.endpoint == os.path.join(dirs.plugins, "neuron.aws.com", "dra.sock")
     assert reg.socket == os.path.join(dirs.registry, "neuron.aws.com-reg.sock")
     assert metric(driver, "neuron_dra_driver_registered") == 1
@@ -121,28 +121,35 @@ def test_slices_deleted_by_a_starting_kubelet_are_published_again(
     wait_until(lambda: len(api.published_devices(NODE)) == 16, 10, "slices published again")
 
 
-def test_a_device_marked_unhealthy_leaves_the_slice_in_a_newer_pool_generation(
+def tainted(api: FakeApi) -> list[str]:
+    """The published devices that carry a taint (an unhealthy one, taints.py)."""
+    return [
+        d["name"] for s in api.node_slices(NODE) for d in s["spec"]["devices"] if d.get("taints")
+    ]
+
+
+def test_a_device_marked_unhealthy_is_tainted_in_a_newer_pool_generation(
     start_driver: StartDriver, api: FakeApi, dirs: Dirs
 ) -> None:
     start_driver()
     before = generation(api)
     with open(dirs.health, "w") as f:
         f.write("3\n")
-    wait_until(lambda: "neurondevice3" not in api.published_devices(NODE), 10, "device 3 gone")
-    assert len(api.published_devices(NODE)) == 15
+    wait_until(lambda: tainted(api) == ["neurondevice3"], 10, "device 3 tainted")
+    assert len(api.published_devices(NODE)) == 16
     assert generation(api) > before
 
 
-def test_a_device_that_recovers_is_published_again_in_a_newer_generation(
+def test_a_device_that_recovers_loses_its_taint_in_a_newer_generation(
     start_driver: StartDriver, api: FakeApi, dirs: Dirs
 ) -> None:
     with open(dirs.health, "w") as f:
         f.write("3\n")
     start_driver()
-    assert "neurondevice3" not in api.published_devices(NODE)
+    assert tainted(api) == ["neurondevice3"]
     before = generation(api)
     os.unlink(dirs.health)
-    wait_until(lambda: "neurondevice3" in api.published_devices(NODE), 10, "device 3 back")
+    wait_until(lambda: tainted(api) == [], 10, "device 3 untainted")
     assert generation(api) > before
 
 

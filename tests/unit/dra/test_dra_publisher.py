@@ -47,9 +47,9 @@ def seed(
 
 
 def partitioned_but(*unhealthy: int) -> list[dict[str, Any]]:
-    """Slice contents with core partitions: one slice per aligned block of 4 devices."""
-    bad = frozenset(unhealthy)
-    return contents(SHAPE, devices(SHAPE, NODE, VERSIONS, bad), VERSIONS, bad)
+    """Slice contents with core partitions (a counter slice, then device slices), unhealthy
+    devices unpublished."""
+    return contents(SHAPE, NODE, VERSIONS, frozenset(unhealthy))
 
 
 def partitioned(api: FakeApi) -> SlicePublisher:
@@ -180,8 +180,8 @@ def test_core_partitions_are_written_with_their_counters_when_the_api_server_kee
 ) -> None:
     partitioned(api)
     written = api.node_slices(NODE)
-    assert len(written) == 4
-    assert all(s["spec"]["sharedCounters"] for s in written)
+    assert len(written) == len(partitioned_but())
+    assert written[0]["spec"]["sharedCounters"]
     assert any(is_core_set(name) for name in api.published_devices(NODE))
 
 
@@ -195,10 +195,12 @@ def test_without_counters_on_the_api_server_only_whole_devices_are_published(
     assert p.published.is_set()
 
 
-def test_the_counter_probe_is_a_dry_run_that_stores_nothing(api: FakeApi) -> None:
+def test_the_counter_probe_is_a_dry_run_of_a_counter_slice_and_a_device_slice(
+    api: FakeApi,
+) -> None:
     partitioned(api)
     dry = [path for method, path in api.requests if method == "POST" and "dryRun=All" in path]
-    assert len(dry) == 1
+    assert len(dry) == 2
     assert not any("probe" in name for name in api.slices)
 
 
@@ -207,7 +209,7 @@ def test_the_api_server_is_probed_once_not_at_every_sync(api: FakeApi) -> None:
     p.publish(partitioned_but(2), healthy_but(2))
     p.sync()
     dry = [path for method, path in api.requests if "dryRun=All" in path]
-    assert len(dry) == 1
+    assert len(dry) == 2
 
 
 def test_a_health_change_rewrites_the_partitioned_slices_in_a_newer_generation(

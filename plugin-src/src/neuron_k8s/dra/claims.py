@@ -12,13 +12,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from neuron_k8s.topology import TRN2_PHYSICAL_CORES, Shape, lnc_cores_per_device
+from neuron_k8s.topology import TRN2_PHYSICAL_CORES, Rule, Shape, lnc_cores_per_device
 
 from .devices import device_index, device_name
+from .devicesets import DeviceSet, device_set_of, is_device_set
 from .partitions import CoreSet, core_set_of, is_core_set
 
 CONFIG_API_VERSION = "neuron.aws.com/v1"
 CONFIG_KIND = "NeuronConfig"
+# The scheduler marks the claims it makes for pods that ask for an extended resource (KEP-5004).
+EXTENDED_RESOURCE_CLAIM = "resource.kubernetes.io/extended-resource-claim"
 
 
 class ClaimError(ValueError):
@@ -33,11 +36,21 @@ class Request:
     devices: tuple[int, ...]  # whole devices
     lnc: int | None  # the NeuronConfig's logicalNeuronCore, None when the claim sets none
     core_sets: tuple[CoreSet, ...] = ()  # core partitions (partitions.py)
+    device_sets: tuple[DeviceSet, ...] = ()  # runs of adjacent devices (devicesets.py)
 
     @property
     def device_names(self) -> list[str]:
         """The allocated devices' names, whole devices first."""
-        return [device_name(d) for d in self.devices] + [cs.name for cs in self.core_sets]
+        return (
+            [device_name(d) for d in self.devices]
+            + [cs.name for cs in self.core_sets]
+            + [ds.name for ds in self.device_sets]
+        )
+
+    def partitions(self, shape: Shape) -> list[CoreSet]:
+        """Its core sets and device sets, each as the cores it holds."""
+        runs = [CoreSet(ds.cores(shape).start, len(ds.cores(shape))) for ds in self.device_sets]
+        return list(self.core_sets) + runs
 
 
 def _config_lnc(config: Mapping[str, Any], driver: str) -> tuple[Sequence[str], int] | None:
@@ -67,6 +80,7 @@ def requests(claim: Mapping[str, Any], driver: str, pool: str) -> list[Request]:
         raise ClaimError("the claim is not allocated yet")
     found: dict[str, list[int]] = {}
     sets: dict[str, list[CoreSet]] = {}
+    runs: dict[str, list[DeviceSet]] = {}
     for result in (allocation.get("devices") or {}).get("results") or []:
         if result.get("driver") != driver or result.get("pool") != pool:
             continue
@@ -77,6 +91,8 @@ def requests(claim: Mapping[str, Any], driver: str, pool: str) -> list[Request]:
         try:
             if is_core_set(device):
                 sets.setdefault(name, []).append(core_set_of(device))
+            elif is_device_set(device):
+                runs.setdefault(name, []).append(device_set_of(device))
             else:
                 found[name].append(device_index(device))
         except ValueError as err:
@@ -96,7 +112,13 @@ def requests(claim: Mapping[str, Any], driver: str, pool: str) -> list[Request]:
             for name in names or found:
                 lnc[name.split("/", 1)[0]] = value
     return [
-        Request(name, tuple(found[name]), lnc.get(name), tuple(sets.get(name, ())))
+        Request(
+            name,
+            tuple(found[name]),
+            lnc.get(name),
+            tuple(sets.get(name, ())),
+            tuple(runs.get(name, ())),
+        )
         for name in found
     ]
 
@@ -118,21 +140,24 @@ def cores_per_device(shape: Shape, request: Request) -> int:
 
 def visible_cores(shape: Shape, request: Request) -> list[int]:
     """The cores a request's devices and core sets make visible, numbered in the request's
-    logical NeuronCore size. Core sets are numbered in the node's own size, so a claim cannot
-    change it."""
+    logical NeuronCore size. Core sets and device sets are numbered in the node's own size,
+    so a claim cannot change it."""
     per_device = cores_per_device(shape, request)
-    if request.core_sets and per_device != shape.cores_per_device:
+    partitions = request.partitions(shape)
+    if partitions and per_device != shape.cores_per_device:
         raise ClaimError(
-            f"logicalNeuronCore {request.lnc} differs from this node's, whose core sets have "
-            f"{shape.cores_per_device} cores per device; ask for whole devices to change it"
+            f"logicalNeuronCore {request.lnc} differs from this node's, whose core sets and "
+            f"device sets have {shape.cores_per_device} cores per device; ask for whole "
+            "devices to change it"
         )
     for d in request.devices:
         if not 0 <= d < shape.devices:
             raise ClaimError(f"device {d} is not on this node ({shape.devices} devices)")
     cores = [d * per_device + k for d in request.devices for k in range(per_device)]
-    for cs in request.core_sets:
+    for cs, name in zip(partitions, request.device_names[len(request.devices) :], strict=True):
         if cs.cores[-1] >= shape.cores:
-            raise ClaimError(f"core set {cs.name} is not on this node ({shape.cores} cores)")
+            kind = "device set" if is_device_set(name) else "core set"
+            raise ClaimError(f"{kind} {name} is not on this node ({shape.cores} cores)")
         cores.extend(cs.cores)
     if len(set(cores)) != len(cores):
         raise ClaimError(f"request {request.name} was given some cores twice")
@@ -143,7 +168,7 @@ def spanned_devices(shape: Shape, request: Request) -> tuple[int, ...]:
     """The devices whose nodes a request's containers need: its whole devices and those its
     core sets lie on."""
     spanned = set(request.devices)
-    for cs in request.core_sets:
+    for cs in request.partitions(shape):
         spanned.update(shape.device_of(c) for c in cs.cores)
     return tuple(sorted(spanned))
 
@@ -167,3 +192,34 @@ def claim_cores(shape: Shape, requests: Sequence[Request]) -> tuple[list[int], i
         raise ClaimError("its requests were given some cores twice")
     lncs = {r.lnc for r in requests if r.lnc is not None}
     return cores, (lncs.pop() if lncs else None)
+
+
+def mapped_claim_error(
+    shape: Shape, claim: Mapping[str, Any], reqs: Sequence[Request]
+) -> str | None:
+    """Why the devices the scheduler gave a pod that asks for `aws.amazon.com/neuron: N` (a
+    claim it made through the DeviceClass's extendedResourceName) cannot serve it, or None.
+    Such a claim can only say "N devices of the class", so the scheduler picks any N; the
+    runtime needs a set topology.py accepts (contiguous; on the trn torus an aligned block of
+    1, 4, 8 or 16). Refusing at prepare leaves the pod with this sentence in its events,
+    instead of a container whose runtime fails (docs/dra.md)."""
+    annotations = (claim.get("metadata") or {}).get("annotations") or {}
+    if annotations.get(EXTENDED_RESOURCE_CLAIM) != "true":
+        return None
+    for req in reqs:
+        devices = sorted(req.devices)
+        if len(devices) < 2:
+            continue
+        first, count = devices[0], len(devices)
+        if devices == list(range(first, first + count)) and first in shape.device_starts(count):
+            continue
+        valid = ", ".join(str(n) for n in reversed(shape.device_sizes()))
+        kind = "aligned blocks" if shape.rule is Rule.ALIGNED else "adjacent devices"
+        return (
+            f"the scheduler gave this pod's {count} Neuron devices as {devices}, which the "
+            f"Neuron runtime cannot use together: {shape.name} serves {valid} {kind} "
+            "(docs/dra.md). A pod that asks for more than one device through the extended "
+            "resource gets any free devices; use a ResourceClaimTemplate with a device set "
+            "or matchAttribute instead"
+        )
+    return None

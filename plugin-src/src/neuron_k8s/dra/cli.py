@@ -65,16 +65,31 @@ FLAGS: list[tuple[str, str | None, Callable[[str], Any], str]] = [
         None,
         str,
         "File of unhealthy device indices, one a line, polled every second; an unhealthy "
-        "device is taken out of the slices.",
+        "device is tainted in the slices (or taken out where the API server drops taints).",
     ),
     (
         "--core-partitions",
         None,
         boolean,
-        "Also publish every allowed set of contiguous NeuronCores as a device of its own, "
-        "sharing counters with the whole devices (true or false). Needs the feature gate "
-        "DRAPartitionableDevices on the API server and the scheduler; when the API server "
-        "drops the counters, only whole devices are published.",
+        "Also publish sets of contiguous NeuronCores and runs of adjacent devices as devices "
+        "of their own, sharing counters with the whole devices (true or false). Needs the "
+        "feature gate DRAPartitionableDevices (beta and on from Kubernetes 1.36) on the API "
+        "server and the scheduler; when the API server refuses or drops the counters, only "
+        "whole devices are published.",
+    ),
+    (
+        "--core-set-sizes",
+        None,
+        str,
+        "Which core sets core partitions publish: powers (1, 2, 4 and 8 cores) or all "
+        "(every length up to 32).",
+    ),
+    (
+        "--unhealthy-taint-effect",
+        None,
+        str,
+        "Effect of the taint an unhealthy device gets: NoSchedule (no new claim gets it) or "
+        "NoExecute (the pods using it are evicted too).",
     ),
     ("--sysfs-root", None, str, "Root of sysfs (real mode)."),
     ("--dev-root", None, str, "Directory of the neuronN device nodes (real mode)."),

@@ -11,15 +11,20 @@ blocks topology.py accepts ({0-3}, {4-7}, ...).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from neuron_k8s.topology import ALIGNED_SIZES, Rule, Shape
 
+from .taints import tainted
+
 DEFAULT_DRIVER = "neuron.aws.com"
 GROUP_DOMAIN = "resource.aws.com"
-# resource.k8s.io/v1 ResourceSliceMaxDevices.
+# resource.k8s.io/v1 ResourceSliceMaxDevices, and ResourceSliceMaxDevicesWithAdvancedFeatures
+# (once a device has taints or consumes counters).
 MAX_DEVICES_PER_SLICE = 128
+MAX_DEVICES_WITH_TAINTS = 64
 # The trn torus is 4 x 4: topology_x is the row, topology_y the column.
 TORUS_COLUMNS = 4
 
@@ -76,12 +81,25 @@ def devices(
     shape: Shape, node: str, versions: Versions, unhealthy: frozenset[int] = frozenset()
 ) -> list[dict[str, Any]]:
     """The node's healthy devices: an unhealthy one is not published, so nothing new is
-    allocated on it (claims already prepared keep it until they end)."""
+    allocated on it (claims already prepared keep it until they end). Where the API server
+    keeps device taints, tainted_devices() is published instead."""
     return [device(shape, node, i, versions) for i in range(shape.devices) if i not in unhealthy]
 
 
-def slice_name(node: str, driver: str, index: int) -> str:
-    return f"{node}-{driver.replace('.', '-')}-{index}"
+def tainted_devices(
+    shape: Shape, node: str, versions: Versions, unhealthy: Mapping[int, str], effect: str
+) -> list[dict[str, Any]]:
+    """Every device of the node, an unhealthy one with the unhealthy taint (taints.py)."""
+    return [
+        tainted(device(shape, node, i, versions), range(i, i + 1), unhealthy, effect)
+        for i in range(shape.devices)
+    ]
+
+
+def slice_name(node: str, driver: str, index: int, count: int = 1) -> str:
+    """The name of a pool's slice `index` of `count`: the index padded so that the scheduler,
+    which tries slices in the order of their names, tries them in this order."""
+    return f"{node}-{driver.replace('.', '-')}-{index:0{len(str(count - 1))}d}"
 
 
 def chunked(
@@ -96,13 +114,13 @@ def chunked(
 def slices_of(
     node: str, driver: str, contents: list[dict[str, Any]], generation: int
 ) -> list[dict[str, Any]]:
-    """One pool named after the node, one slice per entry of `contents` (its `devices` and,
+    """One pool named after the node, one slice per entry of `contents` (its `devices` or,
     with core partitions, its `sharedCounters`)."""
     return [
         {
             "apiVersion": "resource.k8s.io/v1",
             "kind": "ResourceSlice",
-            "metadata": {"name": slice_name(node, driver, k)},
+            "metadata": {"name": slice_name(node, driver, k, len(contents))},
             "spec": {
                 "driver": driver,
                 "nodeName": node,

@@ -20,13 +20,16 @@ from neuron_k8s.pods import INSTANCE_TYPE_LABEL
 from .cdi import CdiSpecs
 from .checkpoint import Checkpoint
 from .claimcache import ClaimCache
-from .devices import DEFAULT_DRIVER, Versions, chunked, devices
+from .devices import DEFAULT_DRIVER, Versions
+from .health import HEARTBEAT, HealthReporter, prepared_devices
 from .metrics import Metrics
-from .partitions import contents
+from .offers import offers
+from .partitions import CORE_SET_CHOICES, DEFAULT_CORE_SETS
 from .prepare import Preparer
 from .publisher import SlicePublisher
 from .service import DraService
 from .sockets import Sockets
+from .taints import DEFAULT_EFFECT, EFFECTS
 
 log = get_logger("dra")
 
@@ -50,6 +53,8 @@ class Config:
     fake_instance_type_label: str | None = None
     fake_health_file: str | None = None
     core_partitions: bool = False
+    core_set_sizes: str = DEFAULT_CORE_SETS  # partitions.CORE_SET_CHOICES
+    unhealthy_taint_effect: str = DEFAULT_EFFECT  # taints.EFFECTS
     sysfs_root: str = "/sys"
     dev_root: str = "/dev"
     lnc_config: str = "/opt/aws/neuron/logical_nc_config"
@@ -58,6 +63,7 @@ class Config:
     socket_interval: float = 1.0
     resync_interval: float = 30.0
     wait_for_claim: float = 10.0
+    health_heartbeat: float = HEARTBEAT  # the kubelet's health streams, resent this often
 
     def validate(self) -> None:
         if not self.node_name:
@@ -70,6 +76,16 @@ class Config:
             raise ConfigError(f"--driver-name must be a DNS subdomain, got {self.driver_name!r}")
         if self.health_port > 65535:
             raise ConfigError("--health-port must be a port number")
+        if self.core_set_sizes not in CORE_SET_CHOICES:
+            known = ", ".join(sorted(CORE_SET_CHOICES))
+            raise ConfigError(
+                f"--core-set-sizes must be one of {known}, got {self.core_set_sizes!r}"
+            )
+        if self.unhealthy_taint_effect not in EFFECTS:
+            raise ConfigError(
+                f"--unhealthy-taint-effect must be one of {', '.join(EFFECTS)}, "
+                f"got {self.unhealthy_taint_effect!r}"
+            )
 
     @property
     def state_dir(self) -> str:
@@ -97,6 +113,7 @@ class Driver:
         self.sockets: Sockets | None = None
         self.http: StatusServer | None = None
         self._health: HealthMonitor | None = None
+        self.health_service: HealthReporter | None = None
 
     def _discovery(self, node: dict[str, object], lnc: int) -> Discovery:
         c = self.config
@@ -135,26 +152,31 @@ class Driver:
             core_partitions=c.core_partitions,
         )
         uid = str((node.get("metadata") or {}).get("uid") or "") or None
+        cdi = CdiSpecs(c.cdi_root, c.driver_name)
+        checkpoint = Checkpoint.of_instance(c.state_dir, c.pod_uid)
+        # Before serving: a predecessor's claims, unprepared since only where their spec is gone.
+        checkpoint.adopt(lambda uid: os.path.exists(cdi.path(uid)))
+        # The kubelet's view of health (pod status): Unknown, not Healthy, where nothing on
+        # this node tells (fake mode without a health file).
+        tracked = bool(c.fake_health_file) or discovery.present(inventory) is not None
+        reporter = self.health_service = HealthReporter(
+            shape, c.node_name, prepared_devices(checkpoint), c.health_heartbeat
+        )
         publisher = self.publisher = SlicePublisher(
             client, c.driver_name, c.node_name, uid, c.resync_interval
         )
 
         def on_health(unhealthy: frozenset[int]) -> None:
+            reporter.update(unhealthy if tracked else None)
             self.metrics.devices.labels("unhealthy").set(len(unhealthy))
             self.metrics.devices.labels("healthy").set(shape.devices - len(unhealthy))
-            whole = devices(shape, c.node_name, versions, unhealthy)
-            if c.core_partitions:
-                publisher.publish(contents(shape, whole, versions, unhealthy), chunked(whole))
-            else:
-                publisher.publish(chunked(whole))
+            sizes = c.core_set_sizes if c.core_partitions else None
+            effect = c.unhealthy_taint_effect
+            publisher.publish(*offers(shape, c.node_name, versions, unhealthy, sizes, effect))
 
         self._health = HealthMonitor(
             inventory, discovery, on_health, c.fake_health_file, c.health_interval
         )
-        cdi = CdiSpecs(c.cdi_root, c.driver_name)
-        checkpoint = Checkpoint.of_instance(c.state_dir, c.pod_uid)
-        # Before serving: a predecessor's claims, unprepared since only where their spec is gone.
-        checkpoint.adopt(lambda uid: os.path.exists(cdi.path(uid)))
         preparer = Preparer(
             c.driver_name,
             c.node_name,
@@ -171,7 +193,7 @@ class Driver:
         self._health.start()
         publisher.start()
         self.sockets = Sockets(
-            DraService(preparer, self.metrics),
+            DraService(preparer, self.metrics, reporter),
             c.driver_name,
             c.plugins_dir,
             c.registrar_dir,
@@ -199,6 +221,8 @@ class Driver:
     def stop(self) -> None:
         sockets, publisher = self.sockets, self.publisher
         last = sockets is not None and not sockets.others_registered()
+        if self.health_service is not None:
+            self.health_service.close()  # ends the kubelet's streams before their server goes
         if sockets is not None:
             sockets.stop()
         for part in (self._health, self.claims, publisher, self.http):

@@ -1,34 +1,45 @@
 """Core partitions (docs/dra.md, "Core partitions"): besides each whole device, sets of
-contiguous NeuronCores published as devices of their own, which the default scheduler allocates
-with no overlap through shared counters (KEP-4815, feature gate DRAPartitionableDevices): each
-core is a counter of 1, a core set consumes the counters of its cores, and a whole device those
-of all of its cores. Pure: no I/O.
+contiguous NeuronCores (`neuroncores<first>-<last>`) and runs of adjacent devices
+(`neurondevices<first>-<last>`, devicesets.py) published as devices of their own, which the
+default scheduler allocates with no overlap through shared counters (KEP-4815,
+resource.k8s.io/v1 from Kubernetes 1.35, counters.py). Pure: no I/O.
 
-resource.k8s.io/v1 in 1.34 keeps counters per slice: a device consumes only counters of its own
-slice, a slice holds at most 32 counters and, once a device in it consumes counters, at most 64
-devices. So the node's devices are cut into groups of consecutive devices, one slice each, and a
-core set never leaves its group. A group is the largest of 4, 2 or 1 devices whose every run of
-contiguous cores fits those limits (on trn1's torus, 4 is an aligned block, and every run inside
-it is one topology.py accepts); where even one device has too many cores for that, the runs
-stop at the longest size that fits.
+The layout: the counter sets first, in slices of their own (at most 8 sets each); then the
+devices in slices of at most 64 (the limit once a device consumes counters): whole devices,
+core sets (fewest cores first, then by first core: small claims pack from the low cores),
+device sets. All slices are one pool. A core set may lie anywhere allocator.py accepts the run
+(on a ring any run; on the trn torus a run spanning k devices inside the aligned block of
+Shape.block_for_span(k)) as long as it consumes at most 2 counter sets.
+
+Which core-set sizes are published is a choice (CORE_SET_CHOICES): every size costs devices in
+the slices, and the scheduler looks at every one of them for every claim.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from neuron_k8s.topology import Rule, Shape
+from neuron_k8s.allocator import Request, Resource, candidates
+from neuron_k8s.topology import Shape
 
-from .devices import Versions, device_name
+from .counters import MAX_DEVICES_WITH_COUNTERS, consumption, counter_slices, fits
+from .devices import Versions, device
+from .devicesets import device_set_device, device_sets
+from .taints import tainted
 
-# resource.k8s.io/v1 (1.34) limits, pkg/apis/resource/validation and types.go.
-MAX_COUNTERS_PER_SLICE = 32  # ResourceSliceMaxSharedCounters, summed over its counter sets
-MAX_DEVICES_WITH_COUNTERS = 64  # per slice, once any of its devices consumes counters
-MAX_DEVICE_COUNTERS_PER_SLICE = 1024  # ResourceSliceMaxDeviceCountersPerSlice
-GROUP_SIZES = (4, 2, 1)
 CORE_SET_TYPE = "neuron_cores"
 PREFIX = "neuroncores"
+# The longest core set of the choice "all": one counter set's worth.
+LONGEST = 32
+# Core-set sizes by name: `powers` 1, 2, 4 and 8 cores at every valid start; `all` every length
+# up to LONGEST (on inf2.48xlarge every contiguous run: 300 sets).
+CORE_SET_CHOICES: dict[str, tuple[int, ...]] = {
+    "powers": (1, 2, 4, 8),
+    "all": tuple(range(1, LONGEST + 1)),
+}
+DEFAULT_CORE_SETS = "powers"
 
 
 @dataclass(frozen=True)
@@ -61,67 +72,33 @@ def is_core_set(name: str) -> bool:
     return name.startswith(PREFIX)
 
 
-@dataclass(frozen=True)
-class Layout:
-    """How a shape's cores are cut: devices per group, and the longest core set published."""
-
-    group_devices: int
-    longest: int
-
-
-def _runs(cores: int, longest: int) -> tuple[int, int]:
-    """How many runs of 1..longest contiguous cores `cores` cores hold, and their total length."""
-    sizes = range(1, longest + 1)
-    return sum(cores - n + 1 for n in sizes), sum(n * (cores - n + 1) for n in sizes)
+def sizes_of(choice: str | tuple[int, ...]) -> tuple[int, ...]:
+    """The core-set sizes of a named choice (or the sizes themselves); ValueError for a name
+    that is none."""
+    if not isinstance(choice, str):
+        return choice
+    try:
+        return CORE_SET_CHOICES[choice]
+    except KeyError:
+        known = ", ".join(sorted(CORE_SET_CHOICES))
+        raise ValueError(f"core-set sizes must be one of {known}, got {choice!r}") from None
 
 
-def _fits(group_devices: int, cores: int, longest: int) -> bool:
-    runs, length = _runs(cores, longest)
-    return (
-        cores <= MAX_COUNTERS_PER_SLICE
-        and runs + group_devices <= MAX_DEVICES_WITH_COUNTERS
-        and length + cores <= MAX_DEVICE_COUNTERS_PER_SLICE
-    )
-
-
-def layout(shape: Shape) -> Layout:
-    cpd = shape.cores_per_device
-    for g in GROUP_SIZES:
-        if g > shape.devices or (shape.rule is Rule.ALIGNED and shape.devices % g):
+def core_sets(shape: Shape, choice: str | tuple[int, ...] = DEFAULT_CORE_SETS) -> list[CoreSet]:
+    """The core sets published for a choice of sizes: every run allocator.py accepts whose
+    counters a device may consume, fewest cores first and then by first core."""
+    out = []
+    for n in sorted(set(sizes_of(choice))):
+        if not 1 <= n <= shape.cores:
             continue
-        if _fits(g, g * cpd, g * cpd):
-            return Layout(g, g * cpd)
-    longest = next(n for n in range(cpd, 0, -1) if _fits(1, cpd, n))
-    return Layout(1, longest)
+        for m in candidates(shape, Request(Resource.NEURONCORE, n)):
+            cs = CoreSet((m & -m).bit_length() - 1, n)
+            if fits(shape, cs.cores):
+                out.append(cs)
+    return sorted(out, key=lambda cs: (cs.count, cs.first))
 
 
-def groups(shape: Shape) -> list[range]:
-    """The device indices of each group, in order (the last one shorter on a ring)."""
-    g = layout(shape).group_devices
-    return [range(s, min(s + g, shape.devices)) for s in range(0, shape.devices, g)]
-
-
-def core_sets(shape: Shape, group: range) -> list[CoreSet]:
-    """Every run of contiguous cores inside the group, up to the layout's longest, shortest
-    first and then by first core (the order the scheduler tries them in, so small claims pack
-    from the low cores)."""
-    cpd = shape.cores_per_device
-    start, end = group.start * cpd, group.stop * cpd
-    longest = min(layout(shape).longest, end - start)
-    return [CoreSet(f, n) for n in range(1, longest + 1) for f in range(start, end - n + 1)]
-
-
-def counter_set(index: int) -> str:
-    return f"cores-{index}"
-
-
-def _consumes(index: int, cores: range) -> list[dict[str, Any]]:
-    return [
-        {"counterSet": counter_set(index), "counters": {f"core{c}": {"value": "1"} for c in cores}}
-    ]
-
-
-def _core_set_device(shape: Shape, cs: CoreSet, versions: Versions, index: int) -> dict[str, Any]:
+def core_set_device(shape: Shape, cs: CoreSet, versions: Versions) -> dict[str, Any]:
     first_device, last_device = shape.device_of(cs.first), shape.device_of(cs.cores[-1])
     return {
         "name": cs.name,
@@ -136,35 +113,39 @@ def _core_set_device(shape: Shape, cs: CoreSet, versions: Versions, index: int) 
             "deviceCount": {"int": last_device - first_device + 1},
         },
         "capacity": {"cores": {"value": str(cs.count)}},
-        "consumesCounters": _consumes(index, cs.cores),
+        "consumesCounters": consumption(shape, cs.cores),
     }
 
 
 def contents(
     shape: Shape,
-    whole: list[dict[str, Any]],
+    node: str,
     versions: Versions,
-    unhealthy: frozenset[int] = frozenset(),
+    unhealthy: Mapping[int, str] | frozenset[int] = frozenset(),
+    choice: str | tuple[int, ...] = DEFAULT_CORE_SETS,
+    effect: str | None = None,
 ) -> list[dict[str, Any]]:
-    """One slice's contents per group: its counters, its healthy whole devices (from `whole`,
-    devices.devices()) made to consume their cores, and its core sets on healthy devices."""
-    by_name = {d["name"]: d for d in whole}
-    out = []
-    for index, group in enumerate(groups(shape)):
-        cores = range(group.start * shape.cores_per_device, group.stop * shape.cores_per_device)
-        published = []
-        for d in group:
-            dev = by_name.get(device_name(d))
-            if dev is not None:
-                published.append({**dev, "consumesCounters": _consumes(index, shape.cores_of(d))})
-        for cs in core_sets(shape, group):
-            if not {shape.device_of(c) for c in cs.cores} & unhealthy:
-                published.append(_core_set_device(shape, cs, versions, index))
-        counters = {f"core{c}": {"value": "1"} for c in cores}
-        out.append(
-            {
-                "devices": published,
-                "sharedCounters": [{"name": counter_set(index), "counters": counters}],
-            }
-        )
-    return out
+    """Every slice's contents with core partitions: counter slices, then device slices. A
+    device that holds an unhealthy one (the whole device, its core sets and device sets) is
+    published with the unhealthy taint of `effect`, or not at all when `effect` is None (an API
+    server that drops taints). `unhealthy` maps a device to its reason ("" for none)."""
+    bad = unhealthy if isinstance(unhealthy, Mapping) else dict.fromkeys(unhealthy, "")
+    published: list[dict[str, Any]] = []
+
+    def add(dev: dict[str, Any], devices: range) -> None:
+        if effect is not None:
+            published.append(tainted(dev, devices, bad, effect))
+        elif not any(d in bad for d in devices):
+            published.append(dev)
+
+    for d in range(shape.devices):
+        whole = device(shape, node, d, versions)
+        add({**whole, "consumesCounters": consumption(shape, shape.cores_of(d))}, range(d, d + 1))
+    for cs in core_sets(shape, choice):
+        spans = range(shape.device_of(cs.first), shape.device_of(cs.cores[-1]) + 1)
+        add(core_set_device(shape, cs, versions), spans)
+    for ds in device_sets(shape):
+        add(device_set_device(shape, ds, versions), ds.devices)
+    step = MAX_DEVICES_WITH_COUNTERS
+    chunks = [{"devices": published[i : i + step]} for i in range(0, len(published), step)]
+    return counter_slices(shape) + chunks

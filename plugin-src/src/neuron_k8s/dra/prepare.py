@@ -14,7 +14,14 @@ from neuron_k8s.logs import get_logger
 from .cdi import CdiSpecs, Edit
 from .checkpoint import Checkpoint, Prepared, PreparedDevice
 from .claimcache import ClaimCache
-from .claims import ClaimError, claim_cores, requests, spanned_devices, visible_cores
+from .claims import (
+    ClaimError,
+    claim_cores,
+    mapped_claim_error,
+    requests,
+    spanned_devices,
+    visible_cores,
+)
 
 log = get_logger("dra.prepare")
 
@@ -67,6 +74,9 @@ class Preparer:
             shape = self.inventory.shape
             edits, prepared = [], []
             reqs = requests(claim, self.driver, self.node)
+            refused = mapped_claim_error(shape, claim, reqs)
+            if refused:
+                raise ClaimError(f"claim {namespace}/{name}: {refused}")
             for req in reqs:
                 cores = visible_cores(shape, req)
                 nodes = tuple(self.inventory.nodes_for(spanned_devices(shape, req)))

@@ -1,7 +1,8 @@
 """The kubelet's DRA service, served in both versions the 1.34 kubelet speaks (v1, preferred,
 and v1beta1): the messages are the same, so one implementation answers both. Every claim of a
 request gets an entry; a claim that cannot be prepared gets its error, the others their
-devices. No Kubernetes API call happens here (the claims come from the watch cache)."""
+devices. No Kubernetes API call happens here (the claims come from the watch cache). With a
+HealthReporter, the same socket also serves the kubelet's DRAResourceHealth (health.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from neuron_k8s._proto import dra_v1_pb2, dra_v1_pb2_grpc, dra_v1beta1_pb2, dra_
 from neuron_k8s.logs import get_logger
 
 from .claims import ClaimError
+from .health import VERSIONS as HEALTH_VERSIONS
+from .health import HealthReporter
 from .metrics import Metrics
 from .prepare import Preparer
 
@@ -29,9 +32,21 @@ VERSIONS: tuple[tuple[str, Any, Any], ...] = (
 class DraService:
     """Version-neutral: `pb` is the messages module of the version being answered."""
 
-    def __init__(self, preparer: Preparer, metrics: Metrics) -> None:
+    def __init__(
+        self, preparer: Preparer, metrics: Metrics, health: HealthReporter | None = None
+    ) -> None:
         self._preparer = preparer
         self._metrics = metrics
+        self._health = health
+
+    @property
+    def services(self) -> list[str]:
+        """What the registration lists as supported versions: the kubelet takes the DRAPlugin
+        version it prefers, and streams health only from a driver that names the service."""
+        names = [name for name, _, _ in VERSIONS]
+        if self._health is not None:
+            names += [name for name, _, _ in HEALTH_VERSIONS]
+        return names
 
     def prepare(self, pb: Any, request: Any) -> Any:
         out = pb.NodePrepareResourcesResponse()
@@ -62,6 +77,9 @@ class DraService:
                 )
             self._metrics.prepares.labels("ok").inc()
             self._metrics.prepare_seconds.observe(time.monotonic() - start)
+        if self._health is not None and out.claims:
+            # Their core and device sets now belong in the kubelet's health list.
+            self._health.refresh()
         return out
 
     def unprepare(self, pb: Any, request: Any) -> Any:
@@ -80,6 +98,8 @@ class DraService:
     def add_to(self, server: grpc.Server) -> None:
         for _, pb, pb_grpc in VERSIONS:
             pb_grpc.add_DRAPluginServicer_to_server(_Servicer(self, pb), server)
+        if self._health is not None:
+            self._health.add_to(server)
 
 
 class _Servicer:

@@ -1,9 +1,9 @@
-"""The driver's two sockets and the kubelet's registration: the DRA service on
-<plugins-dir>/<driver>/dra.sock, then the registration service on
-<registry-dir>/<driver>-reg.sock, which the kubelet's plugin watcher finds, asks GetInfo and
-answers with NotifyRegistrationStatus. With a pod UID (a rolling update runs two drivers on one
-node for a while) both names carry it, so the new driver never takes the old one's files.
-A watchdog serves again when a socket file disappears."""
+"""The driver's two sockets and the kubelet's registration: the DRA service (and the health
+service, which the kubelet calls on the same endpoint) on <plugins-dir>/<driver>/dra.sock, then
+the registration service on <registry-dir>/<driver>-reg.sock, which the kubelet's plugin watcher
+finds, asks GetInfo and answers with NotifyRegistrationStatus. With a pod UID (a rolling update
+runs two drivers on one node for a while) both names carry it, so the new driver never takes
+the old one's files. A watchdog serves again when a socket file disappears."""
 
 from __future__ import annotations
 
@@ -18,18 +18,22 @@ from neuron_k8s._proto import pluginregistration_v1_pb2 as reg_pb
 from neuron_k8s._proto import pluginregistration_v1_pb2_grpc as reg_grpc
 from neuron_k8s.logs import get_logger
 
+from .health import MAX_STREAMS
 from .instances import dra_socket_name
 from .metrics import Metrics
-from .service import VERSIONS, DraService
+from .service import DraService
 
 log = get_logger("dra.sockets")
 PLUGIN_TYPE = "DRAPlugin"
 
 
 class _Registration(reg_grpc.RegistrationServicer):
-    def __init__(self, driver: str, endpoint: str, on_status: RegistrationState) -> None:
+    def __init__(
+        self, driver: str, endpoint: str, services: list[str], on_status: RegistrationState
+    ) -> None:
         self._driver = driver
         self._endpoint = endpoint
+        self._services = services
         self._state = on_status
 
     def GetInfo(
@@ -39,7 +43,7 @@ class _Registration(reg_grpc.RegistrationServicer):
             type=PLUGIN_TYPE,
             name=self._driver,
             endpoint=self._endpoint,
-            supported_versions=[name for name, _, _ in VERSIONS],
+            supported_versions=self._services,
         )
 
     def NotifyRegistrationStatus(
@@ -110,11 +114,13 @@ class Sockets:
         sees the registration socket."""
         with self._lock:
             self._shutdown()
-            dra = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+            # Each open health stream holds a thread: the DRA calls keep their 4.
+            dra = grpc.server(futures.ThreadPoolExecutor(max_workers=4 + MAX_STREAMS))
             self._service.add_to(dra)
             reg = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
             reg_grpc.add_RegistrationServicer_to_server(
-                _Registration(self.driver, self.dra_socket, self.state), reg
+                _Registration(self.driver, self.dra_socket, self._service.services, self.state),
+                reg,
             )
             for server, path in ((dra, self.dra_socket), (reg, self.reg_socket)):
                 os.makedirs(os.path.dirname(path), exist_ok=True)
