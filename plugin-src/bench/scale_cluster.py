@@ -1,6 +1,7 @@
-"""A control plane on 127.0.0.1 for bench_scale.py: etcd and kube-apiserver from the binaries
-cluster/build-binaries.sh builds, no kubelets, no controller-manager. Nodes are API objects
-with the status a Neuron node's kubelet and device plugin would post.
+"""A control plane on 127.0.0.1 for bench_scale.py: etcd and the current release's
+kube-apiserver (scale_tools.py finds or builds them), no kubelets, no controller-manager (the
+DRA run adds one with the ResourceClaim controller only). Nodes are API objects with the status
+a Neuron node's kubelet and device plugin would post.
 
 Authentication is one static admin token and authorization AlwaysAllow: this is a throwaway
 server on loopback, for measuring a scheduler, not a cluster.
@@ -23,16 +24,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from scale_tools import KUBERNETES_VERSION, REPO, binaries
 
-REPO = Path(__file__).resolve().parents[2]
-BIN = REPO / "cluster" / ".cache" / "bin"
-sys.path[:0] = [str(REPO / "plugin-src" / "src"), str(REPO / "cluster")]
+sys.path[:0] = [str(REPO / "plugin-src" / "src")]
 
 from neuron_k8s.kube import KubeClient  # noqa: E402
 from neuron_k8s.topology import shape_for  # noqa: E402
-from versions import VERSIONS  # noqa: E402
 
-KUBERNETES_VERSION = VERSIONS["KUBERNETES_VERSION"]
+__all__ = ["KUBERNETES_VERSION", "REPO", "binaries"]
 
 INSTANCE_TYPE = "node.kubernetes.io/instance-type"
 
@@ -43,19 +42,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def binaries(*names: str) -> dict[str, Path]:
-    """The cluster/ builds, built first when missing (Go needed then)."""
-    if not all((BIN / n).exists() for n in names):
-        subprocess.run(["bash", str(REPO / "cluster" / "build-binaries.sh")], check=True)
-    return {n: BIN / n for n in names}
-
-
 class Process:
     """A child process with its log in the run's directory; stopped on exit."""
 
     def __init__(self, name: str, args: Sequence[str], workdir: Path) -> None:
         self.name = name
         self.log = workdir / f"{name}.log"
+        self.port = 0  # its secure port, for those that serve one
         with self.log.open("w") as log:
             self.proc = subprocess.Popen(
                 list(args), stdout=log, stderr=subprocess.STDOUT, start_new_session=True

@@ -31,6 +31,7 @@ class Result:
     checked: int = 0
     profile: str = ""
     cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds per process in the run
+    notes: list[str] = field(default_factory=list)  # what else the run has to say
 
     @property
     def rate(self) -> float:
