@@ -309,6 +309,7 @@ class FakeApi:
         self.pods: dict[tuple[str, str], dict[str, Any]] = {}
         self.nodes: dict[str, dict[str, Any]] = {}
         self.patches: list[tuple[str, str, dict[str, Any]]] = []  # (path, content type, body)
+        self.events: list[dict[str, Any]] = []  # Events created
         self.requests: list[tuple[str, str]] = []
         self.delay = 0.0  # seconds every request but a watch waits: a slow API server
         self.version = 1
@@ -351,6 +352,16 @@ class FakeApi:
                 finally:
                     with api._lock:
                         api._watchers.remove(q)
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                api.requests.append(("POST", self.path))
+                if self.path == "/api/v1/namespaces/default/events":
+                    with api._lock:
+                        api.events.append(body)
+                    return self._send(201, body)
+                return self._send(404, {"kind": "Status", "reason": "NotFound", "code": 404})
 
             def do_PATCH(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))

@@ -20,7 +20,7 @@ def driver_tree(root: Path, devices: int, cores: int) -> tuple[str, str]:
     dev, sysfs = root / "dev", root / "sys"
     dev.mkdir()
     for d in range(devices):
-        (dev / f"neuron{d}").touch()
+        (dev / f"neuron{d}").symlink_to("/dev/null")  # a character device, as the driver's
         for c in range(cores):
             (sysfs / "devices/virtual/neuron_device" / f"neuron{d}" / f"neuron_core{c}").mkdir(
                 parents=True
@@ -68,15 +68,17 @@ def test_real_discovery_reads_the_instance_type_from_dmi(tmp_path: Path) -> None
     assert RealDiscovery(dev, sysfs).discover().shape.rule is Rule.ALIGNED
 
 
-def test_real_discovery_falls_back_to_the_instance_type_shape(tmp_path: Path) -> None:
+def test_real_discovery_without_the_driver_keeps_the_shape_but_finds_no_driver(
+    tmp_path: Path,
+) -> None:
     inv = RealDiscovery(str(tmp_path / "nodev"), str(tmp_path), instance_type="inf2.48xlarge")
     found = inv.discover()
     assert (found.shape.devices, found.shape.cores_per_device) == (12, 2)
-    assert found.source == "instance-type" and inv.present(found) is None
+    assert inv.present(found) == frozenset() and inv.driver_found() is False
 
 
 def test_real_discovery_without_devices_or_instance_type_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(DiscoveryError, match="no Neuron device nodes"):
+    with pytest.raises(DiscoveryError, match="no Neuron driver footprint"):
         RealDiscovery(str(tmp_path), str(tmp_path)).discover()
 
 
@@ -97,7 +99,7 @@ def test_missing_device_node_makes_that_device_unhealthy(tmp_path: Path) -> None
     monitor = HealthMonitor(inv, discovery, seen.append)
     os.unlink(os.path.join(dev, "neuron2"))
     assert monitor.check() == {2}
-    Path(dev, "neuron2").touch()
+    Path(dev, "neuron2").symlink_to("/dev/null")
     assert monitor.check() == frozenset()
     assert seen == [frozenset({2}), frozenset()]
 

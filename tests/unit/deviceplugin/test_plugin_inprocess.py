@@ -419,7 +419,7 @@ def test_real_mode_passes_the_device_nodes_the_cores_sit_on(
     dev = os.path.join(short_dir, "dev")
     os.makedirs(dev)
     for d in range(4):
-        open(os.path.join(dev, f"neuron{d}"), "w").close()
+        os.symlink("/dev/null", os.path.join(dev, f"neuron{d}"))  # a character device
         os.makedirs(
             os.path.join(short_dir, "sys/class/neuron_device", f"neuron{d}", "neuron_core0")
         )

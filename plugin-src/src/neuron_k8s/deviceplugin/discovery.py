@@ -31,10 +31,16 @@ class Inventory:
 
 class Discovery(Protocol):
     def discover(self) -> Inventory:
-        """Find the node's devices once, at start."""
+        """Find the node's shape once, at start: it never changes while the process runs."""
         ...
 
     def present(self, inventory: Inventory) -> frozenset[int] | None:
         """Devices whose driver files are present now (a device that vanishes is unhealthy),
         or None when presence is not tracked (fake mode)."""
+        ...
+
+    def driver_found(self) -> bool | None:
+        """Whether the driver's footprint has been seen on the node since start (once seen,
+        it stays seen: a device that goes later is unhealthy, the node keeps its shape). A
+        node without it advertises nothing. None when not tracked (fake mode)."""
         ...

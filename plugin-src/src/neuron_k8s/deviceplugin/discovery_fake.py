@@ -30,3 +30,6 @@ class FakeDiscovery:
 
     def present(self, inventory: Inventory) -> frozenset[int] | None:
         return None
+
+    def driver_found(self) -> bool | None:
+        return None

@@ -1,28 +1,35 @@
-"""Real discovery: Neuron devices from the driver's files on the node.
+"""Real discovery: the node's shape once at start, and which devices the driver shows now.
+The device plugin and the DRA driver both use this, over the files hostdevices.py reads
+(docs/architecture.md, "Real mode").
 
-- Devices: the driver's device nodes `<dev-root>/neuronN`, one per device.
-- Cores per device: the driver's sysfs tree, `<sysfs-root>/devices/virtual/neuron_device/
-  neuronN/` (also reachable as `<sysfs-root>/class/neuron_device/neuronN`), which holds a
-  `neuron_coreK/` directory per physical core (and on some drivers a `core_count` file).
-- Otherwise, or to learn the topology rule, the instance type's known shape: the instance type
-  comes from the node's label (read by the caller through the API) or, without an API, from
-  the DMI product name the hypervisor exposes in sysfs (no metadata service needed).
-- trn2's logical core size (LNC) comes from its configuration file; logical cores per device
-  are physical cores divided by the LNC.
+- Shape: a known instance type (the node's label, else the DMI product name) fixes the device
+  count, cores per device (trn2: by the LNC) and rule, whatever the driver shows: a device
+  missing at start, even the last one, is the same node with that device unhealthy. Without a
+  known instance type the driver's files are all there is: the highest device index seen
+  (device node or sysfs entry) + 1, cores from sysfs, the ring rule.
+- Presence: device N is healthy while its character device `<dev-root>/neuronN` exists; one
+  that appears later becomes healthy on the next poll. The shape never changes mid-flight.
+- No driver footprint at all (no device node and no sysfs entry): the node advertises nothing
+  until the footprint appears (driver_found), and says so once.
 """
 
 from __future__ import annotations
 
-import os
-import re
-
+from neuron_k8s.hostdevices import (
+    Footprint,
+    core_count,
+    device_nodes,
+    dmi_instance_type,
+    footprint,
+    read_lnc,
+)
 from neuron_k8s.logs import get_logger
 from neuron_k8s.topology import (
     DEFAULT_LNC,
     INSTANCE_TYPES,
+    TRN2_PHYSICAL_CORES,
     Rule,
     Shape,
-    lnc_cores_per_device,
     shape_for,
 )
 
@@ -30,60 +37,15 @@ from .discovery import DiscoveryError, Inventory
 
 log = get_logger("deviceplugin.discovery")
 
-DEVICE_NODE = re.compile(r"^neuron(\d+)$")
-CORE_DIR = re.compile(r"^neuron_core(\d+)$")
-SYSFS_DEVICE_DIRS = ("devices/virtual/neuron_device", "class/neuron_device")
-DMI_PRODUCT_NAME = "devices/virtual/dmi/id/product_name"
+__all__ = ["RealDiscovery", "read_lnc"]
 
 
-def read_lnc(path: str) -> int:
-    """The logical NeuronCore size from the trn2 configuration file: the first 1 or 2 in it
-    (the file may hold a bare number or KEY=value). Missing or unreadable: the default."""
-    try:
-        with open(path) as f:
-            text = f.read()
-    except OSError:
-        return DEFAULT_LNC
-    match = re.search(r"\b([12])\b", text)
-    if not match:
-        log.warning("lnc config unreadable, using default", path=path, default=DEFAULT_LNC)
-        return DEFAULT_LNC
-    return int(match.group(1))
-
-
-def device_indices(dev_root: str) -> list[int]:
-    try:
-        names = os.listdir(dev_root)
-    except OSError:
-        return []
-    return sorted(int(m.group(1)) for n in names if (m := DEVICE_NODE.match(n)))
-
-
-def sysfs_core_count(sysfs_root: str, device: int) -> int | None:
-    """Physical cores of one device according to the driver's sysfs tree, if it says."""
-    for sub in SYSFS_DEVICE_DIRS:
-        base = os.path.join(sysfs_root, sub, f"neuron{device}")
-        try:
-            with open(os.path.join(base, "core_count")) as f:
-                return int(f.read().strip())
-        except (OSError, ValueError):
-            pass
-        try:
-            cores = [n for n in os.listdir(base) if CORE_DIR.match(n)]
-        except OSError:
-            continue
-        if cores:
-            return len(cores)
-    return None
-
-
-def dmi_instance_type(sysfs_root: str) -> str | None:
-    try:
-        with open(os.path.join(sysfs_root, DMI_PRODUCT_NAME)) as f:
-            name = f.read().strip()
-    except OSError:
-        return None
-    return name if name in INSTANCE_TYPES else None
+def _physical_cores(instance_type: str) -> int:
+    return (
+        TRN2_PHYSICAL_CORES
+        if instance_type.startswith("trn2")
+        else INSTANCE_TYPES[instance_type][1]
+    )
 
 
 class RealDiscovery:
@@ -98,62 +60,104 @@ class RealDiscovery:
         self.sysfs_root = sysfs_root
         self.lnc = lnc
         self.instance_type = instance_type
+        self._driver_seen = False
 
     def discover(self) -> Inventory:
-        instance_type = self.instance_type or dmi_instance_type(self.sysfs_root)
-        known = shape_for(instance_type, self.lnc) if instance_type in INSTANCE_TYPES else None
-        found = device_indices(self.dev_root)
-        if not found:
-            if known is None:
-                raise DiscoveryError(
-                    f"no Neuron device nodes under {self.dev_root} and no known instance type "
-                    "to fall back to (set the node's instance-type label, or use a fake mode)"
-                )
+        label = self.instance_type
+        instance_type = label if label in INSTANCE_TYPES else dmi_instance_type(self.sysfs_root)
+        if label and label != instance_type:
+            log.warning("instance type label is not a Neuron instance type", label=label)
+        found = footprint(self.dev_root, self.sysfs_root)
+        if found.not_devices:
             log.warning(
-                "no device nodes found, using the instance type's shape",
+                "entries under dev-root that are not character devices ignored",
                 dev_root=self.dev_root,
-                instance_type=instance_type,
+                names=list(found.not_devices),
             )
-            shape, source = known, "instance-type"
+        if instance_type is not None:
+            shape = shape_for(instance_type, self.lnc)
+            self._check(found, shape, instance_type)
         else:
-            devices = found[-1] + 1
-            if found != list(range(devices)):
-                missing = sorted(set(range(devices)) - set(found))
-                log.warning("device nodes missing, reported unhealthy", missing=missing)
-            shape, source = self._shape(devices, known, instance_type), "driver"
+            shape = self._shape_from_driver(found)
+        self._driver_seen = found.found
+        self._report(found, shape, instance_type)
         nodes: dict[int, tuple[str, ...]] = {d: (f"/dev/neuron{d}",) for d in range(shape.devices)}
-        log.info(
-            "discovered",
-            source=source,
-            instance_type=instance_type,
-            devices=shape.devices,
-            cores_per_device=shape.cores_per_device,
-            rule=shape.rule.value,
-        )
-        return Inventory(shape, nodes, source)
+        return Inventory(shape, nodes, "driver")
 
-    def _shape(self, devices: int, known: Shape | None, instance_type: str | None) -> Shape:
-        trn2 = bool(instance_type and instance_type.startswith("trn2"))
-        physical = sysfs_core_count(self.sysfs_root, 0)
-        if trn2:
-            cpd = lnc_cores_per_device(self.lnc)
-        elif physical:
-            cpd = physical
-        elif known is not None:
-            cpd = known.cores_per_device
-        else:
+    def _check(self, found: Footprint, shape: Shape, instance_type: str) -> None:
+        """Warn where the driver disagrees with the instance type; the type wins."""
+        extra = sorted(i for i in found.nodes | found.sysfs if i >= shape.devices)
+        if extra:
+            log.warning(
+                "devices beyond the instance type's ignored",
+                instance_type=instance_type,
+                devices=shape.devices,
+                extra=extra,
+            )
+        seen = sorted(i for i in found.sysfs if i < shape.devices)
+        physical = core_count(self.sysfs_root, seen[0]) if seen else None
+        if physical is not None and physical != _physical_cores(instance_type):
+            log.warning(
+                "sysfs core count differs from the instance type's, using the instance type's",
+                instance_type=instance_type,
+                sysfs_cores=physical,
+                expected=_physical_cores(instance_type),
+            )
+
+    def _shape_from_driver(self, found: Footprint) -> Shape:
+        indices = sorted(found.nodes | found.sysfs)
+        if not indices:
+            raise DiscoveryError(
+                f"no Neuron driver footprint (device nodes under {self.dev_root}, sysfs under "
+                f"{self.sysfs_root}) and no known instance type (set the node's instance-type "
+                "label, or use a fake mode)"
+            )
+        devices = indices[-1] + 1
+        cores = next((c for i in indices if (c := core_count(self.sysfs_root, i))), None)
+        if cores is None:
             raise DiscoveryError(
                 f"found {devices} Neuron devices but neither sysfs under {self.sysfs_root} nor "
                 "a known instance type says how many cores each has"
             )
-        rule = known.rule if known is not None and known.devices == devices else Rule.RING
         try:
-            return Shape(devices, cpd, rule, instance_type if known is not None else None)
+            return Shape(devices, cores, Rule.RING)
         except ValueError as err:
             raise DiscoveryError(f"unusable Neuron shape: {err}") from None
 
+    def _report(self, found: Footprint, shape: Shape, instance_type: str | None) -> None:
+        if not found.found:
+            log.error(
+                "no Neuron driver found: no device nodes and no sysfs entries; advertising "
+                "no devices until they appear",
+                dev_root=self.dev_root,
+                sysfs_root=self.sysfs_root,
+                instance_type=instance_type,
+            )
+            return
+        if found.sysfs and not found.nodes:
+            log.error(
+                "the driver's sysfs entries are there but no device node under dev-root: is "
+                "the host's /dev mounted? every device unhealthy",
+                dev_root=self.dev_root,
+            )
+        missing = sorted(set(range(shape.devices)) - found.nodes)
+        if missing and found.nodes:
+            log.warning("device nodes missing, reported unhealthy", missing=missing)
+        log.info(
+            "discovered",
+            instance_type=instance_type,
+            devices=shape.devices,
+            cores_per_device=shape.cores_per_device,
+            rule=shape.rule.value,
+            device_nodes=len(found.nodes),
+        )
+
     def present(self, inventory: Inventory) -> frozenset[int] | None:
-        # Presence only means something when the shape came from the device nodes.
-        if inventory.source != "driver":
-            return None
-        return frozenset(device_indices(self.dev_root))
+        nodes, _ = device_nodes(self.dev_root)
+        return frozenset(i for i in nodes if i < inventory.shape.devices)
+
+    def driver_found(self) -> bool | None:
+        if not self._driver_seen and footprint(self.dev_root, self.sysfs_root).found:
+            self._driver_seen = True
+            log.info("Neuron driver found, advertising the devices", dev_root=self.dev_root)
+        return self._driver_seen

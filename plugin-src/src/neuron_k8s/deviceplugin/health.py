@@ -94,21 +94,26 @@ class HealthMonitor:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.unhealthy: frozenset[int] = frozenset()
+        # Whether the driver's footprint was seen (None: not tracked); on_change reads it,
+        # since a node without the driver advertises nothing (discovery.py).
+        self.driver_found: bool | None = None
 
     def check(self) -> frozenset[int]:
-        """Read every source once; call on_change if the set differs from the last one."""
+        """Read every source once; call on_change if the set, or driver_found, changed."""
         unhealthy: set[int] = set(self._file.read()) if self._file else set()
         present = self._discovery.present(self._inventory)
         if present is not None:
             unhealthy |= set(range(self._inventory.shape.devices)) - present
+        found = self._discovery.driver_found()
         result = frozenset(unhealthy)
-        if result != self.unhealthy:
+        if result != self.unhealthy or found != self.driver_found:
             log.info(
                 "health changed",
                 unhealthy=sorted(result),
                 recovered=sorted(self.unhealthy - result),
+                driver_found=found,
             )
-            self.unhealthy = result
+            self.unhealthy, self.driver_found = result, found
             self._on_change(result)
         return result
 

@@ -10,6 +10,12 @@ from dataclasses import dataclass
 
 from neuron_k8s.kube import ApiError, KubeClient
 from neuron_k8s.logs import get_logger
+from neuron_k8s.nodeevents import (
+    DRIVER_NOT_FOUND,
+    driver_not_found_message,
+    node_warning,
+    post_in_background,
+)
 from neuron_k8s.pods import INSTANCE_TYPE_LABEL
 
 from .allocation import AllocationService
@@ -29,6 +35,8 @@ from .server import DevicePluginServicer, ResourceServer
 from .state import PluginState
 
 log = get_logger("deviceplugin")
+
+COMPONENT = "neuron-device-plugin"  # of the Events it posts
 
 
 class ConfigError(ValueError):
@@ -107,6 +115,7 @@ class Plugin:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._poller: threading.Thread | None = None
+        self.driver_warned = False  # the NeuronDriverNotFound Event was posted
 
     # --- assembly ------------------------------------------------------------------------
     def _discovery(self, lnc: int) -> Discovery:
@@ -181,9 +190,16 @@ class Plugin:
         )
 
         def on_health(unhealthy: frozenset[int]) -> None:
-            state.set_unhealthy(unhealthy)
+            # From the health monitor, never inside a kubelet gRPC call.
+            missing = self._health is not None and self._health.driver_found is False
+            state.set_unhealthy(unhealthy, advertised=not missing)
             if self._annotator is not None:
                 self._annotator.set(unhealthy)
+            if missing and not self.driver_warned and self.client is not None and c.node_name:
+                self.driver_warned = True
+                message = driver_not_found_message(c.dev_root, c.sysfs_root)
+                event = node_warning(c.node_name, None, DRIVER_NOT_FOUND, message, COMPONENT)
+                post_in_background(self.client, event)
 
         self._health = HealthMonitor(
             inventory, discovery, on_health, c.fake_health_file, c.health_interval

@@ -35,6 +35,8 @@ class PluginState:
         self._changed = threading.Condition(self.lock)
         self.ledger = Ledger(self.shape)
         self.unhealthy: frozenset[int] = frozenset()
+        # False on a node without the Neuron driver: nothing is advertised (discovery.py).
+        self.advertised = True
         self.generation = 0
         self.stopping = False
         self._views: dict[Resource, DeviceView] = {}
@@ -43,6 +45,8 @@ class PluginState:
 
     def _compute(self, resource: Resource) -> tuple[DeviceView, int, int]:
         shape = self.shape
+        if not self.advertised:
+            return (), 0, 0
         withheld = self.ledger.withheld(resource) if self.withhold_in_use else frozenset()
         if withheld != self._withheld.get(resource, frozenset()):
             self._withheld[resource] = withheld
@@ -83,9 +87,9 @@ class PluginState:
         with self.lock:
             return self.generation, self._views[resource]
 
-    def set_unhealthy(self, devices: frozenset[int]) -> None:
+    def set_unhealthy(self, devices: frozenset[int], advertised: bool = True) -> None:
         with self.lock:
-            self.unhealthy = devices
+            self.unhealthy, self.advertised = devices, advertised
             self.refresh()
 
     def wait_change(self, generation: int, timeout: float) -> int:

@@ -15,8 +15,15 @@ from neuron_k8s.deviceplugin.http import StatusServer
 from neuron_k8s.deviceplugin.node import node_label, read_node
 from neuron_k8s.kube import KubeClient
 from neuron_k8s.logs import get_logger
+from neuron_k8s.nodeevents import (
+    DRIVER_NOT_FOUND,
+    driver_not_found_message,
+    node_warning,
+    post_in_background,
+)
 from neuron_k8s.pods import INSTANCE_TYPE_LABEL
 
+from .apifeatures import COMPONENT
 from .cdi import CdiSpecs
 from .checkpoint import Checkpoint
 from .claimcache import ClaimCache
@@ -114,6 +121,7 @@ class Driver:
         self.http: StatusServer | None = None
         self._health: HealthMonitor | None = None
         self.health_service: HealthReporter | None = None
+        self.driver_warned = False  # the NeuronDriverNotFound Event was posted
 
     def _discovery(self, node: dict[str, object], lnc: int) -> Discovery:
         c = self.config
@@ -168,6 +176,17 @@ class Driver:
 
         def on_health(unhealthy: frozenset[int]) -> None:
             reporter.update(unhealthy if tracked else None)
+            if self._health is not None and self._health.driver_found is False:
+                # No Neuron driver on the node: one empty slice, the node offers nothing.
+                self.metrics.devices.labels("unhealthy").set(0)
+                self.metrics.devices.labels("healthy").set(0)
+                publisher.publish([{"devices": []}])
+                if not self.driver_warned:
+                    self.driver_warned = True
+                    message = driver_not_found_message(c.dev_root, c.sysfs_root)
+                    event = node_warning(c.node_name, uid, DRIVER_NOT_FOUND, message, COMPONENT)
+                    post_in_background(client, event)
+                return
             self.metrics.devices.labels("unhealthy").set(len(unhealthy))
             self.metrics.devices.labels("healthy").set(shape.devices - len(unhealthy))
             sizes = c.core_set_sizes if c.core_partitions else None
