@@ -136,6 +136,42 @@ devicePlugin: public.ecr.aws/neuron/neuron-device-plugin:2.32.0.0
 extender: public.ecr.aws/neuron/neuron-scheduler:2.32.0.0
 {{- end -}}
 
+{{/* The instance types AWS's device plugin runs on, pinned with its image: the `neuronInstances`
+of AWS's Neuron helm chart 1.10.0 (SageMaker HyperPod's `ml.*` types and trn3 included), as JSON. */}}
+{{- define "neuron.awsInstanceTypes" -}}
+{{- list
+      "trn1.2xlarge" "trn1.32xlarge" "trn1n.32xlarge"
+      "trn2.3xlarge" "trn2.48xlarge" "trn2u.48xlarge"
+      "trn3.48xlarge" "trn3n.48xlarge" "trn3en.24xlarge" "trn3s-es.48xlarge"
+      "inf1.xlarge" "inf1.2xlarge" "inf1.6xlarge" "inf1.24xlarge"
+      "inf2.xlarge" "inf2.8xlarge" "inf2.24xlarge" "inf2.48xlarge"
+      "ml.inf2.xlarge" "ml.inf2.8xlarge" "ml.inf2.24xlarge" "ml.inf2.48xlarge"
+      "ml.trn1.2xlarge" "ml.trn1.32xlarge" "ml.trn1n.32xlarge" | toJson -}}
+{{- end -}}
+
+{{/* The instance types this project's device plugin knows the topology of (neuron_k8s.topology's
+table; `dra.instanceTypes` defaults to the same list), as JSON. */}}
+{{- define "neuron.knownInstanceTypes" -}}
+{{- list
+      "inf1.xlarge" "inf1.2xlarge" "inf1.6xlarge" "inf1.24xlarge"
+      "inf2.xlarge" "inf2.8xlarge" "inf2.24xlarge" "inf2.48xlarge"
+      "trn1.2xlarge" "trn1.32xlarge" "trn1n.32xlarge" "trn2.48xlarge" "trn2u.48xlarge" | toJson -}}
+{{- end -}}
+
+{{/* The device plugin's `instanceTypes`, or when that is null the list of its implementation, as
+JSON. */}}
+{{- define "neuron.devicePlugin.instanceTypes" -}}
+{{- $types := .Values.devicePlugin.instanceTypes -}}
+{{- if kindIs "invalid" $types -}}
+{{- if eq (include "neuron.implementation" (dict "root" . "component" "devicePlugin")) "aws" -}}
+{{- $types = include "neuron.awsInstanceTypes" . | fromJsonArray -}}
+{{- else -}}
+{{- $types = include "neuron.knownInstanceTypes" . | fromJsonArray -}}
+{{- end -}}
+{{- end -}}
+{{- $types | toJson -}}
+{{- end -}}
+
 {{/* A repository with global.imageRegistry in place of its registry (its first path part, when
 that names a host). */}}
 {{- define "neuron.withRegistry" -}}
@@ -415,22 +451,28 @@ meaning when the cluster serves the API). Called with (dict "root" $ "want" <val
 {{- end -}}
 
 {{/* The affinity of a DaemonSet on Neuron nodes (the device plugin's, the DRA driver's), as YAML
-(empty when there is none): the block's `affinity`, plus a required node affinity on its
-`instanceTypes` under `instanceTypeLabel` unless that gives a nodeAffinity; then, for each label of
-`exclude` (a map), a `NotIn [value]` expression in every required nodeSelectorTerm, so that the
-pods keep off the nodes those labels select. Called with (dict "values" <block> "exclude" <map>). */}}
+(empty when there is none): the block's `affinity`, plus a required node affinity on its instance
+types (`instanceTypes` of the call, else of the block) under `instanceTypeLabel` unless that gives a
+nodeAffinity; then a `NotIn` expression in every required nodeSelectorTerm for the block's
+`excludedComputeTypes` (label `eks.amazonaws.com/compute-type`) and for each label of `exclude` (a
+map), so that the pods keep off the nodes those select. Called with
+(dict "values" <block> "exclude" <map> ["instanceTypes" <list>]). */}}
 {{- define "neuron.neuronNodeAffinity" -}}
 {{- $v := .values -}}
+{{- $types := hasKey . "instanceTypes" | ternary .instanceTypes $v.instanceTypes -}}
 {{- $affinity := deepCopy ($v.affinity | default dict) -}}
-{{- if and $v.instanceTypes (not (hasKey $affinity "nodeAffinity")) -}}
-{{- $term := dict "matchExpressions" (list (dict "key" $v.instanceTypeLabel "operator" "In" "values" $v.instanceTypes)) -}}
+{{- if and $types (not (hasKey $affinity "nodeAffinity")) -}}
+{{- $term := dict "matchExpressions" (list (dict "key" $v.instanceTypeLabel "operator" "In" "values" $types)) -}}
 {{- $_ := set $affinity "nodeAffinity" (dict "requiredDuringSchedulingIgnoredDuringExecution" (dict "nodeSelectorTerms" (list $term))) -}}
 {{- end -}}
-{{- if .exclude -}}
 {{- $notIn := list -}}
-{{- range $key := keys .exclude | sortAlpha -}}
+{{- with $v.excludedComputeTypes -}}
+{{- $notIn = append $notIn (dict "key" "eks.amazonaws.com/compute-type" "operator" "NotIn" "values" .) -}}
+{{- end -}}
+{{- range $key := keys (.exclude | default dict) | sortAlpha -}}
 {{- $notIn = append $notIn (dict "key" $key "operator" "NotIn" "values" (list (get $.exclude $key | toString))) -}}
 {{- end -}}
+{{- if $notIn -}}
 {{- $node := get $affinity "nodeAffinity" | default dict -}}
 {{- $required := get $node "requiredDuringSchedulingIgnoredDuringExecution" | default dict -}}
 {{- $terms := list -}}

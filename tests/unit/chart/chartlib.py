@@ -42,6 +42,14 @@ KUBE_VERSION = VERSIONS["KUBERNETES_VERSION"]
 NAMESPACE = "neuron-system"
 RELEASE = "neuron"
 
+# The NotIn every Neuron DaemonSet gets by default (`excludedComputeTypes`), as in AWS's chart 1.10:
+# EKS Auto Mode nodes run AWS's own plugin; Fargate and hybrid nodes run no Neuron devices.
+AUTO_MODE_OFF = {
+    "key": "eks.amazonaws.com/compute-type",
+    "operator": "NotIn",
+    "values": ["fargate", "hybrid", "auto"],
+}
+
 # values block -> (workload kind, app.kubernetes.io/component label)
 COMPONENTS = {
     "devicePlugin": ("DaemonSet", "device-plugin"),

@@ -68,11 +68,13 @@ def test_the_device_plugin_daemonset_is_awss(aws):
     (term,) = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
         "nodeSelectorTerms"
     ]
-    (expr,) = term["matchExpressions"]
+    expr, compute_type = term["matchExpressions"]
     assert expr["key"] == "node.kubernetes.io/instance-type" and expr["operator"] == "In"
-    # The same types, and the trn2 ones AWS's later chart added (docs/migration.md).
+    assert compute_type["key"] == "eks.amazonaws.com/compute-type"
+    # The same types, and those AWS's chart 1.10 added: trn2, trn3 and SageMaker HyperPod's ml.*
+    # (changed from the raw manifests' list with the golden of test_chart_aws_golden.py).
     assert set(MANIFEST_TYPES) <= set(expr["values"])
-    assert set(expr["values"]) - set(MANIFEST_TYPES) == {"trn2.48xlarge", "trn2u.48xlarge"}
+    assert {"trn2.48xlarge", "trn3.48xlarge", "ml.inf2.xlarge"} <= set(expr["values"])
     assert c["name"] == "neuron-device-plugin"
     assert c["image"] == "public.ecr.aws/neuron/neuron-device-plugin:2.32.0.0"
     assert c["env"] == [
@@ -179,7 +181,9 @@ def test_the_scheduler_configuration_means_what_awss_does(aws):
     assert (ext["filterVerb"], ext["bindVerb"]) == ("filter", "bind")
     assert "prioritizeVerb" not in ext and "weight" not in ext
     assert ext["enableHTTPS"] is False and "tlsConfig" not in ext
-    assert ext["nodeCacheCapable"] is True and ext["ignorable"] is False
+    # Changed from the 2024 manifests' true: AWS's chart 1.9/1.10 sends whole Nodes to the
+    # 2.31-2.32 extender this chart runs (test_chart_aws_golden.py).
+    assert ext["nodeCacheCapable"] is False and ext["ignorable"] is False
     assert ext["managedResources"] == [
         {"name": f"aws.amazon.com/{r}", "ignoredByScheduler": False}
         for r in ("neuron", "neuroncore", "neurondevice")

@@ -3,6 +3,7 @@
 import pytest
 import yaml
 from chartlib import (
+    AUTO_MODE_OFF,
     EXAMPLES,
     REPO,
     container,
@@ -171,8 +172,13 @@ def test_log_level_value():
     assert env_of(daemonset({"logLevel": "debug"}))["NEURON_DP_LOG_LEVEL"] == "debug"
 
 
-def test_default_instance_types_in_values_file():
-    assert values_yaml()["devicePlugin"]["instanceTypes"] == DEFAULT_INSTANCE_TYPES
+def test_default_instance_types_follow_the_implementation():
+    # Changed from one list for both: AWS's plugin runs on AWS's chart 1.10 list (ml.*, trn3...),
+    # which this project's topology table does not cover (test_chart_aws_golden.py).
+    assert values_yaml()["devicePlugin"]["instanceTypes"] is None
+    aws = required_node_terms(workload(render(implementation="aws"), "devicePlugin"))
+    assert "ml.trn1.32xlarge" in aws[0]["matchExpressions"][0]["values"]
+    assert "ml.trn1.32xlarge" not in DEFAULT_INSTANCE_TYPES
 
 
 def test_required_node_affinity_on_default_instance_types(default_objects):
@@ -184,7 +190,8 @@ def test_required_node_affinity_on_default_instance_types(default_objects):
                     "key": "node.kubernetes.io/instance-type",
                     "operator": "In",
                     "values": DEFAULT_INSTANCE_TYPES,
-                }
+                },
+                AUTO_MODE_OFF,
             ]
         }
     ]
@@ -202,8 +209,24 @@ def test_instance_types_override():
     assert terms[0]["matchExpressions"][0]["values"] == ["inf2.xlarge"]
 
 
-def test_empty_instance_types_drops_the_affinity():
-    assert "affinity" not in pod_spec(daemonset({"instanceTypes": []}))
+def test_empty_instance_types_leave_only_the_compute_type_exclusion():
+    assert required_node_terms(daemonset({"instanceTypes": []})) == [
+        {"matchExpressions": [AUTO_MODE_OFF]}
+    ]
+
+
+def test_empty_instance_types_and_compute_types_drop_the_affinity():
+    obj = daemonset({"instanceTypes": [], "excludedComputeTypes": []})
+    assert "affinity" not in pod_spec(obj)
+
+
+def test_excluded_compute_types_can_be_changed():
+    (term,) = required_node_terms(daemonset({"excludedComputeTypes": ["auto"]}))
+    assert term["matchExpressions"][-1] == {
+        "key": "eks.amazonaws.com/compute-type",
+        "operator": "NotIn",
+        "values": ["auto"],
+    }
 
 
 def test_user_node_affinity_replaces_instance_type_affinity():
@@ -213,7 +236,9 @@ def test_user_node_affinity_replaces_instance_type_affinity():
         }
     }
     obj = daemonset({"affinity": {"nodeAffinity": node_affinity}})
-    assert pod_spec(obj)["affinity"] == {"nodeAffinity": node_affinity}
+    # The compute-type exclusion is kept in every given term (Auto Mode nodes run AWS's plugin).
+    (term,) = required_node_terms(obj)
+    assert term["matchExpressions"] == [{"key": "neuron", "operator": "Exists"}, AUTO_MODE_OFF]
 
 
 def test_user_pod_affinity_keeps_instance_type_affinity():
@@ -375,9 +400,11 @@ def test_withholding_takes_only_auto_true_or_false():
 # ---- instance types: one table, neuron_k8s.topology --------------------------------------------
 
 
-@pytest.mark.parametrize("block", ["devicePlugin", "dra"])
-def test_the_default_instance_types_are_the_topology_tables(block):
-    assert values_yaml()[block]["instanceTypes"] == list(INSTANCE_TYPES)
+def test_the_default_instance_types_are_the_topology_tables():
+    # The device plugin's neuron-k8s default lives in the chart (its values default is null).
+    assert values_yaml()["dra"]["instanceTypes"] == list(INSTANCE_TYPES)
+    (term,) = required_node_terms(workload(render(), "devicePlugin"))
+    assert term["matchExpressions"][0]["values"] == list(INSTANCE_TYPES)
 
 
 @pytest.mark.parametrize("block", ["devicePlugin", "dra"])

@@ -4,6 +4,7 @@ either the device plugin or the DRA driver, never both."""
 
 import pytest
 from chartlib import (
+    AUTO_MODE_OFF,
     CHART,
     container,
     env_of,
@@ -204,8 +205,10 @@ def test_runs_as_root_without_privilege_or_capabilities(dra):
     assert not any(pod_spec(obj).get(k) for k in ("hostNetwork", "hostPID", "hostIPC"))
 
 
-def test_required_node_affinity_on_the_device_plugins_instance_types(dra):
-    assert values_yaml()["dra"]["instanceTypes"] == values_yaml()["devicePlugin"]["instanceTypes"]
+def test_required_node_affinity_on_the_known_instance_types_off_auto_mode_nodes(dra):
+    # The device plugin's default list moved into the chart (it follows the implementation since
+    # AWS's plugin runs on more types); the driver keeps the types this project knows.
+    assert values_yaml()["dra"]["instanceTypes"] == list(INSTANCE_TYPES)
     assert required_node_terms(one(dra, "DaemonSet", "dra")) == [
         {
             "matchExpressions": [
@@ -213,14 +216,21 @@ def test_required_node_affinity_on_the_device_plugins_instance_types(dra):
                     "key": "node.kubernetes.io/instance-type",
                     "operator": "In",
                     "values": list(INSTANCE_TYPES),
-                }
+                },
+                AUTO_MODE_OFF,
             ]
         }
     ]
 
 
-def test_empty_instance_types_drop_the_affinity():
-    assert "affinity" not in pod_spec(daemonset({"instanceTypes": []}))
+def test_empty_instance_types_leave_only_the_compute_type_exclusion():
+    assert required_node_terms(daemonset({"instanceTypes": []})) == [
+        {"matchExpressions": [AUTO_MODE_OFF]}
+    ]
+
+
+def test_empty_instance_types_and_compute_types_drop_the_affinity():
+    assert "affinity" not in pod_spec(daemonset({"instanceTypes": [], "excludedComputeTypes": []}))
 
 
 def test_node_selector_picks_the_dra_nodes(dra):

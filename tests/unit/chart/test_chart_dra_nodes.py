@@ -2,6 +2,7 @@
 `dra.nodeSelector`, and the device plugin's affinity that keeps off the DRA nodes."""
 
 from chartlib import (
+    AUTO_MODE_OFF,
     one,
     pod_spec,
     render,
@@ -37,6 +38,7 @@ def test_device_plugin_affinity_excludes_the_dra_nodes(dra):
             "operator": "In",
             "values": list(INSTANCE_TYPES),
         },
+        AUTO_MODE_OFF,
         {"key": "neuron.k8s.local/dra", "operator": "NotIn", "values": ["true"]},
     ]
 
@@ -59,6 +61,7 @@ def test_device_plugin_affinity_excludes_every_dra_label_in_every_term():
         }
     )
     excluded = [
+        AUTO_MODE_OFF,
         {"key": "accel", "operator": "NotIn", "values": ["dra"]},
         {"key": "zone", "operator": "NotIn", "values": ["b"]},
     ]
@@ -76,12 +79,15 @@ def test_device_plugin_without_instance_types_still_excludes_the_dra_nodes():
     assert required_node_terms(workload(objs, "devicePlugin")) == [
         {
             "matchExpressions": [
-                {"key": "neuron.k8s.local/dra", "operator": "NotIn", "values": ["true"]}
+                AUTO_MODE_OFF,
+                {"key": "neuron.k8s.local/dra", "operator": "NotIn", "values": ["true"]},
             ]
         }
     ]
 
 
-def test_the_dra_driver_itself_gets_no_exclusion(dra):
+def test_the_dra_driver_keeps_off_auto_mode_nodes_but_not_its_own(dra):
+    # Changed with the compute-type exclusion: AWS's chart 1.10 keeps its DRA driver off EKS Auto
+    # Mode nodes too, whose own device plugin serves the same devices.
     (term,) = required_node_terms(one(dra, "DaemonSet", "dra"))
-    assert [e["operator"] for e in term["matchExpressions"]] == ["In"]
+    assert term["matchExpressions"][1:] == [AUTO_MODE_OFF]

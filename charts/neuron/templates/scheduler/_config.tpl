@@ -15,16 +15,23 @@
 {{- range $resources -}}
 {{- $managed = append $managed (dict "name" . "ignoredByScheduler" false) -}}
 {{- end -}}
+{{- $aws := eq (include "neuron.implementation" (dict "root" . "component" "extender")) "aws" -}}
+{{- /* auto: whole Node objects for AWS's extender 2.31-2.32, as AWS's chart 1.9/1.10 configures it;
+node names only for this project's, which keeps its own node cache. */ -}}
+{{- $nodeCache := $e.nodeCacheCapable -}}
+{{- if eq (toString $nodeCache) "auto" -}}
+{{- $nodeCache = not $aws -}}
+{{- end -}}
 {{- $extender := dict
       "urlPrefix" (include "neuron.extender.url" .)
       "filterVerb" "filter"
       "bindVerb" "bind"
       "enableHTTPS" (include "neuron.tls.enabled" . | eq "true")
       "httpTimeout" $e.httpTimeout
-      "nodeCacheCapable" $e.nodeCacheCapable
+      "nodeCacheCapable" $nodeCache
       "managedResources" $managed
       "ignorable" $e.ignorable -}}
-{{- if eq (include "neuron.implementation" (dict "root" . "component" "extender")) "neuron-k8s" -}}
+{{- if not $aws -}}
 {{- /* AWS's extender serves filter and bind only. */ -}}
 {{- $_ := set $extender "prioritizeVerb" "prioritize" -}}
 {{- $_ := set $extender "weight" ($e.prioritizeWeight | int) -}}
