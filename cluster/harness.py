@@ -29,11 +29,11 @@ import subprocess
 import sys
 import time
 
-import yaml
+import kindconfig
 from network import network as bridge_network
 from paths import Probes, Way, choose
 from shell import CACHE, HERE, KUBECONFIG, ROOT, SID_DIR, env, out, run, succeeds
-from versions import VERSIONS, kubernetes_version, release_cache
+from versions import kubernetes_version, release_cache
 
 IMAGES = CACHE / "images"
 CLUSTER = "neuron"
@@ -123,50 +123,6 @@ def cluster_exists() -> bool:
     return CLUSTER in out(["kind", "get", "clusters"]).split()
 
 
-def cgroup_v1_host(root: str = "/sys/fs/cgroup") -> bool:
-    """Whether this machine's containers get cgroup v1 (it has no unified cgroup2 hierarchy)."""
-    return not os.path.exists(os.path.join(root, "cgroup.controllers"))
-
-
-def _for_this_host(config: dict) -> None:
-    """From 1.35 the kubelet refuses to start on a cgroup v1 host unless told it may
-    (failCgroupV1, default true). This project's machines are cgroup v1; EKS's AMIs are v2, so
-    the chart's behaviour does not depend on it, and the patch is added only where needed."""
-    if cgroup_v1_host():
-        print("harness: cgroup v1 host: the kubelets run with failCgroupV1: false", flush=True)
-        patch = {"kind": "KubeletConfiguration", "failCgroupV1": False}
-        config.setdefault("kubeadmConfigPatches", []).append(yaml.safe_dump(patch, sort_keys=False))
-
-
-def stock_kind_config() -> str:
-    """kind-config.yaml with kind's own CNI back on (the offline node image has none)."""
-    config = yaml.safe_load(KIND_CONFIG.read_text())
-    config.get("networking", {}).pop("disableDefaultCNI", None)
-    _for_this_host(config)
-    path = CACHE / "kind-config-stock.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return str(path)
-
-
-def offline_kind_config() -> str:
-    """kind-config.yaml with kubeadm told the tags of the etcd and CoreDNS images the offline
-    node image carries: one build of each serves every release (versions.env), while kubeadm's
-    defaults differ by release and no registry could supply them."""
-    config = yaml.safe_load(KIND_CONFIG.read_text())
-    patch = {
-        "kind": "ClusterConfiguration",
-        "etcd": {"local": {"imageTag": VERSIONS["ETCD_IMAGE_TAG"]}},
-        "dns": {"imageTag": VERSIONS["COREDNS_VERSION"]},
-    }
-    config.setdefault("kubeadmConfigPatches", []).append(yaml.safe_dump(patch, sort_keys=False))
-    _for_this_host(config)
-    path = CACHE / "kind-config-offline.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return str(path)
-
-
 def cluster() -> None:
     if os.environ.get("NEURON_E2E_REUSE") == "1" and cluster_exists():
         print(f"reusing kind cluster {CLUSTER}")
@@ -174,11 +130,12 @@ def cluster() -> None:
         return
     if cluster_exists():
         run(["kind", "delete", "cluster", "--name", CLUSTER])
+    cgroup_v1 = kindconfig.cgroup_v1_host()
     if way().stock:
-        config, image = stock_kind_config(), STOCK_NODE_IMAGE
+        config, image = kindconfig.stock(KIND_CONFIG, CACHE, cgroup_v1), STOCK_NODE_IMAGE
     else:
-        config, image = offline_kind_config(), OFFLINE_NODE_IMAGE
-    create = ["kind", "create", "cluster", "--name", CLUSTER, "--config", config]
+        config, image = kindconfig.offline(KIND_CONFIG, CACHE, cgroup_v1), OFFLINE_NODE_IMAGE
+    create = ["kind", "create", "cluster", "--name", CLUSTER, "--config", str(config)]
     run([*create, "--image", image, "--kubeconfig", str(KUBECONFIG), "--retain"])
 
 

@@ -51,8 +51,7 @@ FAKE_SHAPES = {"inf2.48xlarge": (12, 2), "trn1.32xlarge": (16, 2)}
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # CI runs these on the oldest release the chart supports too (NEURON_E2E_K8S_RELEASE=oldest,
-    # `-m matrix`): install, capacity, allocation through the extender, a burst, DRA devices.
+    # CI runs these on the oldest supported release too (.ci/run, NEURON_E2E_K8S_RELEASE=oldest).
     config.addinivalue_line("markers", "matrix: also run on the oldest supported release")
 
 
