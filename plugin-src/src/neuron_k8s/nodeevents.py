@@ -33,15 +33,18 @@ def node_warning(
     component: str,
     now_ns: int | None = None,
 ) -> dict[str, Any]:
-    """A core/v1 Warning Event on the Node. Without the Node's UID it uses the node's name,
-    as the kubelet does (`kubectl describe node` finds both)."""
+    """A core/v1 Warning Event on the Node, naming its UID when given. The kubelet gives the
+    node's name as its UID; `kubectl describe node` finds both."""
     ns = time.time_ns() if now_ns is None else now_ns
     when = datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    involved: dict[str, Any] = {"apiVersion": "v1", "kind": "Node", "name": node}
+    if uid:
+        involved["uid"] = uid
     return {
         "apiVersion": "v1",
         "kind": "Event",
         "metadata": {"name": f"{node}.{ns:x}", "namespace": "default"},
-        "involvedObject": {"apiVersion": "v1", "kind": "Node", "name": node, "uid": uid or node},
+        "involvedObject": involved,
         "type": "Warning",
         "reason": reason,
         "message": message[:1024],

@@ -198,7 +198,7 @@ class Plugin:
             if missing and not self.driver_warned and self.client is not None and c.node_name:
                 self.driver_warned = True
                 message = driver_not_found_message(c.dev_root, c.sysfs_root)
-                event = node_warning(c.node_name, None, DRIVER_NOT_FOUND, message, COMPONENT)
+                event = node_warning(c.node_name, c.node_name, DRIVER_NOT_FOUND, message, COMPONENT)
                 post_in_background(self.client, event)
 
         self._health = HealthMonitor(

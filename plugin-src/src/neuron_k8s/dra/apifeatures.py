@@ -5,9 +5,9 @@ DRADeviceTaints). Pure: no I/O; the Event body for the Node is built here too.""
 
 from __future__ import annotations
 
-import time
-from datetime import UTC, datetime
 from typing import Any
+
+from neuron_k8s.nodeevents import node_warning
 
 COUNTERS = "counters"
 TAINTS = "taints"
@@ -79,25 +79,5 @@ def node_event(
     node: str, uid: str | None, feature: str, cause: str, now_ns: int | None = None
 ) -> dict[str, Any]:
     """A core/v1 Warning Event on the Node saying what the driver publishes instead."""
-    ns = time.time_ns() if now_ns is None else now_ns
-    when = datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    involved: dict[str, Any] = {"apiVersion": "v1", "kind": "Node", "name": node}
-    if uid:
-        involved["uid"] = uid
-    return {
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {"name": f"{node}.{ns:x}", "namespace": "default"},
-        "involvedObject": involved,
-        "type": "Warning",
-        "reason": REASON[feature],
-        "message": (
-            f"The API server does not keep {WHAT[feature]}: {CONSEQUENCE[feature]}. ({cause})"
-        )[:1024],
-        "source": {"component": COMPONENT, "host": node},
-        "reportingComponent": COMPONENT,
-        "reportingInstance": node,
-        "firstTimestamp": when,
-        "lastTimestamp": when,
-        "count": 1,
-    }
+    message = f"The API server does not keep {WHAT[feature]}: {CONSEQUENCE[feature]}. ({cause})"
+    return node_warning(node, uid, REASON[feature], message, COMPONENT, now_ns)

@@ -184,7 +184,9 @@ class Driver:
                 if not self.driver_warned:
                     self.driver_warned = True
                     message = driver_not_found_message(c.dev_root, c.sysfs_root)
-                    event = node_warning(c.node_name, uid, DRIVER_NOT_FOUND, message, COMPONENT)
+                    event = node_warning(
+                        c.node_name, uid or c.node_name, DRIVER_NOT_FOUND, message, COMPONENT
+                    )
                     post_in_background(client, event)
                 return
             self.metrics.devices.labels("unhealthy").set(len(unhealthy))

@@ -15,6 +15,7 @@ from typing import Any
 
 from neuron_k8s.kube import ApiError, KubeClient
 from neuron_k8s.logs import get_logger
+from neuron_k8s.nodeevents import EVENTS_PATH
 
 from .apifeatures import (
     CONSEQUENCE,
@@ -29,7 +30,6 @@ from .devices import slices_of
 
 log = get_logger("dra.publisher")
 SLICES_PATH = "/apis/resource.k8s.io/v1/resourceslices"
-EVENTS_PATH = "/api/v1/namespaces/default/events"
 
 
 class _Refused(Exception):
