@@ -9,6 +9,7 @@ from typing import Any
 
 from neuron_k8s import logs
 from neuron_k8s.cli import boolean, build_config, env_defaults, port, run_until_signalled
+from neuron_k8s.hardwareerrors import DEFAULT_STATE
 from neuron_k8s.kube import ApiError
 
 from .api import DEFAULT_DEVICE_PLUGIN_DIR, DEFAULT_POD_RESOURCES_SOCKET
@@ -112,6 +113,21 @@ FLAGS: list[tuple[str, Callable[[str], Any], Any, str]] = [
         "so that the kubelet's and the default scheduler's counts are exact: true or false. "
         "Turn it off when every Neuron pod goes through the extender, whose count must never "
         "be undercut by the kubelet's (the chart does).",
+    ),
+    (
+        "--kernel-messages",
+        str,
+        "",
+        "Kernel-message source read for Neuron hardware errors (NEURON_HW_ERR=...): /dev/kmsg, "
+        "or a dmesg or syslog text file. A device that reports one is unhealthy until the node "
+        "reboots, and the node gets the condition NeuronHealth. Empty: not read.",
+    ),
+    (
+        "--hardware-error-state",
+        str,
+        DEFAULT_STATE,
+        "File keeping the hardware errors of this boot across restarts (with --kernel-messages); "
+        "delete it and restart to clear them after a repair.",
     ),
 ]
 

@@ -8,8 +8,10 @@ import threading
 import time
 from dataclasses import dataclass
 
+from neuron_k8s.hardwareerrors import BOOT_ID, DEFAULT_STATE, HardwareErrors
 from neuron_k8s.kube import ApiError, KubeClient
 from neuron_k8s.logs import get_logger
+from neuron_k8s.nodecondition import NodeConditionWriter, event_poster
 from neuron_k8s.nodeevents import (
     DRIVER_NOT_FOUND,
     driver_not_found_message,
@@ -60,7 +62,10 @@ class Config:
     lnc_config: str = "/opt/aws/neuron/logical_nc_config"
     pod_resources_socket: str = DEFAULT_POD_RESOURCES_SOCKET
     withhold_in_use: bool = True
-    # Not flags: how often things are polled (tests make them shorter).
+    kernel_messages: str = ""  # empty: hardware errors are not read
+    hardware_error_state: str = DEFAULT_STATE
+    # Not flags: the boot id's file, how often things are polled (tests change them).
+    boot_id_file: str = BOOT_ID
     health_interval: float = 1.0
     registration_interval: float = 0.5
     pod_resources_interval: float = 5.0
@@ -111,6 +116,7 @@ class Plugin:
         self.reconciler: Reconciler | None = None
         self._health: HealthMonitor | None = None
         self._annotator: NodeAnnotator | None = None
+        self._condition: NodeConditionWriter | None = None
         self._podresources: PodResourcesClient | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -185,6 +191,15 @@ class Plugin:
             self.pods = PodView(self.client, c.node_name, shape, self.metrics, self._pod_changed)
             self.reconciler = Reconciler(state, self.pods, self._podresources, self.metrics)
             self._annotator = NodeAnnotator(self.client, c.node_name, self.metrics)
+        hardware = None
+        if c.kernel_messages:
+            # docs/architecture.md, "Hardware errors"
+            poster = event_poster(self.client if api else None, c.node_name, c.node_name, COMPONENT)
+            hardware = HardwareErrors(
+                c.kernel_messages, shape.devices, c.hardware_error_state, c.boot_id_file, poster
+            )
+            if api and self.client is not None and c.node_name:
+                self._condition = NodeConditionWriter(self.client, c.node_name)
         allocation = AllocationService(
             state, self.metrics, self.pods, self._podresources, self._soon, c.wait_for_pod
         )
@@ -195,6 +210,8 @@ class Plugin:
             state.set_unhealthy(unhealthy, advertised=not missing)
             if self._annotator is not None:
                 self._annotator.set(unhealthy)
+            if self._condition is not None and self._health is not None:
+                self._condition.set(self._health.hardware_errors)
             if missing and not self.driver_warned and self.client is not None and c.node_name:
                 self.driver_warned = True
                 message = driver_not_found_message(c.dev_root, c.sysfs_root)
@@ -202,7 +219,7 @@ class Plugin:
                 post_in_background(self.client, event)
 
         self._health = HealthMonitor(
-            inventory, discovery, on_health, c.fake_health_file, c.health_interval
+            inventory, discovery, on_health, c.fake_health_file, c.health_interval, hardware
         )
         servers = [
             ResourceServer(
@@ -220,6 +237,9 @@ class Plugin:
         if self._annotator is not None:
             self._annotator.set(self._health.unhealthy)
             self._annotator.start()
+        if self._condition is not None:
+            self._condition.set(self._health.hardware_errors)
+            self._condition.start()
         self._poller = threading.Thread(target=self._poll, name="reconcile", daemon=True)
         self._poller.start()
         if c.http_port >= 0:
@@ -319,7 +339,7 @@ class Plugin:
             self.manager.stop()  # stops the servers and removes their sockets
         if self.http is not None:
             self.http.stop()
-        for part in (self._health, self.pods, self._annotator):
+        for part in (self._health, self.pods, self._annotator, self._condition):
             if part is not None:
                 part.stop()
         if self._podresources is not None:

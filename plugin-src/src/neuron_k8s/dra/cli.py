@@ -94,6 +94,21 @@ FLAGS: list[tuple[str, str | None, Callable[[str], Any], str]] = [
     ("--sysfs-root", None, str, "Root of sysfs (real mode)."),
     ("--dev-root", None, str, "Directory of the neuronN device nodes (real mode)."),
     ("--lnc-config", None, str, "trn2 logical NeuronCore size file (1 or 2)."),
+    (
+        "--kernel-messages",
+        None,
+        str,
+        "Kernel-message source read for Neuron hardware errors (NEURON_HW_ERR=...): /dev/kmsg, "
+        "or a dmesg or syslog text file. A device that reports one is tainted until the node "
+        "reboots, and the node gets the condition NeuronHealth. Empty: not read.",
+    ),
+    (
+        "--hardware-error-state",
+        None,
+        str,
+        "File keeping the hardware errors of this boot across restarts (with --kernel-messages); "
+        "delete it and restart to clear them after a repair.",
+    ),
 ]
 
 

@@ -13,8 +13,10 @@ from neuron_k8s.deviceplugin.discovery_real import RealDiscovery, read_lnc
 from neuron_k8s.deviceplugin.health import HealthMonitor
 from neuron_k8s.deviceplugin.http import StatusServer
 from neuron_k8s.deviceplugin.node import node_label, read_node
+from neuron_k8s.hardwareerrors import BOOT_ID, DEFAULT_STATE, HardwareErrors
 from neuron_k8s.kube import KubeClient
 from neuron_k8s.logs import get_logger
+from neuron_k8s.nodecondition import NodeConditionWriter, event_poster
 from neuron_k8s.nodeevents import (
     DRIVER_NOT_FOUND,
     driver_not_found_message,
@@ -65,7 +67,10 @@ class Config:
     sysfs_root: str = "/sys"
     dev_root: str = "/dev"
     lnc_config: str = "/opt/aws/neuron/logical_nc_config"
-    # Not flags: polling periods and waits (tests make them shorter).
+    kernel_messages: str = ""  # empty: hardware errors are not read
+    hardware_error_state: str = DEFAULT_STATE
+    # Not flags: the boot id's file, polling periods and waits (tests change them).
+    boot_id_file: str = BOOT_ID
     health_interval: float = 1.0
     socket_interval: float = 1.0
     resync_interval: float = 30.0
@@ -121,6 +126,7 @@ class Driver:
         self.http: StatusServer | None = None
         self._health: HealthMonitor | None = None
         self.health_service: HealthReporter | None = None
+        self._condition: NodeConditionWriter | None = None
         self.driver_warned = False  # the NeuronDriverNotFound Event was posted
 
     def _discovery(self, node: dict[str, object], lnc: int) -> Discovery:
@@ -164,9 +170,24 @@ class Driver:
         checkpoint = Checkpoint.of_instance(c.state_dir, c.pod_uid)
         # Before serving: a predecessor's claims, unprepared since only where their spec is gone.
         checkpoint.adopt(lambda uid: os.path.exists(cdi.path(uid)))
+        hardware = None
+        if c.kernel_messages:
+            # docs/architecture.md, "Hardware errors"
+            hardware = HardwareErrors(
+                c.kernel_messages,
+                shape.devices,
+                c.hardware_error_state,
+                c.boot_id_file,
+                event_poster(client, c.node_name, uid or c.node_name, COMPONENT),
+            )
+            self._condition = NodeConditionWriter(client, c.node_name)
         # The kubelet's view of health (pod status): Unknown, not Healthy, where nothing on
-        # this node tells (fake mode without a health file).
-        tracked = bool(c.fake_health_file) or discovery.present(inventory) is not None
+        # this node tells (fake mode without a health file or kernel messages).
+        tracked = (
+            bool(c.fake_health_file)
+            or hardware is not None
+            or discovery.present(inventory) is not None
+        )
         reporter = self.health_service = HealthReporter(
             shape, c.node_name, prepared_devices(checkpoint), c.health_heartbeat
         )
@@ -176,6 +197,8 @@ class Driver:
 
         def on_health(unhealthy: frozenset[int]) -> None:
             reporter.update(unhealthy if tracked else None)
+            if self._condition is not None and self._health is not None:
+                self._condition.set(self._health.hardware_errors)
             if self._health is not None and self._health.driver_found is False:
                 # No Neuron driver on the node: one empty slice, the node offers nothing.
                 self.metrics.devices.labels("unhealthy").set(0)
@@ -196,7 +219,7 @@ class Driver:
             publisher.publish(*offers(shape, c.node_name, versions, unhealthy, sizes, effect))
 
         self._health = HealthMonitor(
-            inventory, discovery, on_health, c.fake_health_file, c.health_interval
+            inventory, discovery, on_health, c.fake_health_file, c.health_interval, hardware
         )
         preparer = Preparer(
             c.driver_name,
@@ -212,6 +235,8 @@ class Driver:
         # (in start) reports the devices already unhealthy.
         on_health(frozenset())
         self._health.start()
+        if self._condition is not None:
+            self._condition.start()  # after the first check: the Node never flaps at start
         publisher.start()
         self.sockets = Sockets(
             DraService(preparer, self.metrics, reporter),
@@ -246,7 +271,7 @@ class Driver:
             self.health_service.close()  # ends the kubelet's streams before their server goes
         if sockets is not None:
             sockets.stop()
-        for part in (self._health, self.claims, publisher, self.http):
+        for part in (self._health, self.claims, publisher, self.http, self._condition):
             if part is not None:
                 part.stop()
         # The last driver of the node takes its slices with it (an uninstall leaves nothing);
