@@ -1,6 +1,6 @@
 {{/*
 Names, labels, images and service accounts shared by every template.
-A component is one of "devicePlugin", "extender", "scheduler", "dra"; helpers that take one are
+A component is one of "devicePlugin", "extender", "scheduler", "dra", "npd"; helpers that take one are
 called with (dict "root" $ "component" "<name>"). "podRecords" (the policy that keeps the pods'
 records to the stack, records/admissionpolicy.yaml) has labels only: no values block of its own.
 */}}
@@ -36,7 +36,7 @@ records to the stack, records/admissionpolicy.yaml) has labels only: no values b
 
 {{/* Kebab-case component label value for a values block name. */}}
 {{- define "neuron.componentLabel" -}}
-{{- $map := dict "devicePlugin" "device-plugin" "extender" "extender" "scheduler" "scheduler" "dra" "dra" "test" "test" "podRecords" "pod-records" -}}
+{{- $map := dict "devicePlugin" "device-plugin" "extender" "extender" "scheduler" "scheduler" "dra" "dra" "test" "test" "podRecords" "pod-records" "npd" "node-problem-detector" -}}
 {{- get $map .component -}}
 {{- end -}}
 
@@ -60,6 +60,10 @@ records to the stack, records/admissionpolicy.yaml) has labels only: no values b
 
 {{- define "neuron.extender.fullname" -}}
 {{- include "neuron.componentFullname" (dict "root" . "component" "extender") -}}
+{{- end -}}
+
+{{- define "neuron.npd.fullname" -}}
+{{- include "neuron.componentFullname" (dict "root" . "component" "npd") -}}
 {{- end -}}
 
 {{- define "neuron.dra.fullname" -}}

@@ -15,6 +15,13 @@ FAKE_ENV = {
     "NEURON_DRA_FAKE_INSTANCE_TYPE_LABEL",
     "NEURON_DRA_FAKE_HEALTH_FILE",
 }
+# Real mode's host paths (hostDevices): test_chart_host_devices.py.
+HOST_ENV = {
+    "NEURON_DRA_DEV_ROOT",
+    "NEURON_DRA_SYSFS_ROOT",
+    "NEURON_DRA_KERNEL_MESSAGES",
+    "NEURON_DRA_HARDWARE_ERROR_STATE",
+}
 
 
 def with_dra(block=None, **others):

@@ -49,6 +49,7 @@ def test_with_no_values_every_image_is_pulled_from_a_public_registry():
         "public.ecr.aws/neuron/neuron-scheduler:2.32.0.0",
         f"registry.k8s.io/kube-scheduler:{KUBE_VERSION}",
         "public.ecr.aws/docker/library/python:3.11-slim",
+        "registry.k8s.io/node-problem-detector/node-problem-detector:v1.35.2",
     }
 
 
@@ -195,10 +196,13 @@ def test_the_scheduler_configuration_means_what_awss_does(aws):
 
 def test_no_policy_narrows_awss_closed_images_and_no_tls(aws):
     # What AWS's images write is unknown: only the policy that keeps the pods' records to the
-    # stack (whose accounts AWS's images run as) is rendered, none narrowing the images' writes.
+    # stack (whose accounts AWS's images run as) is rendered, none narrowing the images' writes;
+    # and node-problem-detector's (upstream's open image, on beside AWS's plugin), keeping its
+    # status writes to the NeuronHealth condition of its own node.
     policies = objects_of(aws, "ValidatingAdmissionPolicy")
-    assert [p["metadata"]["labels"]["app.kubernetes.io/component"] for p in policies] == [
-        "pod-records"
+    assert sorted(p["metadata"]["labels"]["app.kubernetes.io/component"] for p in policies) == [
+        "node-problem-detector",
+        "pod-records",
     ]
     assert objects_of(aws, "Secret") == []
 

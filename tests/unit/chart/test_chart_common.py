@@ -57,6 +57,8 @@ def test_defaults_render_every_object_with_default_names(default_objects):
             ("ClusterRoleBinding", "neuron-device-plugin"),
             ("ValidatingAdmissionPolicy", "neuron-device-plugin"),
             ("ValidatingAdmissionPolicyBinding", "neuron-device-plugin"),
+            ("ValidatingAdmissionPolicy", "neuron-device-plugin-node-health"),
+            ("ValidatingAdmissionPolicyBinding", "neuron-device-plugin-node-health"),
             ("DaemonSet", "neuron-device-plugin"),
             ("NetworkPolicy", "neuron-device-plugin"),
             ("ServiceAccount", "neuron-extender"),

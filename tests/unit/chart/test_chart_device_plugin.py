@@ -1,11 +1,8 @@
 """The device plugin DaemonSet, its RBAC, the fake-device mode and its validation."""
 
 import pytest
-import yaml
 from chartlib import (
     AUTO_MODE_OFF,
-    EXAMPLES,
-    REPO,
     container,
     env_of,
     mounts,
@@ -18,7 +15,6 @@ from chartlib import (
     volumes,
     workload,
 )
-from neuron_k8s.topology import INSTANCE_TYPES
 
 DEFAULT_INSTANCE_TYPES = [
     "inf1.xlarge",
@@ -80,8 +76,9 @@ def test_the_tolerations_can_be_narrowed():
     assert pod_spec(workload(objs, "devicePlugin"))["tolerations"] == narrow
 
 
-def test_runs_as_root_without_capabilities(default_objects):
-    obj = workload(default_objects, "devicePlugin")
+def test_runs_as_root_without_capabilities_unless_it_reads_a_kernel_message_device():
+    # The default /dev/kmsg makes it privileged: test_chart_host_devices.py.
+    obj = daemonset({"hostDevices": {"kernelMessages": ""}})
     assert pod_spec(obj)["securityContext"]["runAsUser"] == 0
     assert container(obj)["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert container(obj)["securityContext"]["allowPrivilegeEscalation"] is False
@@ -142,12 +139,6 @@ def test_opt_aws_mounted_read_only_for_lnc_config(default_objects):
 def test_empty_aws_dir_path_drops_the_mount():
     obj = daemonset({"awsDirPath": ""})
     assert "opt-aws" not in volumes(obj)
-
-
-def test_dev_and_run_are_not_mounted(default_objects):
-    obj = workload(default_objects, "devicePlugin")
-    paths = {v["hostPath"]["path"] for v in pod_spec(obj)["volumes"] if "hostPath" in v}
-    assert not paths & {"/dev", "/run", "/"}
 
 
 def test_http_port_is_a_container_port_probed_on_health_paths(default_objects):
@@ -270,6 +261,8 @@ def test_cluster_role_rules(default_objects):
     assert rules == [
         {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "patch"]},
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch", "patch"]},
+        {"apiGroups": [""], "resources": ["nodes/status"], "verbs": ["patch"]},
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
     ]
 
 
@@ -395,28 +388,3 @@ def test_withholding_can_be_set_either_way(value):
 
 def test_withholding_takes_only_auto_true_or_false():
     assert "withholdInUse" in render_error({"devicePlugin": {"withholdInUse": "sometimes"}})
-
-
-# ---- instance types: one table, neuron_k8s.topology --------------------------------------------
-
-
-def test_the_default_instance_types_are_the_topology_tables():
-    # The device plugin's neuron-k8s default lives in the chart (its values default is null).
-    assert values_yaml()["dra"]["instanceTypes"] == list(INSTANCE_TYPES)
-    (term,) = required_node_terms(workload(render(), "devicePlugin"))
-    assert term["matchExpressions"][0]["values"] == list(INSTANCE_TYPES)
-
-
-@pytest.mark.parametrize("block", ["devicePlugin", "dra"])
-@pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("*.yaml")))
-def test_every_instance_type_an_example_names_has_a_topology(name, block):
-    values = yaml.safe_load((EXAMPLES / name).read_text()) or {}
-    named = (values.get(block) or {}).get("instanceTypes") or []
-    assert [t for t in named if t not in INSTANCE_TYPES] == []
-
-
-def test_every_instance_type_the_kind_cluster_imitates_has_a_topology():
-    config = yaml.safe_load((REPO / "kind-config.yaml").read_text())
-    labels = [n.get("labels", {}).get("node.kubernetes.io/instance-type") for n in config["nodes"]]
-    imitated = [t for t in labels if t]
-    assert imitated and [t for t in imitated if t not in INSTANCE_TYPES] == []

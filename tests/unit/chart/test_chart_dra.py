@@ -20,7 +20,7 @@ from chartlib import (
     volumes,
     workload,
 )
-from dralib import ALONE, DRA_LABEL, FAKE_ENV, ON, daemonset, dra_objects, with_dra
+from dralib import ALONE, DRA_LABEL, FAKE_ENV, HOST_ENV, ON, daemonset, dra_objects, with_dra
 from neuron_k8s.topology import INSTANCE_TYPES
 
 # ---- off by default ---------------------------------------------------------------------------
@@ -40,6 +40,8 @@ def test_renders_every_object_of_the_driver_when_enabled(dra):
             ("ClusterRoleBinding", "neuron-dra"),
             ("ValidatingAdmissionPolicy", "neuron-dra"),
             ("ValidatingAdmissionPolicyBinding", "neuron-dra"),
+            ("ValidatingAdmissionPolicy", "neuron-dra-node-health"),
+            ("ValidatingAdmissionPolicyBinding", "neuron-dra-node-health"),
             ("DaemonSet", "neuron-dra"),
             ("NetworkPolicy", "neuron-dra"),
             ("Service", "neuron-dra-metrics"),
@@ -72,7 +74,7 @@ def test_node_name_and_pod_uid_come_from_the_downward_api(dra):
 
 def test_driver_name_paths_port_and_log_level_env_defaults(dra):
     env = env_of(one(dra, "DaemonSet", "dra"))
-    assert {k: v for k, v in env.items() if k not in ("NODE_NAME", "POD_UID")} == {
+    assert {k: v for k, v in env.items() if k not in {"NODE_NAME", "POD_UID", *HOST_ENV}} == {
         "NEURON_DRA_DRIVER_NAME": "neuron.aws.com",
         "NEURON_DRA_LOG_LEVEL": "info",
         "HEALTHCHECK_PORT": "51515",
@@ -122,6 +124,7 @@ def test_path_and_driver_name_values_move_mounts_and_env_together():
             "registrarPath": "/var/lib/k0s/kubelet/plugins_registry",
             "pluginsPath": "/var/lib/k0s/kubelet/plugins",
             "cdiRoot": "/etc/cdi",
+            "fake": {"enabled": True, "instanceType": "trn1.32xlarge"},  # no real-mode mounts
         }
     )
     env = env_of(obj)
@@ -145,12 +148,6 @@ def test_opt_aws_mounted_read_only_like_the_device_plugins(dra):
     assert volumes(obj)["opt-aws"]["hostPath"] == {"path": "/opt/aws", "type": "DirectoryOrCreate"}
     assert mounts(obj)["opt-aws"] == {"name": "opt-aws", "mountPath": "/opt/aws", "readOnly": True}
     assert "opt-aws" not in volumes(daemonset({"awsDirPath": ""}))
-
-
-def test_dev_and_the_host_root_are_not_mounted(dra):
-    obj = one(dra, "DaemonSet", "dra")
-    paths = {v["hostPath"]["path"] for v in pod_spec(obj)["volumes"] if "hostPath" in v}
-    assert not paths & {"/dev", "/sys", "/run", "/var/run", "/"}
 
 
 def test_probes_call_healthz_and_readyz_on_the_health_port(dra):
@@ -193,8 +190,8 @@ def test_tolerates_every_taint_by_default(dra):
     assert pod_spec(one(dra, "DaemonSet", "dra"))["tolerations"] == [{"operator": "Exists"}]
 
 
-def test_runs_as_root_without_privilege_or_capabilities(dra):
-    obj = one(dra, "DaemonSet", "dra")
+def test_runs_as_root_without_privilege_unless_it_reads_a_kernel_message_device():
+    obj = daemonset({"hostDevices": {"kernelMessages": ""}})  # /dev/kmsg: test_chart_host_devices
     assert pod_spec(obj)["securityContext"]["runAsUser"] == 0
     assert pod_spec(obj)["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     security = container(obj)["securityContext"]
@@ -257,7 +254,11 @@ def test_pod_labels_carry_the_component_but_no_versions(dra):
 def test_fullname_override_names_every_object_but_the_device_class():
     objs = with_dra({"fullnameOverride": "neuron-dra-kubelet-plugin"})
     names = {o["metadata"]["name"] for o in dra_objects(objs) if o["kind"] != "DeviceClass"}
-    assert names == {"neuron-dra-kubelet-plugin", "neuron-dra-kubelet-plugin-metrics"}
+    assert names == {
+        "neuron-dra-kubelet-plugin",
+        "neuron-dra-kubelet-plugin-metrics",
+        "neuron-dra-kubelet-plugin-node-health",
+    }
 
 
 def test_an_existing_service_account_is_used_as_named():

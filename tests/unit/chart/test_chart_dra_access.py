@@ -21,6 +21,7 @@ def test_cluster_role_has_exactly_the_calls_of_the_driver(dra):
             "verbs": ["list", "watch"],
         },
         {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]},
+        {"apiGroups": [""], "resources": ["nodes/status"], "verbs": ["patch"]},
         {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
     ]
 
@@ -42,8 +43,14 @@ def test_cluster_role_binding_binds_the_role_to_the_service_account(dra):
 # ---- the admission policy -----------------------------------------------------------------------
 
 
+def named(objs, kind, name="neuron-dra"):
+    """The driver's object of that kind and name (beside it, `<name>-node-health`)."""
+    (found,) = [o for o in objects_of(objs, kind, "dra") if o["metadata"]["name"] == name]
+    return found
+
+
 def policy(objs):
-    return one(objs, "ValidatingAdmissionPolicy", "dra")["spec"]
+    return named(objs, "ValidatingAdmissionPolicy")["spec"]
 
 
 def test_policy_matches_the_drivers_writes_of_resource_slices(dra):
@@ -98,7 +105,7 @@ def test_policy_messages_are_sentences(dra):
 
 
 def test_policy_binding_denies(dra):
-    binding = one(dra, "ValidatingAdmissionPolicyBinding", "dra")
+    binding = named(dra, "ValidatingAdmissionPolicyBinding")
     assert binding["spec"] == {"policyName": "neuron-dra", "validationActions": ["Deny"]}
 
 

@@ -35,6 +35,7 @@ def test_expected_example_files_exist():
         "eks-dra.yaml",
         "eks-inf2.yaml",
         "eks-trn1.yaml",
+        "kind-real-mode.yaml",
         "kind.yaml",
     ]
 
@@ -203,6 +204,8 @@ def test_aws_compat_renders_the_aws_object_names(compat_objects):
             ("RoleBinding", "k8s-neuron-scheduler"),
             ("ValidatingAdmissionPolicy", "neuron-device-plugin"),
             ("ValidatingAdmissionPolicyBinding", "neuron-device-plugin"),
+            ("ValidatingAdmissionPolicy", "neuron-device-plugin-node-health"),
+            ("ValidatingAdmissionPolicyBinding", "neuron-device-plugin-node-health"),
             ("ValidatingAdmissionPolicy", "k8s-neuron-scheduler"),
             ("ValidatingAdmissionPolicyBinding", "k8s-neuron-scheduler"),
             ("ValidatingAdmissionPolicy", "neuron-pod-records"),

@@ -53,6 +53,8 @@ CLUSTER_RULES = {
     "device-plugin": [
         (("",), ("nodes",), ("get", "patch"), ()),  # node.py: the instance-type label, health
         (("",), ("pods",), ("list", "patch", "watch"), ()),  # podview.py: watch, records
+        (("",), ("nodes/status",), ("patch",), ()),  # the NeuronHealth condition
+        (("",), ("events",), ("create",), ()),  # nodeevents.py: no driver, hardware error
     ],
     "extender": [
         (("",), ("nodes",), ("get", "list", "watch"), ()),  # verbs.py: the node watch
@@ -64,9 +66,18 @@ CLUSTER_RULES = {
         (("resource.k8s.io",), ("resourceslices",), SLICE_VERBS, ()),  # publisher.py
         (("resource.k8s.io",), ("resourceclaims",), ("list", "watch"), ()),  # claimcache.py
         (("",), ("nodes",), ("get",), ()),  # its own Node (the fake instance-type label)
+        (("",), ("nodes/status",), ("patch",), ()),  # the NeuronHealth condition
         (("",), ("events",), ("create",), ()),  # publisher.py: partitions or taints refused
     ],
+    # Upstream's image: its own Node, its NeuronHealth condition, an Event per problem.
+    "node-problem-detector": [
+        (("",), ("nodes",), ("get",), ()),
+        (("",), ("nodes/status",), ("patch",), ()),
+        (("",), ("events",), ("create", "patch"), ()),
+    ],
 }
+# client-go's event recorder, in node-problem-detector, patches the count of a repeated Event.
+PATCHES_EVENTS = {"node-problem-detector"}
 
 
 def test_each_cluster_role_has_only_what_its_code_calls(objs):
@@ -85,7 +96,9 @@ def test_events_may_only_be_created_cluster_wide_never_read_or_changed(objs):
     for role in objects_of(objs, "ClusterRole"):
         for rule in role["rules"]:
             if "events" in rule["resources"]:
-                assert rule["verbs"] == ["create"], role["metadata"]["name"]
+                component = role["metadata"]["labels"]["app.kubernetes.io/component"]
+                allowed = [["create"], ["create", "patch"]][component in PATCHES_EVENTS]
+                assert rule["verbs"] == allowed, role["metadata"]["name"]
 
 
 def test_no_wildcard_anywhere(objs):
@@ -105,16 +118,22 @@ def test_the_schedulers_lease_rights_name_its_own_lease(case):
 @pytest.mark.parametrize("case", running("devicePlugin", "extender"))
 def test_admission_policies_narrow_the_plugins_and_the_extenders_writes(case):
     objs = render(files=CASES[case])
+    # One policy per component, and one keeping the status writes of each that has them to the
+    # NeuronHealth condition of its own node (`-node-health`).
     policies = {
-        p["metadata"]["labels"]["app.kubernetes.io/component"]: p
+        (p["metadata"]["labels"]["app.kubernetes.io/component"], p["metadata"]["name"])
         for p in objects_of(objs, "ValidatingAdmissionPolicy")
     }
+    health = {(c, n) for c, n in policies if n.endswith("-node-health")}
     dra = {"dra"} if objects_of(objs, "DaemonSet", "dra") else set()
-    assert set(policies) == {"device-plugin", "extender", "pod-records"} | dra
+    assert {c for c, _ in policies - health} == {"device-plugin", "extender", "pod-records"} | dra
+    assert {c for c, _ in health} == {"device-plugin"} | dra
     bindings = {
         b["spec"]["policyName"] for b in objects_of(objs, "ValidatingAdmissionPolicyBinding")
     }
-    assert bindings == {p["metadata"]["name"] for p in policies.values()}
+    assert bindings == {n for _, n in policies}
+    by_name = {p["metadata"]["name"]: p for p in objects_of(objs, "ValidatingAdmissionPolicy")}
+    policies = {c: by_name[n] for c, n in policies - health}
     for binding in objects_of(objs, "ValidatingAdmissionPolicyBinding"):
         assert binding["spec"]["validationActions"] == ["Deny"]
     plugin = policies["device-plugin"]["spec"]
