@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""The kind harness: from a fresh clone to a kind cluster running the chart in fake-device
-mode, with no container registry, and the e2e suite against it.
+"""The kind harness: from a fresh clone to a kind cluster running the chart in real mode over
+an imitation of the Neuron driver (neurondriver.py), with no container registry, and the e2e
+suite against it.
 
     harness.py up       build what is missing, create (or reuse) the cluster, install the chart
     harness.py test     run tests/e2e against the cluster (extra arguments go to pytest)
@@ -30,6 +31,7 @@ import sys
 import time
 
 import kindconfig
+import neurondriver
 from network import network as bridge_network
 from paths import Probes, Way, choose
 from shell import CACHE, HERE, KUBECONFIG, ROOT, SID_DIR, env, out, run, succeeds
@@ -47,6 +49,8 @@ OFFLINE_NODE_IMAGE = f"neuron-k8s/kind-node:{K8S_VERSION}"
 STOCK_NODE_IMAGE = f"kindest/node:{K8S_VERSION}"
 KIND_CONFIG = ROOT / "kind-config.yaml"
 KIND_VALUES = ROOT / "charts" / "neuron" / "examples" / "kind.yaml"
+# Real mode over the driver imitation (neurondriver.py) on every worker; the e2e runs it.
+REAL_MODE_VALUES = ROOT / "charts" / "neuron" / "examples" / "kind-real-mode.yaml"
 
 
 class Timer:
@@ -153,6 +157,11 @@ def load() -> None:
         run(["kind", "load", "image-archive", str(IMAGES / "neuron-k8s.tar"), "--name", CLUSTER])
 
 
+def driver() -> None:
+    """Every labelled worker gets the Neuron driver's footprint, as a fresh boot leaves it."""
+    neurondriver.plant(kubeconfig=str(KUBECONFIG))
+
+
 def build_stamp() -> str:
     """Changes with every build of the neuron-k8s image (its tag does not)."""
     if way().stock:
@@ -170,7 +179,8 @@ def install() -> None:
     ]
     chart = str(ROOT / "charts/neuron")
     release = [RELEASE, chart, "--namespace", NAMESPACE, "--create-namespace"]
-    run(["helm", "upgrade", "--install", *release, "-f", str(KIND_VALUES), *roll, "--wait"])
+    values = ["-f", str(KIND_VALUES), "-f", str(REAL_MODE_VALUES)]
+    run(["helm", "upgrade", "--install", *release, *values, *roll, "--wait"])
     run(["kubectl", "get", "pods", "-n", NAMESPACE, "-o", "wide"])
     wait_for_neuron_capacity()
 
@@ -202,6 +212,7 @@ def up(timer: Timer) -> None:
     timer.phase("cluster", cluster)
     timer.phase("network", network)
     timer.phase("load", load)
+    timer.phase("driver", driver)
     timer.phase("install", install)
 
 

@@ -2,8 +2,10 @@
 
 The suite runs against the cluster named by `--kubeconfig` (pytest-helm-charts' option, or
 KUBECONFIG) through pytest-helm-charts' `kube_cluster` fixture. cluster/harness.py creates a
-kind cluster on this machine and sets NEURON_E2E_KIND_CLUSTER; the cases that need fake
-devices or a look inside nodes (testinfra over `docker exec`) run only then. Against any other
+kind cluster on this machine, plants an imitation of the Neuron driver on its workers
+(cluster/neurondriver.py; the chart runs in real mode over it) and sets
+NEURON_E2E_KIND_CLUSTER; the cases that need that imitation or a look inside nodes (over
+`docker exec`) run only then. Against any other
 cluster they are skipped, except in CI, where a missing kind cluster is an error: CI must run
 them for real.
 """
@@ -33,7 +35,6 @@ RELEASE = os.environ.get("NEURON_E2E_RELEASE", "neuron")
 SCHEDULER = os.environ.get("NEURON_E2E_SCHEDULER", "my-scheduler")
 IMAGE = os.environ.get("NEURON_E2E_IMAGE", "neuron-k8s:0.1.0")
 PULL_POLICY = "Never" if KIND_CLUSTER else "IfNotPresent"
-HEALTH_FILE = "/var/lib/neuron-fake/unhealthy"
 PLUGIN_DIR = "/var/lib/kubelet/device-plugins"
 SOCKETS = ("neuron-devplugin.sock", "neuroncore-devplugin.sock")
 
@@ -46,8 +47,8 @@ ALLOCATION = "neuron.k8s.local/allocation"
 # The extender's reason for a node whose free cores or devices hold no valid contiguous set.
 NO_CONTIGUOUS_SET = "no free contiguous set of"
 
-# Devices and cores per device of the instance types kind-config.yaml imitates (Neuron facts).
-FAKE_SHAPES = {"inf2.48xlarge": (12, 2), "trn1.32xlarge": (16, 2)}
+# Devices and cores per device of the kind workers' instance types (Neuron facts).
+SHAPES = {"inf2.48xlarge": (12, 2), "trn1.32xlarge": (16, 2)}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -60,12 +61,12 @@ def is_dra_node(node: client.V1Node) -> bool:
 
 
 def needs_kind() -> None:
-    """Skip a case that needs the kind cluster's fake devices, except in CI."""
+    """Skip a case that needs the kind cluster (its driver imitation, its nodes), except in CI."""
     if KIND_CLUSTER:
         return
     if os.environ.get("CI"):
         pytest.fail("CI must run the e2e suite on the harness's kind cluster")
-    pytest.skip("needs the kind cluster with fake devices (run through cluster/harness.py)")
+    pytest.skip("needs the kind cluster and its Neuron driver imitation (cluster/harness.py)")
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 120, every: float = 1) -> Any:
@@ -158,14 +159,21 @@ def node_host() -> Callable[[str], Any]:
     return lambda node: testinfra.get_host(f"docker://{node}")
 
 
+# Prints the cores the container was given and the Neuron device nodes in its /dev.
+REPORT = (
+    'echo "CORES=$NEURON_RT_VISIBLE_CORES"; printf DEVICES=; '
+    'for f in /dev/neuron*; do [ -c "$f" ] && printf "%s " "${f#/dev/neuron}"; done; echo'
+)
+
+
 def cores_container(name: str, resources: dict[str, Any]) -> dict[str, Any]:
     """A container that prints the NEURON_RT_VISIBLE_CORES it got (Pods.cores reads it) and
-    sleeps."""
+    the neuronN device nodes it has (Pods.device_nodes), and sleeps."""
     return {
         "name": name,
         "image": IMAGE,
         "imagePullPolicy": PULL_POLICY,
-        "command": ["sh", "-c", 'echo "CORES=$NEURON_RT_VISIBLE_CORES"; exec sleep 3600'],
+        "command": ["sh", "-c", f"{REPORT}; exec sleep 3600"],
         "resources": resources,
     }
 
@@ -226,17 +234,25 @@ class Pods:
         pod = self.get(name)
         return pod if pod.status.phase == phase else None
 
-    def cores(self, name: str, container: str = "c0") -> list[int]:
-        """NEURON_RT_VISIBLE_CORES as the container saw it."""
+    def printed(self, name: str, key: str, container: str = "c0") -> str:
+        """What the container printed after `KEY=`."""
 
         def read() -> str | None:
             log = self.cluster.core.read_namespaced_pod_log(
                 name, self.namespace, container=container
             )
-            return next((ln for ln in log.splitlines() if ln.startswith("CORES=")), None)
+            return next((ln for ln in log.splitlines() if ln.startswith(f"{key}=")), None)
 
-        line = wait_for(f"{name}/{container} to print its cores", read, 60)
-        value = line.removeprefix("CORES=").strip()
+        line = wait_for(f"{name}/{container} to print {key}", read, 60)
+        return line.removeprefix(f"{key}=").strip()
+
+    def device_nodes(self, name: str, container: str = "c0") -> list[int]:
+        """The N of the /dev/neuronN character devices in the container."""
+        return sorted(int(x) for x in self.printed(name, "DEVICES", container).split())
+
+    def cores(self, name: str, container: str = "c0") -> list[int]:
+        """NEURON_RT_VISIBLE_CORES as the container saw it."""
+        value = self.printed(name, "CORES", container)
         assert value, f"{name}/{container} got no NEURON_RT_VISIBLE_CORES"
         return [int(x) for x in value.split(",")]
 
@@ -295,18 +311,27 @@ class Pods:
         return True
 
 
-def restart_component(cluster: Cluster, component: str, timeout: float = 120) -> None:
-    """Kill every pod of a chart component and wait until all its new pods are ready."""
+def restart_component(
+    cluster: Cluster, component: str, timeout: float = 120, node: str | None = None
+) -> None:
+    """Kill every pod of a chart component (on `node` only, where given) and wait until all
+    its new pods are ready."""
     selector = f"app.kubernetes.io/component={component}"
-    old = {
-        p.metadata.uid
-        for p in cluster.core.list_namespaced_pod(NAMESPACE, label_selector=selector).items
-    }
-    assert old, f"no {component} pods"
-    cluster.core.delete_collection_namespaced_pod(NAMESPACE, label_selector=selector)
+    where = f"spec.nodeName={node}" if node else ""
+
+    def pods() -> list[client.V1Pod]:
+        return cluster.core.list_namespaced_pod(
+            NAMESPACE, label_selector=selector, field_selector=where
+        ).items
+
+    old = {p.metadata.uid for p in pods()}
+    assert old, f"no {component} pods" + (f" on {node}" if node else "")
+    cluster.core.delete_collection_namespaced_pod(
+        NAMESPACE, label_selector=selector, field_selector=where
+    )
 
     def replaced() -> bool:
-        now = cluster.core.list_namespaced_pod(NAMESPACE, label_selector=selector).items
+        now = pods()
         return bool(now) and all(
             p.metadata.uid not in old
             and p.status.phase == "Running"
@@ -315,35 +340,6 @@ def restart_component(cluster: Cluster, component: str, timeout: float = 120) ->
         )
 
     wait_for(f"{component} pods replaced and ready", replaced, timeout)
-
-
-def script_results(pods: Pods, name: str, script: str, *args: str) -> list[Any]:
-    """Run a Python script in a pod of its own (no service account token) in the pods'
-    namespace, and return the JSON of each line it prints as `RESULT <json>`. Fails, with the
-    pod's log, unless the script exits 0."""
-    body = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name},
-        "spec": {
-            "restartPolicy": "Never",
-            "automountServiceAccountToken": False,
-            "containers": [
-                {
-                    "name": "c",
-                    "image": IMAGE,
-                    "imagePullPolicy": PULL_POLICY,
-                    "command": ["python3", "-c", script, *args],
-                }
-            ],
-        },
-    }
-    pods.cluster.core.create_namespaced_pod(pods.namespace, body)
-    done = ("Succeeded", "Failed")
-    wait_for(f"{name} to finish", lambda: pods.get(name).status.phase in done)
-    log = pods.cluster.core.read_namespaced_pod_log(name, pods.namespace)
-    assert pods.get(name).status.phase == "Succeeded", log
-    return [json.loads(ln[7:]) for ln in log.splitlines() if ln.startswith("RESULT ")]
 
 
 def quiet(cluster: Cluster) -> None:

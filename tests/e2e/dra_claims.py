@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from conftest import (
     DRA_NODE_LABEL,
-    FAKE_SHAPES,
     INSTANCE_TYPE,
     NAMESPACE,
+    SHAPES,
     Cluster,
     Pods,
     cores_container,
@@ -74,7 +74,7 @@ class Claims:
         self.namespace = namespace
         self.node = node
         labels = cluster.core.read_node(node).metadata.labels or {}
-        self.cores_per_device = FAKE_SHAPES[labels[INSTANCE_TYPE]][1]
+        self.cores_per_device = SHAPES[labels[INSTANCE_TYPE]][1]
         self.custom = client.CustomObjectsApi()
         self.pods = Pods(cluster, namespace)
 
@@ -310,6 +310,16 @@ def node_slices(cluster: Cluster, node: str) -> list[dict[str, Any]]:
         GROUP, VERSION, "resourceslices", field_selector=f"spec.nodeName={node}"
     )
     return [s for s in doc["items"] if s["spec"]["driver"] == DRIVER]
+
+
+def tainted(cluster: Cluster, node: str) -> dict[str, list[dict[str, Any]]]:
+    """The node's published devices that carry a taint, with their taints."""
+    return {
+        d["name"]: d["taints"]
+        for s in node_slices(cluster, node)
+        for d in s["spec"].get("devices") or []
+        if d.get("taints")
+    }
 
 
 def driver_pod(cluster: Cluster, node: str) -> client.V1Pod | None:

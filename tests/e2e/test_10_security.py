@@ -18,10 +18,10 @@ from conftest import (
     Cluster,
     Pods,
     needs_kind,
-    script_results,
 )
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
+from scriptpods import script_results
 
 ATTACK = r"""
 import http.client, json, socket, ssl, sys

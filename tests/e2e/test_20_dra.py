@@ -7,7 +7,7 @@ prepares them through the driver and CDI."""
 from __future__ import annotations
 
 import pytest
-from conftest import NAMESPACE, RELEASE, Cluster, script_results, wait_for
+from conftest import NAMESPACE, RELEASE, Cluster, wait_for
 from dra_claims import (
     GROUP_ATTRIBUTE,
     Claims,
@@ -19,6 +19,7 @@ from dra_claims import (
     whole_devices,
 )
 from kubernetes import client
+from scriptpods import script_results
 
 pytestmark = pytest.mark.matrix
 

@@ -26,9 +26,9 @@ import pytest
 from aws_manifests import ADOPTED, FILES, NAMESPACE, NOT_ADOPTED, render
 from conftest import (
     ALLOCATION,
-    FAKE_SHAPES,
     NEURON,
     NEURONCORE,
+    SHAPES,
     Cluster,
     Pods,
     contiguous,
@@ -139,7 +139,7 @@ def migration(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 def _cores_per_device(cluster: Cluster, node: str) -> int:
     labels = cluster.core.read_node(node).metadata.labels
-    return FAKE_SHAPES[labels["node.kubernetes.io/instance-type"]][1]
+    return SHAPES[labels["node.kubernetes.io/instance-type"]][1]
 
 
 def _holding(m: Migration, name: str) -> dict[str, Any]:
@@ -171,7 +171,7 @@ def test_neuron_pods_get_cores_from_awss_objects(migration: Migration) -> None:
 
     def offered() -> bool:
         nodes = migration.cluster.neuron_nodes()
-        return len(nodes) == len(FAKE_SHAPES) and all(
+        return len(nodes) == len(SHAPES) and all(
             migration.cluster.allocatable(n)[1] > 0 for n in nodes
         )
 

@@ -29,8 +29,8 @@ from soak_tally import (
     refused_by_kubelet,
 )
 
-# Devices and cores per device of the instance types kind-config.yaml imitates.
-FAKE_SHAPES = {"inf2.48xlarge": (12, 2), "trn1.32xlarge": (16, 2)}
+# Devices and cores per device of the kind workers' instance types.
+NODE_SHAPES = {"inf2.48xlarge": (12, 2), "trn1.32xlarge": (16, 2)}
 JOB_LIFE = 60.0  # a finished Job's pod stays a while: its IDs must not stay held
 CHECK_EVERY = 5  # ticks between PodResources and claim comparisons
 
@@ -76,9 +76,9 @@ class Soak:
             if CONTROL_PLANE in labels:
                 self.control_plane = name
             kind = labels.get(INSTANCE_TYPE)
-            if kind not in FAKE_SHAPES:
+            if kind not in NODE_SHAPES:
                 continue
-            self.cpd[name] = FAKE_SHAPES[kind][1]
+            self.cpd[name] = NODE_SHAPES[kind][1]
             if labels.get(DRA_LABEL) == "true":
                 self.dra_nodes.append(name)
             else:

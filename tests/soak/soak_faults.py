@@ -3,10 +3,15 @@ The schedule is pure; the injections act through the cluster access they are giv
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster"))
+import neurondriver
 
 ORDER = (
     "extender-killed",
@@ -16,7 +21,6 @@ ORDER = (
     "control-plane-paused",
     "device-unhealthy",
 )
-HEALTH_FILE = "/var/lib/neuron-fake/unhealthy"
 
 
 @dataclass(frozen=True)
@@ -90,12 +94,14 @@ def inject(
         finally:
             access.docker("unpause", node)
     else:
-        write = f"mkdir -p $(dirname {HEALTH_FILE}) && echo {fault.device} > {HEALTH_FILE}"
-        access.docker("exec", node, "sh", "-c", write)
+        # The device node goes, as when the driver loses a device, and comes back.
+        remove = neurondriver.remove_script(fault.device)
+        access.docker("exec", node, "sh", "-c", remove)
         try:
             sleep(hold)
         finally:
-            access.docker("exec", node, "sh", "-c", f"truncate -s 0 {HEALTH_FILE} || true")
+            restore = neurondriver.restore_script(fault.device)
+            access.docker("exec", node, "sh", "-c", restore)
 
 
 def _killed(count: int, fault: Fault) -> None:

@@ -2,7 +2,7 @@
 and a pause or an unhealthy device always undone."""
 
 import pytest
-from soak_faults import HEALTH_FILE, ORDER, Fault, Schedule, inject
+from soak_faults import ORDER, Fault, Schedule, inject
 
 SCHEDULE = Schedule(["p1", "p2"], ["d1", "d2"], "cp", every=60, first=30)
 
@@ -48,12 +48,12 @@ def test_a_paused_control_plane_is_unpaused_even_when_the_wait_is_interrupted() 
     assert rec.calls == [("docker", "pause", "cp"), ("docker", "unpause", "cp")]
 
 
-def test_an_unhealthy_device_is_written_then_cleared() -> None:
+def test_an_unhealthy_device_loses_its_device_node_then_gets_it_back() -> None:
     rec = Recorder()
     inject(rec, Fault(ORDER[5], "p1", device=3), sleep=lambda _: None)
     assert rec.calls[0][:3] == ("docker", "exec", "p1")
-    assert f"echo 3 > {HEALTH_FILE}" in rec.calls[0][-1]
-    assert f"truncate -s 0 {HEALTH_FILE}" in rec.calls[1][-1]
+    assert "rm -f /dev/neuron3" in rec.calls[0][-1]
+    assert "mknod -m 666 /dev/neuron3 c 1 3" in rec.calls[1][-1]
 
 
 def test_killing_a_component_with_no_pod_is_an_error() -> None:
