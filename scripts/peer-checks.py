@@ -30,10 +30,33 @@ KUBE_VERSION = versions.VERSIONS["KUBERNETES_VERSION"]
 NAMESPACE = "kube-system"
 
 
+# The EKS examples name this project's image repository with placeholders the user replaces,
+# which the chart refuses as they are: render them as a user who replaced them.
+FILLED_IN = {"<account>": "111122223333", "<region>": "us-west-2"}
+
+
+def filled(values: Path, out: Path) -> Path:
+    text = values.read_text()
+    if not any(p in text for p in FILLED_IN):
+        return values
+    for placeholder, value in FILLED_IN.items():
+        text = text.replace(placeholder, value)
+    copy = out / f"filled-{values.name}"
+    copy.write_text(text)
+    return copy
+
+
+# A values file installed over another (cluster/harness.py): kind-real-mode.yaml over kind.yaml,
+# which names the images kind loads onto its nodes (pullPolicy Never).
+OVER = {"kind-real-mode.yaml": "kind.yaml"}
+
+
 def renders(helm: str, out: Path) -> dict[str, Path]:
     cases: dict[str, list[Path]] = {"defaults": []}
     for folder in ("examples", "ci"):
-        cases |= {f"{folder}/{p.stem}": [p] for p in sorted((CHART / folder).glob("*.yaml"))}
+        for p in sorted((CHART / folder).glob("*.yaml")):
+            under = [CHART / folder / OVER[p.name]] if p.name in OVER else []
+            cases[f"{folder}/{p.stem}"] = [*under, filled(p, out)]
     files = {}
     for name, values in cases.items():
         args = [helm, "template", "neuron", str(CHART), "-n", NAMESPACE]

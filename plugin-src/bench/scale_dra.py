@@ -74,6 +74,9 @@ def device_classes(partitioned: bool) -> list[dict[str, Any]]:
         "devicePlugin.enabled": "false",
         "dra.enabled": "true",
         "dra.corePartitions.enabled": str(partitioned).lower(),
+        # Only the DeviceClasses are used: no image is pulled, none needs a registry.
+        "dra.image.pullPolicy": "Never",
+        "extender.image.pullPolicy": "Never",
     }
     args = [helm(), "template", "neuron", str(REPO / "charts" / "neuron")]
     args += ["--kube-version", KUBERNETES_VERSION]

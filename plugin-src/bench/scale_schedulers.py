@@ -34,6 +34,13 @@ def scheduler_config(
         }
     chart = ["neuron", str(REPO / "charts" / "neuron"), "--kube-version", KUBERNETES_VERSION]
     values = ["--set", "implementation=neuron-k8s", "--set", "extender.tls.mode=disabled"]
+    # Only the scheduler's configuration is used: no image is pulled, none needs a registry.
+    values += [
+        "--set",
+        "devicePlugin.image.pullPolicy=Never",
+        "--set",
+        "extender.image.pullPolicy=Never",
+    ]
     rendered = subprocess.run(
         [helm(), "template", *chart, *values],
         check=True,

@@ -23,7 +23,12 @@ CHART = Path(__file__).resolve().parents[2] / "charts" / "neuron"
 
 def _render(values: dict[str, Any], tmp_path: Path) -> list[dict[str, Any]]:
     values_file = tmp_path / "values.json"
-    values_file.write_text(json.dumps({"implementation": "neuron-k8s", **values}))
+    # This project's image, as kind loads it (pullPolicy Never: the chart refuses a repository
+    # no node could pull otherwise).
+    local = {"image": {"pullPolicy": "Never"}}
+    base = {"implementation": "neuron-k8s", "devicePlugin": local, "extender": local}
+    merged = {**base, **{k: {**base.get(k, {}), **v} for k, v in values.items()}}
+    values_file.write_text(json.dumps(merged))
     args = ["-n", "neuron-system", "--kube-version", _binary_version(), "-f", str(values_file)]
     result = subprocess.run(
         ["helm", "template", "neuron", str(CHART), *args],

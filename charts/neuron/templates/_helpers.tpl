@@ -176,25 +176,57 @@ JSON. */}}
 {{- $types | toJson -}}
 {{- end -}}
 
-{{/* A repository with global.imageRegistry in place of its registry (its first path part, when
-that names a host). */}}
-{{- define "neuron.withRegistry" -}}
-{{- $registry := trimSuffix "/" (.root.Values.global.imageRegistry | default "") -}}
-{{- $repo := .repository -}}
-{{- if $registry -}}
-{{- $parts := splitList "/" $repo -}}
+{{/* The registry host a repository names: its first path part when that has a "." or a ":" or
+is "localhost" (Docker's rule), else empty (Docker Hub). */}}
+{{- define "neuron.registryHost" -}}
+{{- $parts := splitList "/" . -}}
 {{- $first := first $parts -}}
 {{- if and (gt (len $parts) 1) (or (contains "." $first) (contains ":" $first) (eq $first "localhost")) -}}
-{{- $repo = join "/" (rest $parts) -}}
+{{- $first -}}
 {{- end -}}
+{{- end -}}
+
+{{/* The repository of an image reference (without its @digest or :tag). */}}
+{{- define "neuron.imageRepository" -}}
+{{- regexReplaceAll ":[^:/]+$" (first (splitList "@" .)) "" -}}
+{{- end -}}
+
+{{/* The repository a pod pulls. Called with (dict "root" $ "repository" <the value, or empty>
+"default" <the chart's repository>). A repository set in the values (other than the default)
+is pulled as written when it names a registry host, and gets global.imageRegistry in front when
+it names none. The chart's default gets, in place of its registry host, that host's
+global.imageRegistryMap prefix (an ECR pull-through cache has one per upstream), else
+global.imageRegistry, else stays as it is. (Before chart 0.12, global.imageRegistry replaced the
+host of a repository set in the values too.) */}}
+{{- define "neuron.repository" -}}
+{{- $registry := trimSuffix "/" (.root.Values.global.imageRegistry | default "") -}}
+{{- $map := .root.Values.global.imageRegistryMap | default dict -}}
+{{- $default := .default | default "" -}}
+{{- $repo := .repository | default $default -}}
+{{- $host := include "neuron.registryHost" $repo -}}
+{{- if ne $repo $default -}}
+{{- if and $registry (not $host) -}}
 {{- $repo = printf "%s/%s" $registry $repo -}}
+{{- end -}}
+{{- else -}}
+{{- $path := $repo -}}
+{{- $prefix := "" -}}
+{{- if $host -}}
+{{- $path = trimPrefix (printf "%s/" $host) $repo -}}
+{{- $prefix = trimSuffix "/" (get $map $host | default "") -}}
+{{- end -}}
+{{- if $prefix -}}
+{{- $repo = printf "%s/%s" $prefix $path -}}
+{{- else if $registry -}}
+{{- $repo = printf "%s/%s" $registry $path -}}
+{{- end -}}
 {{- end -}}
 {{- $repo -}}
 {{- end -}}
 
 {{/* Image reference from an image block: repository@digest, else repository:tag. Called with
 (dict "image" <block> "root" $ ["default" "<repository>:<tag>"]); an empty tag is the default's
-tag, else the chart's appVersion. */}}
+tag while the repository is the default one, else the chart's appVersion. */}}
 {{- define "neuron.image" -}}
 {{- $default := .default | default "" -}}
 {{- $defaultRepo := "" -}}
@@ -203,15 +235,18 @@ tag, else the chart's appVersion. */}}
 {{- $defaultRepo = regexReplaceAll ":[^:/]+$" $default "" -}}
 {{- $defaultTag = trimPrefix (printf "%s:" $defaultRepo) $default -}}
 {{- end -}}
-{{- $repo := .image.repository | default $defaultRepo -}}
-{{- if not $repo -}}
+{{- $given := .image.repository | default "" -}}
+{{- if not (or $given $defaultRepo) -}}
 {{- fail "an image repository is empty and has no default: set its image.repository." -}}
 {{- end -}}
-{{- $repo = include "neuron.withRegistry" (dict "root" .root "repository" $repo) -}}
+{{- $repo := include "neuron.repository" (dict "root" .root "repository" $given "default" $defaultRepo) -}}
 {{- if .image.digest -}}
 {{- printf "%s@%s" $repo .image.digest -}}
 {{- else -}}
-{{- $tag := .image.tag | default (ternary $defaultTag "" (eq $repo (include "neuron.withRegistry" (dict "root" .root "repository" $defaultRepo)))) | default .root.Chart.AppVersion -}}
+{{- if and $given (ne $given $defaultRepo) -}}
+{{- $defaultTag = "" -}}
+{{- end -}}
+{{- $tag := .image.tag | default $defaultTag | default .root.Chart.AppVersion -}}
 {{- printf "%s:%s" $repo ($tag | toString) -}}
 {{- end -}}
 {{- end -}}
@@ -242,28 +277,32 @@ imagePullSecrets:
 {{/* kube-scheduler image: the tag defaults to the cluster's vMAJOR.MINOR.PATCH. */}}
 {{- define "neuron.scheduler.image" -}}
 {{- $image := .Values.scheduler.image -}}
-{{- $repository := include "neuron.withRegistry" (dict "root" . "repository" $image.repository) -}}
 {{- if not $image.repository -}}
 {{- fail "scheduler.image.repository is empty: name the kube-scheduler image, such as registry.k8s.io/kube-scheduler." -}}
 {{- end -}}
+{{- $repository := include "neuron.repository" (dict "root" . "repository" $image.repository "default" "registry.k8s.io/kube-scheduler") -}}
 {{- if $image.digest -}}
 {{- printf "%s@%s" $repository $image.digest -}}
 {{- else if $image.tag -}}
 {{- printf "%s:%s" $repository ($image.tag | toString) -}}
 {{- else -}}
-{{- /* Offline renders (helm template, helm lint, GitOps) without --kube-version get Helm's own
-     default version, that of the client library Helm was built with: a tag no cluster asked
-     for. lookup answers only when Helm talks to a cluster. */ -}}
-{{- $helmDefault := printf "%s.0" (.Capabilities.HelmVersion.KubeClientVersion | default "") -}}
-{{- if and (eq .Capabilities.KubeVersion.Version $helmDefault) (empty (lookup "v1" "Namespace" "" "kube-system")) -}}
-{{- fail (printf "scheduler.image.tag is empty and the cluster's version is unknown to this render (helm template, helm lint or a GitOps tool without --kube-version; Helm would assume its own default, %s): set scheduler.image.tag to the cluster's version (its vMAJOR.MINOR.PATCH), or render with --kube-version." $helmDefault) -}}
-{{- end -}}
 {{- $version := regexFind "^v?[0-9]+\\.[0-9]+\\.[0-9]+" .Capabilities.KubeVersion.Version -}}
 {{- if not $version -}}
 {{- fail (printf "scheduler.image.tag is empty and the cluster version %q has no vMAJOR.MINOR.PATCH to derive it from: set scheduler.image.tag." .Capabilities.KubeVersion.Version) -}}
 {{- end -}}
 {{- printf "%s:v%s" $repository (trimPrefix "v" $version) -}}
 {{- end -}}
+{{- end -}}
+
+{{/* "true" when my-scheduler's tag is Helm's own default version: no tag or digest is set, no
+cluster answered (lookup answers only when Helm talks to one), and the version is the one Helm
+assumes without --kube-version (that of the client library it was built with). An explicit
+--kube-version of that same version looks the same to a template (every .Capabilities field is
+equal), so the chart renders either and NOTES.txt warns. */}}
+{{- define "neuron.scheduler.tagIsHelmDefault" -}}
+{{- $image := .Values.scheduler.image -}}
+{{- $helmDefault := printf "%s.0" (.Capabilities.HelmVersion.KubeClientVersion | default "") -}}
+{{- and (not $image.tag) (not $image.digest) (eq .Capabilities.KubeVersion.Version $helmDefault) (empty (lookup "v1" "Namespace" "" "kube-system")) -}}
 {{- end -}}
 
 {{/* ServiceAccount name of a component. */}}
@@ -403,6 +442,15 @@ auto is off when the chart's extender and scheduler place the Neuron pods. */}}
 {{- end -}}
 {{- end -}}
 
+{{/* A list of words as English: "a", "a and b", "a, b and c". */}}
+{{- define "neuron.andList" -}}
+{{- if gt (len .) 1 -}}
+{{- printf "%s and %s" (join ", " (initial .)) (last .) -}}
+{{- else -}}
+{{- join "" . -}}
+{{- end -}}
+{{- end -}}
+
 {{/* Seconds in a Go duration such as 10s, 1m30s or 500ms. */}}
 {{- define "neuron.durationSeconds" -}}
 {{- $units := dict "ns" 1e-9 "us" 1e-6 "µs" 1e-6 "ms" 0.001 "s" 1.0 "m" 60.0 "h" 3600.0 -}}
@@ -435,6 +483,20 @@ meaning when the cluster serves the API). Called with (dict "root" $ "want" <val
 {{- else -}}
 {{- .want -}}
 {{- end -}}
+{{- end -}}
+
+{{/* Which Prometheus Operator objects are rendered, as JSON {"pod": <bool>, "service": <bool>}:
+each by its value (monitorEnabled); the ServiceMonitor needs metrics.service.enabled too, and at
+`auto` gives way to PodMonitors that are rendered, so that no target is scraped twice
+(validation.yaml refuses both forced on). */}}
+{{- define "neuron.monitors" -}}
+{{- $m := .Values.metrics -}}
+{{- $pod := eq (include "neuron.monitorEnabled" (dict "root" . "want" $m.podMonitor.enabled "kind" "PodMonitor")) "true" -}}
+{{- $service := and $m.service.enabled (eq (include "neuron.monitorEnabled" (dict "root" . "want" $m.serviceMonitor.enabled "kind" "ServiceMonitor")) "true") -}}
+{{- if and $pod (eq (toString $m.serviceMonitor.enabled) "auto") -}}
+{{- $service = false -}}
+{{- end -}}
+{{- dict "pod" $pod "service" $service | toJson -}}
 {{- end -}}
 
 {{/* The port of a component's /metrics: the DRA driver serves it on its health port. */}}

@@ -113,10 +113,38 @@ def _values_file(serialized: str) -> str:
 IMPLEMENTATION = "neuron-k8s"
 
 
+# This project's image has no registry host by default, which the chart refuses unless the
+# image is loaded onto the nodes (test_chart_images.py): the base loads it, as kind does.
+LOADED = {c: {"image": {"pullPolicy": "Never"}} for c in ("devicePlugin", "extender", "dra")}
+
+
 def _base(implementation: str | None) -> list[str]:
     if implementation is None:
         return []
-    return ["--values", _values_file(json.dumps({"implementation": implementation}))]
+    base: dict[str, Any] = {"implementation": implementation}
+    if implementation == "neuron-k8s":
+        base |= LOADED
+    return ["--values", _values_file(json.dumps(base))]
+
+
+# The EKS examples name this project's image repository with placeholders the user replaces
+# (<account>, <region>): a value that reads as what to write, and that the chart refuses until
+# it is replaced (test_chart_images.py). A test names an example to render it as a user who
+# replaced them; an absolute path renders the file as shipped.
+FILLED_IN = {"<account>": "111122223333", "<region>": "us-west-2"}
+
+
+@functools.cache
+def filled_example(name: str) -> str:
+    """The path of examples/`name` with its placeholders replaced (the file itself if none)."""
+    text = (EXAMPLES / name).read_text()
+    if not any(p in text for p in FILLED_IN):
+        return str(EXAMPLES / name)
+    for placeholder, value in FILLED_IN.items():
+        text = text.replace(placeholder, value)
+    copy = Path(tempfile.mkdtemp(prefix="example-")) / name
+    copy.write_text(text)
+    return str(copy)
 
 
 def _template_args(
@@ -137,7 +165,7 @@ def _template_args(
     args += _base(implementation)
     for f in files:
         path = Path(f)
-        args += ["--values", str(path if path.is_absolute() else EXAMPLES / path)]
+        args += ["--values", str(path) if path.is_absolute() else filled_example(str(path))]
     if values:
         args += ["--values", _values_file(json.dumps(values, sort_keys=True))]
     for s in set_values:
@@ -176,10 +204,11 @@ def render_error(
     namespace: str = NAMESPACE,
     kube_version: str = KUBE_VERSION,
     implementation: str | None = IMPLEMENTATION,
+    api_versions: Iterable[str] = (),
 ) -> str:
     """Render the chart expecting a refusal; return helm's error output."""
     args = _template_args(
-        values, files, set_values, namespace, RELEASE, kube_version, implementation
+        values, files, set_values, namespace, RELEASE, kube_version, implementation, api_versions
     )
     result = helm(*args)
     assert result.returncode != 0, f"helm {' '.join(args)} unexpectedly succeeded"

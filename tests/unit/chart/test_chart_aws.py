@@ -209,7 +209,11 @@ def test_no_policy_narrows_awss_closed_images_and_no_tls(aws):
 
 def test_awss_plugin_with_this_projects_extender_is_allowed():
     objs = render(
-        {"implementation": "aws", "extender": {"implementation": "neuron-k8s"}}, implementation=None
+        {
+            "implementation": "aws",
+            "extender": {"implementation": "neuron-k8s", "image": {"pullPolicy": "Never"}},
+        },
+        implementation=None,
     )
     assert container(workload(objs, "devicePlugin"))["image"].startswith("public.ecr.aws/neuron/")
     ext = scheduler_config(objs)["extenders"][0]

@@ -20,9 +20,14 @@ from dralib import FAKE_ENV, ON, daemonset, fake
 
 
 def test_image_defaults_to_the_neuron_k8s_image_of_the_app_version(dra):
-    c = container(one(dra, "DaemonSet", "dra"))
-    assert c["image"] == "neuron-k8s:0.1.0"
-    assert c["imagePullPolicy"] == "IfNotPresent"
+    assert container(one(dra, "DaemonSet", "dra"))["image"] == "neuron-k8s:0.1.0"
+
+
+def test_image_is_pulled_if_not_present_by_default():
+    block = {"implementation": "neuron-k8s", "image": {"repository": "reg.example/nk"}}
+    # Without the chart tests' base, which loads the image (pullPolicy Never).
+    objs = render({"dra": merge(ON, block)}, implementation=None)
+    assert container(one(objs, "DaemonSet", "dra"))["imagePullPolicy"] == "IfNotPresent"
 
 
 def test_global_image_registry_prefixes_the_image():
@@ -30,12 +35,15 @@ def test_global_image_registry_prefixes_the_image():
     assert container(obj)["image"] == "mirror.example.com/cache/neuron-k8s:0.1.0"
 
 
-def test_global_image_registry_replaces_the_repositorys_registry():
+def test_global_image_registry_leaves_a_repository_with_a_registry_alone():
+    # Before chart 0.12 it replaced the registry (mirror.example.com/neuron-k8s).
     obj = daemonset(
-        {"image": {"repository": "123456789012.dkr.ecr.us-west-2.amazonaws.com/neuron-k8s"}},
+        {"image": {"repository": "111122223333.dkr.ecr.us-west-2.amazonaws.com/neuron-k8s"}},
         **{"global": {"imageRegistry": "mirror.example.com"}},
     )
-    assert container(obj)["image"] == "mirror.example.com/neuron-k8s:0.1.0"
+    assert container(obj)["image"] == (
+        "111122223333.dkr.ecr.us-west-2.amazonaws.com/neuron-k8s:0.1.0"
+    )
 
 
 def test_image_digest_pins_the_image_instead_of_the_tag():
@@ -53,7 +61,7 @@ def test_image_pull_secrets_add_to_the_global_ones():
 
 
 def test_this_projects_driver_beside_awss_device_plugin_keeps_its_image():
-    values = {"dra": merge(ON, {"implementation": "neuron-k8s"})}
+    values = {"dra": merge(ON, {"implementation": "neuron-k8s", "image": {"pullPolicy": "Never"}})}
     objs = render(values, implementation="aws")
     assert container(one(objs, "DaemonSet", "dra"))["image"] == "neuron-k8s:0.1.0"
     plugin = container(workload(objs, "devicePlugin"))["image"]
@@ -64,6 +72,14 @@ def test_awss_dra_driver_is_refused_with_a_sentence():
     error = render_error({"dra": ON}, implementation="aws")
     assert "the chart does not run AWS's DRA driver image" in error
     assert "Set dra.implementation=neuron-k8s" in error
+
+
+def test_the_refusal_of_awss_dra_driver_points_at_awss_chart():
+    # Failed before: it said AWS does not publish its driver's configuration, which its
+    # neuron-helm-chart (1.9 and later, `draDriver`) does.
+    error = render_error({"dra": ON}, implementation="aws")
+    assert "does not publish" not in error
+    assert "install AWS's driver with AWS's neuron-helm-chart (its draDriver values" in error
 
 
 # ---- fake-device mode ---------------------------------------------------------------------------

@@ -195,10 +195,19 @@ def test_api_timeout_is_compared_with_compound_durations():
     )
 
 
-def test_the_extender_may_patch_only_pods_of_its_own_namespace(default_objects):
+def test_the_extender_may_patch_only_pods_and_the_scheduler_of_its_own_namespace(default_objects):
     role = one(default_objects, "Role", "extender")
     assert role["metadata"]["namespace"] == "neuron-system"
-    assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["patch"]}]
+    # The Deployment rule: a new client CA rolls my-scheduler (test_chart_tls_rotation.py).
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["patch"]},
+        {
+            "apiGroups": ["apps"],
+            "resources": ["deployments"],
+            "resourceNames": ["neuron-scheduler"],
+            "verbs": ["get", "patch"],
+        },
+    ]
     binding = one(default_objects, "RoleBinding", "extender")
     assert binding["roleRef"]["name"] == "neuron-extender"
     assert binding["subjects"][0]["name"] == "neuron-extender"

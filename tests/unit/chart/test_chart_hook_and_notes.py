@@ -221,7 +221,11 @@ def notes_at(tmp_path_factory):
             "--set",
             f"implementation={IMPLEMENTATION}",
             "--set-json",
-            f"dra={json.dumps(dra)}",
+            f"dra={json.dumps({**dra, 'image': {'pullPolicy': 'Never'}})}",
+            "--set-json",
+            'devicePlugin={"image": {"pullPolicy": "Never"}}',
+            "--set-json",
+            'extender={"image": {"pullPolicy": "Never"}}',
         ]
         result = helm(*args)
         assert result.returncode == 0, result.stderr

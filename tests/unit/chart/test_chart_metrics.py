@@ -157,3 +157,36 @@ def test_the_pod_monitor_ports_are_the_containers_http_ports():
 def test_a_scrape_interval_that_is_no_duration_is_refused(value):
     error = render_error({"metrics": {"serviceMonitor": {"interval": value}}})
     assert "at '/metrics/serviceMonitor/interval'" in error
+
+
+# ---- one scrape per target ---------------------------------------------------------------
+
+
+def test_both_monitors_forced_on_are_refused_with_a_sentence():
+    # Failed before: ci/monitoring-values.yaml rendered both, and every target was scraped twice.
+    error = render_error(
+        {"metrics": {"serviceMonitor": {"enabled": True}, "podMonitor": {"enabled": True}}}
+    )
+    assert "would scrape every metrics endpoint twice" in error
+    assert "metrics.podMonitor.enabled=false" in error
+
+
+@pytest.mark.parametrize("pod_monitor", [True, "auto"])
+def test_the_automatic_service_monitor_gives_way_to_pod_monitors(pod_monitor):
+    objs = _with_api({"metrics": {"podMonitor": {"enabled": pod_monitor}}})
+    assert objects_of(objs, "PodMonitor")
+    assert objects_of(objs, "ServiceMonitor") == []
+
+
+def test_a_forced_service_monitor_with_automatic_pod_monitors_and_their_api_is_refused():
+    values = {"metrics": {"serviceMonitor": {"enabled": True}, "podMonitor": {"enabled": "auto"}}}
+    error = render_error(
+        values, api_versions=[f"{MONITORING}/{k}" for k in ("ServiceMonitor", "PodMonitor")]
+    )
+    assert "would scrape every metrics endpoint twice" in error
+
+
+def test_a_forced_service_monitor_with_automatic_pod_monitors_without_their_api_renders():
+    values = {"metrics": {"serviceMonitor": {"enabled": True}, "podMonitor": {"enabled": "auto"}}}
+    objs = render(values)
+    assert objects_of(objs, "ServiceMonitor") and not objects_of(objs, "PodMonitor")

@@ -287,14 +287,6 @@ def test_image_tag_value_wins_over_cluster_version():
     )
 
 
-def test_an_offline_render_without_the_clusters_version_asks_for_the_image_tag():
-    # Failed before: helm template without --kube-version rendered Helm's own default version
-    # as the tag (v1.35.0 with the Helm pinned here), which no cluster asked for.
-    error = render_error(kube_version="")
-    assert "scheduler.image.tag is empty and the cluster's version is unknown" in error
-    assert "set scheduler.image.tag to the cluster's version" in error
-
-
 def test_an_offline_render_with_the_image_tag_needs_no_cluster_version():
     objs = render({"scheduler": {"image": {"tag": "v1.36.1"}}}, kube_version="")
     assert container(workload(objs, "scheduler"))["image"].endswith(":v1.36.1")

@@ -1,8 +1,9 @@
 """A small fake Kubernetes API server over real HTTP on 127.0.0.1, enough for the extender:
 list (paginated with limit/continue) and watch (chunked JSON lines) of pods and nodes, get and
-merge-patch of a pod, the pods/binding subresource, and posting Events. Every call is
-recorded; failures can be injected per method and path. The object store is FakeCluster
-(extender_fakestore.py), usable without HTTP too, for fast property tests."""
+merge-patch of a pod, the pods/binding subresource, posting Events, and get and patch of the
+Deployments in `deployments`. Every call is recorded; failures can be injected per method and
+path. The object store is FakeCluster (extender_fakestore.py), usable without HTTP too, for
+fast property tests."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ __all__ = ["Call", "Failure", "FakeApiServer", "FakeCluster", "merge"]
 
 POD_PATH = re.compile(r"^/api/v1/namespaces/([^/]+)/pods/([^/]+)(/binding)?$")
 EVENTS_PATH = re.compile(r"^/api/v1/namespaces/([^/]+)/events$")
+DEPLOYMENT_PATH = re.compile(r"^/apis/apps/v1/namespaces/([^/]+)/deployments/([^/]+)$")
 
 
 @dataclass
@@ -48,6 +50,7 @@ class Injected:
 class FakeApiServer:
     def __init__(self, cluster: FakeCluster | None = None) -> None:
         self.cluster = cluster or FakeCluster()
+        self.deployments: dict[str, Any] = {}  # "namespace/name": get and strategic merge patch
         self.calls: list[Call] = []
         self._calls_lock = threading.Lock()
         self._injected: list[Injected] = []
@@ -197,6 +200,19 @@ class _Handler(BaseHTTPRequestHandler):
             with cluster.cond:
                 cluster.events.append(body or {})
             self._json(201, body)
+            return
+        m = DEPLOYMENT_PATH.match(path)
+        if m and method in ("GET", "PATCH"):
+            deployments = self.server_api.deployments
+            key = f"{m.group(1)}/{m.group(2)}"
+            if key not in deployments:
+                raise Failure(404, "NotFound", f'deployments.apps "{m.group(2)}" not found')
+            if method == "PATCH":
+                if self.headers.get("Content-Type") != "application/strategic-merge-patch+json":
+                    raise Failure(415, "UnsupportedMediaType", "only strategic merge patches here")
+                # Maps of annotations merge alike in both kinds of patch.
+                deployments[key] = merge(deployments[key], body or {})
+            self._json(200, deployments[key])
             return
         m = POD_PATH.match(path)
         if m:

@@ -15,6 +15,7 @@ from .. import logs
 from ..kube import KubeClient
 from ..pods import INSTANCE_TYPE_LABEL
 from .requeue import Requeuer
+from .schedulerrestart import SchedulerRestarter
 from .server import ExtenderServer
 from .state import ClusterState
 from .tls import ServerTls
@@ -111,6 +112,15 @@ def parser() -> argparse.ArgumentParser:
         help=f"Namespace of the extender's own pod. Env {ENV_PREFIX}POD_NAMESPACE.",
     )
     p.add_argument(
+        "--scheduler-deployment",
+        default=_env("SCHEDULER_DEPLOYMENT", ""),
+        help=f"Name of my-scheduler's Deployment in --pod-namespace. With TLS, when the client "
+        f"CA file's content changes the extender sets an annotation of its pod template so that "
+        f"my-scheduler restarts with the new CA (kube-scheduler loads it only at start); it "
+        f"needs get and patch on that Deployment. Empty: off. Env "
+        f"{ENV_PREFIX}SCHEDULER_DEPLOYMENT.",
+    )
+    p.add_argument(
         "--instance-type-label",
         default=_env("INSTANCE_TYPE_LABEL", INSTANCE_TYPE_LABEL),
         help=f"Node label holding the instance type, which gives the topology rule. Env "
@@ -194,8 +204,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         scheduler_name=args.scheduler_name or None,
         list_timeout=args.list_timeout,
     )
+    restarter = None
+    if args.scheduler_deployment and all(tls_files):
+        if not args.pod_namespace:
+            print(
+                "neuron-scheduler-extender: --scheduler-deployment needs --pod-namespace",
+                file=sys.stderr,
+            )
+            return 2
+        restarter = SchedulerRestarter(client, args.pod_namespace, args.scheduler_deployment)
     try:
-        tls = ServerTls(*tls_files) if all(tls_files) else None
+        on_ca_change = restarter.ca_changed if restarter is not None else None
+        tls = ServerTls(*tls_files, on_ca_change=on_ca_change) if all(tls_files) else None
         server = ExtenderServer(extender, args.address, port, tls)
         servers = [server]
         if args.http_port:
@@ -213,6 +233,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             "(give --tls-cert-file, --tls-key-file and --tls-client-ca-file)"
         )
     extender.start()
+    if restarter is not None and tls is not None:
+        metrics = server.metrics
+        restarter.start(
+            tls.ca_hash,
+            poll=tls,
+            outcome=lambda outcome: metrics.scheduler_restarts.labels(outcome).inc(),
+        )
     log.info(
         "serving",
         address=args.address,
@@ -235,6 +262,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     done.wait()
     for srv in servers:
         srv.stop()
+    if restarter is not None:
+        restarter.stop()
     extender.stop()
     return 0
 

@@ -82,6 +82,12 @@ class Metrics:
             ["result"],
             registry=self.registry,
         )
+        self.scheduler_restarts = Counter(
+            "neuron_extender_scheduler_restarts",
+            "Patches that roll my-scheduler for a new client CA, by outcome (patched, failed)",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.registry.register(_StateCollector(state, ready))
 
     def render(self) -> bytes:
