@@ -29,7 +29,9 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import diskspace
 import kindconfig
 import neurondriver
 from network import network as bridge_network
@@ -97,6 +99,10 @@ def host() -> None:
     run(["bash", str(ROOT / "scripts/install-tools.sh")])
     if not way().stock:
         run(["bash", str(HERE / "setup-host.sh")])
+    root = out(["docker", "info", "-f", "{{.DockerRootDir}}"]).strip()
+    problems = diskspace.check([CACHE if CACHE.exists() else ROOT, *([Path(root)] if root else [])])
+    if problems:
+        raise SystemExit("harness: " + "\n".join(problems))
 
 
 def binaries() -> None:
@@ -117,10 +123,16 @@ def images() -> None:
     # docker load only when the node image changed since the last load.
     stamp = (K8S_IMAGES / "kind-node.tar.stamp").read_text().strip()
     loaded = K8S_IMAGES / "kind-node.tar.loaded"
-    have = run(["docker", "image", "inspect", OFFLINE_NODE_IMAGE], check=False, capture=True)
+    inspect = ["docker", "image", "inspect", "-f", "{{.Id}}", OFFLINE_NODE_IMAGE]
+    have = run(inspect, check=False, capture=True)
     if have.returncode != 0 or not loaded.exists() or loaded.read_text().strip() != stamp:
         run(["docker", "load", "-q", "-i", str(K8S_IMAGES / "kind-node.tar")])
         loaded.write_text(stamp + "\n")
+        # The load leaves the image it replaced untagged: 1.1 GiB per fresh clone, until the
+        # disk is full (CI on 2c030de). Remove it unless a container still uses it.
+        old = have.stdout.strip()
+        if have.returncode == 0 and old and old != out(inspect).strip():
+            run(["docker", "image", "rm", old], check=False)
 
 
 def cluster_exists() -> bool:
