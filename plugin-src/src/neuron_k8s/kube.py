@@ -247,6 +247,9 @@ class KubeClient:
 LIST_PAGE = 500
 
 
+_STREAM_ERRORS = (OSError, ValueError, http.client.HTTPException)
+
+
 class Reflector:
     """Keeps a local view of a collection current: list (in pages of `page_size`, each within
     `list_timeout` seconds, the client's own timeout when None), then watch from the list's
@@ -379,20 +382,18 @@ class Reflector:
                     if event.get("type") != "BOOKMARK":
                         self._deliver(event)
                 backoff = 0.5
-            except ApiError as err:
-                if err.status == 410:
-                    version = ""
+            except Exception as err:
+                if self._stop.is_set():
+                    return  # stopped: a cut stream is the stop's doing, not news
+                if isinstance(err, ApiError) and err.status == 410:
+                    version = ""  # too old: list again
                     continue
-                log.warning("watch failed", reflector=self.name, error=str(err))
+                if isinstance(err, ApiError):
+                    log.warning("watch failed", reflector=self.name, error=str(err))
+                elif isinstance(err, _STREAM_ERRORS):  # unreachable, cut, or not JSON
+                    log.warning("watch interrupted", reflector=self.name, error=str(err))
+                else:  # a bug here must not kill the view silently: list again
+                    log.error("reflector failed", reflector=self.name, exc_info=True)
+                    version = ""
                 self._stop.wait(backoff * (1 + random.random()))
-                backoff = min(backoff * 2, 30.0)
-            except (OSError, ValueError, http.client.HTTPException) as err:
-                # The stream itself: unreachable, cut, or a line that is not JSON.
-                log.warning("watch interrupted", reflector=self.name, error=str(err))
-                self._stop.wait(backoff * (1 + random.random()))
-                backoff = min(backoff * 2, 30.0)
-            except Exception as err:  # a bug here must not kill the view silently
-                log.error("reflector failed", reflector=self.name, error=str(err), exc_info=True)
-                version = ""
-                self._stop.wait(backoff)
                 backoff = min(backoff * 2, 30.0)
