@@ -65,7 +65,7 @@ def build(args: argparse.Namespace) -> None:
                 raise SystemExit(f"mkimage: layer {layer!r} is neither a folder nor a file")
             layers.append((dest, sha256_file(dest)))
         config = {
-            "architecture": "amd64",
+            "architecture": args.architecture,
             "os": "linux",
             "created": "1970-01-01T00:00:00Z",
             "config": {
@@ -120,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--env", action="append", help="KEY=VALUE (repeatable; replaces the PATH default)"
     )
+    p.add_argument("--architecture", default="amd64", help="GOARCH of the layers' binaries")
     p.add_argument("--user", help="user to run as")
     p.add_argument("--workdir", help="working directory")
     p.add_argument("--stop-signal", help="signal that stops the container")

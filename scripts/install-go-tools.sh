@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The tools of `tox -e lint` that are built from the Go module proxy with the machine's Go
 # (1.22 or newer), into .tools/bin: helm-docs, which generates charts/neuron/README.md
-# (scripts/chart-docs.sh), and kube-score, one of the peer checkers scripts/peer-checks.py runs
-# (checkov comes from PyPI: scripts/install-checkov.sh). The unit tests need none of them. Idempotent: the
+# (scripts/chart-docs.sh), kube-score, one of the peer checkers scripts/peer-checks.py runs
+# (checkov comes from PyPI: scripts/install-checkov.sh), and actionlint, which checks
+# .github/workflows (scripts/lint-workflows.sh). The unit tests need none of them. Idempotent: the
 # module versions are read back from the binaries.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,3 +25,4 @@ build() {  # binary module package version
 }
 build helm-docs github.com/norwoodj/helm-docs github.com/norwoodj/helm-docs/cmd/helm-docs "$HELM_DOCS_VERSION"
 build kube-score github.com/zegl/kube-score github.com/zegl/kube-score/cmd/kube-score "$KUBE_SCORE_VERSION"
+build actionlint github.com/rhysd/actionlint github.com/rhysd/actionlint/cmd/actionlint "$ACTIONLINT_VERSION"

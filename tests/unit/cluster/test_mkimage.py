@@ -99,3 +99,11 @@ def test_missing_layer_is_refused_by_name(tmp_path: Path) -> None:
         mkimage.main(
             ["--tag", "t:1", "--layer", str(tmp_path / "nope"), "--out", str(tmp_path / "x.tar")]
         )
+
+
+def test_architecture_names_the_platform_of_an_arm64_image(tmp_path: Path, rootfs: Path) -> None:
+    out = build(
+        tmp_path, "img.tar", "--tag", "t:1", "--layer", str(rootfs), "--architecture", "arm64"
+    )
+    _, config, _ = read_archive(out)
+    assert config["architecture"] == "arm64"
