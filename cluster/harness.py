@@ -113,6 +113,8 @@ def binaries() -> None:
         run(["bash", str(HERE / "build-binaries.sh")])
     # Terraform and the kubectl provider, for tests/e2e/test_95_terraform.py.
     run(["bash", str(HERE / "build-terraform.sh")])
+    # Prometheus, for tests/e2e/test_31_metrics_prometheus.py.
+    run(["bash", str(ROOT / "scripts/build-prometheus.sh")])
 
 
 def images() -> None:
@@ -286,6 +288,9 @@ def demo() -> None:
             "jsonpath={.spec.nodeName}: {.metadata.annotations.AWS_NEURON_IDS}{'\\n'}",
         ]
     )
+    # The fleet as `kubectl neuron` shows it (docs/kubectl-neuron.md), from the source tree.
+    src = {"PYTHONPATH": str(ROOT / "plugin-src" / "src")}
+    run([sys.executable, "-m", "neuron_k8s.fleet.cli", "nodes"], env_extra=src)
     print(f"""
 The cluster stays up. Explore it:
   export {kc} PATH={SID_DIR}/root/usr/bin:{CACHE}/bin:{ROOT}/.tools/bin:$PATH

@@ -10,7 +10,7 @@ DOCKER_LOG=${NEURON_DOCKERD_LOG:-/var/log/neuron-dockerd.log}
 export DEBIAN_FRONTEND=noninteractive
 
 need_pkgs=()
-for p in containerd runc debootstrap iptables gcc libc6-dev; do
+for p in containerd runc debootstrap iptables gcc libc6-dev tmux; do
   dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
 done
 if [ ${#need_pkgs[@]} -gt 0 ]; then

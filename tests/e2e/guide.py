@@ -38,13 +38,19 @@ class Guide:
             raise KeyError(f"{self.path} has no block marked <!-- e2e: {name} -->") from None
 
     def run(
-        self, name: str, cwd: Path, env: dict[str, str], check: bool = True
+        self,
+        name: str,
+        cwd: Path,
+        env: dict[str, str],
+        check: bool = True,
+        env_block: str = "env",
     ) -> subprocess.CompletedProcess[str]:
-        """Run block `name` (after block `env`) in `cwd`; on failure, fail with its output."""
+        """Run block `name` (after block `env_block`) in `cwd`; on failure, fail with its
+        output."""
         block = self.blocks.get(name)
         if block is None or block.lang != "sh":
             raise KeyError(f"{self.path} has no shell block marked <!-- e2e: {name} -->")
-        script = "set -euo pipefail\n" + self.text("env") + block.text
+        script = "set -euo pipefail\n" + self.text(env_block) + block.text
         result = subprocess.run(
             ["bash", "-c", script], cwd=cwd, env=env, text=True, capture_output=True
         )

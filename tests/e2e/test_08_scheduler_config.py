@@ -7,7 +7,6 @@ suite's PATH); --write-config-to makes it exit after validation, so no cluster i
 
 from __future__ import annotations
 
-import base64
 import json
 import shutil
 import subprocess
@@ -19,6 +18,23 @@ import yaml
 from conftest import needs_kind
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "neuron"
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def _client_certificate(tmp: Path) -> dict[str, Path]:
+    """A CA, and a client certificate it signed, as PEM files (what kube-scheduler loads)."""
+    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+             "-days", "1", "-subj", "/CN=e2e-ca", "-keyout", "ca.key", "-out", "ca.crt",
+             cwd=tmp)  # fmt: skip
+    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+             "-subj", "/CN=my-scheduler", "-keyout", "tls.key", "-out", "client.csr",
+             cwd=tmp)  # fmt: skip
+    _openssl("x509", "-req", "-in", "client.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+             "-CAcreateserial", "-days", "1", "-out", "tls.crt", cwd=tmp)  # fmt: skip
+    return {name: tmp / name for name in ("tls.crt", "tls.key", "ca.crt")}
 
 
 def _render(values: dict[str, Any], tmp_path: Path) -> list[dict[str, Any]]:
@@ -85,14 +101,14 @@ def test_real_kube_scheduler_accepts_the_config(tmp_path: Path, values: dict[str
     (text,) = configmap["data"].values()
     config = yaml.safe_load(text)
     # Only for this offline run: the pod uses its in-cluster account, and mounts its client
-    # certificate from the chart's Secret.
+    # certificate from the Secret the extender issues in the cluster; here, a CA and a client
+    # certificate of openssl's stand in.
     config["clientConnection"] = {"kubeconfig": str(kubeconfig)}
     tls = config["extenders"][0].get("tlsConfig")
     if tls:
-        (secret,) = [o for o in objs if o["kind"] == "Secret" and "client" in o["metadata"]["name"]]
+        files = _client_certificate(tmp_path)
         for field, key in (("certFile", "tls.crt"), ("keyFile", "tls.key"), ("caFile", "ca.crt")):
-            (tmp_path / key).write_bytes(base64.b64decode(secret["data"][key]))
-            tls[field] = str(tmp_path / key)
+            tls[field] = str(files[key])
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     result = subprocess.run(
         [

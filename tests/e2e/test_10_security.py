@@ -176,13 +176,14 @@ def test_the_plugins_token_changes_only_our_annotations_of_its_own_nodes_pods(
 
 def test_the_extenders_certificates_are_kept_by_an_upgrade(cluster: Cluster) -> None:
     needs_kind()
-    names = [f"{RELEASE}-extender-tls", f"{RELEASE}-scheduler-extender-client"]
+    # TLS mode chart: the Secrets the extender issued in the cluster (extender/clustercerts.py).
+    names = [f"{RELEASE}-extender-tls-ca", f"{RELEASE}-scheduler-client-cert"]
 
     def data() -> dict[str, dict[str, str]]:
         return {n: cluster.core.read_namespaced_secret(n, NAMESPACE).data for n in names}
 
     before = data()
-    assert base64.b64decode(before[names[0]]["ca.crt"]).startswith(b"-----BEGIN CERTIFICATE")
+    assert base64.b64decode(before[names[1]]["ca.crt"]).startswith(b"-----BEGIN CERTIFICATE")
     chart = str(Path(__file__).resolve().parents[2] / "charts" / "neuron")
     cluster.helm("upgrade", RELEASE, chart, "-n", NAMESPACE, "--reuse-values", "--wait")
     assert data() == before

@@ -1,58 +1,32 @@
-"""Certificates replaced mid-run, CA included (docs/security.md, "Rotation"): the extender
-reloads its files, sees a new CA, and rolls my-scheduler, whose extender client loads its CA
-only at start; Neuron pods keep scheduling with no manual step. The test prints how long
-scheduling paused."""
+"""A new CA mid-run (docs/security.md, "Rotating the certificates"): in TLS mode `chart` the
+extender issues the certificates in the cluster; the documented way to force a new CA (delete
+its Secret, restart the extender) makes it issue a new CA, re-sign my-scheduler's certificate
+and roll my-scheduler, whose extender client loads its CA only at start; Neuron pods keep
+scheduling with no other step. The test prints how long that took."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import subprocess
 import time
-from pathlib import Path
 
 from conftest import NAMESPACE, NEURONCORE, RELEASE, Cluster, Pods, needs_kind, wait_for
 
-SERVER = f"{RELEASE}-extender-tls"
-CLIENT = f"{RELEASE}-scheduler-extender-client"
+CA_SECRET = f"{RELEASE}-extender-tls-ca"
+CLIENT = f"{RELEASE}-scheduler-client-cert"
+EXTENDER = f"{RELEASE}-extender"
 SCHEDULER = f"{RELEASE}-scheduler"
 CA_ANNOTATION = "neuron.k8s.local/extender-ca"
 
 
-def openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
-def new_certificates(tmp: Path, names: list[str]) -> dict[str, bytes]:
-    """A new CA, and the extender's and my-scheduler's certificates signed by it."""
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
-            "-subj", "/CN=neuron-e2e-rotated-ca", "-keyout", "ca.key", "-out", "ca.crt",
-            cwd=tmp)  # fmt: skip
-    (tmp / "server.ext").write_text("subjectAltName=" + ",".join(f"DNS:{n}" for n in names))
-    (tmp / "client.ext").write_text("extendedKeyUsage=clientAuth")
-    for side, subject in (("server", names[-1]), ("client", "my-scheduler")):
-        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={subject}",
-                "-keyout", f"{side}.key", "-out", f"{side}.csr", cwd=tmp)  # fmt: skip
-        openssl("x509", "-req", "-in", f"{side}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-                "-CAcreateserial", "-days", "30", "-extfile", f"{side}.ext",
-                "-out", f"{side}.crt", cwd=tmp)  # fmt: skip
-    return {p.name: p.read_bytes() for p in tmp.iterdir() if p.suffix in (".crt", ".key")}
-
-
-def san_names(cluster: Cluster) -> list[str]:
-    """The DNS names of the extender's current certificate (what my-scheduler dials)."""
-    pem = base64.b64decode(cluster.core.read_namespaced_secret(SERVER, NAMESPACE).data["tls.crt"])
-    text = subprocess.run(
-        ["openssl", "x509", "-noout", "-ext", "subjectAltName"],
-        input=pem, check=True, capture_output=True,
-    ).stdout.decode()  # fmt: skip
-    return [n.strip().removeprefix("DNS:") for n in text.splitlines()[-1].split(",")]
-
-
-def replace(cluster: Cluster, name: str, crt: bytes, key: bytes, ca: bytes) -> None:
-    data = {"tls.crt": crt, "tls.key": key, "ca.crt": ca}
-    body = {"data": {k: base64.b64encode(v).decode() for k, v in data.items()}}
-    cluster.core.patch_namespaced_secret(name, NAMESPACE, body)
+def secret_data(cluster: Cluster, name: str) -> dict[str, bytes] | None:
+    try:
+        data = cluster.core.read_namespaced_secret(name, NAMESPACE).data or {}
+    except Exception as err:  # kubernetes' ApiException: absent while being made again
+        if getattr(err, "status", None) == 404:
+            return None
+        raise
+    return {k: base64.b64decode(v) for k, v in data.items()}
 
 
 def template_annotation(cluster: Cluster) -> str | None:
@@ -60,28 +34,55 @@ def template_annotation(cluster: Cluster) -> str | None:
     return (deployment.spec.template.metadata.annotations or {}).get(CA_ANNOTATION)
 
 
-def test_a_new_ca_rolls_my_scheduler_and_neuron_pods_keep_scheduling(
-    cluster: Cluster, pods: Pods, tmp_path: Path
+def test_the_extender_keeps_its_ca_and_my_schedulers_certificate_in_two_secrets(
+    cluster: Cluster,
 ) -> None:
     needs_kind()
-    certs = new_certificates(tmp_path, san_names(cluster))
-    ca_hash = hashlib.sha256(certs["ca.crt"]).hexdigest()[:16]
-    assert template_annotation(cluster) != ca_hash
+    ca, client = secret_data(cluster, CA_SECRET), secret_data(cluster, CLIENT)
+    assert ca is not None and client is not None
+    assert set(client) == {"tls.crt", "tls.key", "ca.crt"}
+    assert client["ca.crt"] == ca["tls.crt"]
+    assert client["tls.key"] != ca["tls.key"]
+
+
+def test_no_key_is_in_helms_release_records(cluster: Cluster) -> None:
+    needs_kind()
+    for what in ("manifest", "hooks", "values"):
+        args = ["get", what, RELEASE, "-n", NAMESPACE] + (["--all"] if what == "values" else [])
+        text = cluster.helm(*args).stdout
+        assert "PRIVATE KEY" not in text and "tls.key:" not in text, what
+
+
+def test_a_new_ca_rolls_my_scheduler_and_neuron_pods_keep_scheduling(
+    cluster: Cluster, pods: Pods
+) -> None:
+    needs_kind()
+    old = secret_data(cluster, CA_SECRET)
+    assert old is not None
     start = time.monotonic()
-    replace(cluster, SERVER, certs["server.crt"], certs["server.key"], certs["ca.crt"])
-    replace(cluster, CLIENT, certs["client.crt"], certs["client.key"], certs["ca.crt"])
-    # The kubelet updates the mounted Secrets within its sync period; the extender reads its
-    # files every 10 s and, seeing another CA, rolls my-scheduler.
+    cluster.core.delete_namespaced_secret(CA_SECRET, NAMESPACE)
+    cluster.kubectl("rollout", "restart", f"deployment/{EXTENDER}", "-n", NAMESPACE)
+
+    def new_ca() -> bytes | None:
+        data = secret_data(cluster, CA_SECRET)
+        return data["tls.crt"] if data and data.get("tls.crt") != old["tls.crt"] else None
+
+    wait_for("the extender issued a new CA", lambda: new_ca() is not None, 180)
+    ca = new_ca()
+    assert ca is not None
+    ca_hash = hashlib.sha256(ca).hexdigest()[:16]
     wait_for(
         "my-scheduler rolled for the new CA", lambda: template_annotation(cluster) == ca_hash, 180
     )
     rolled = time.monotonic()
+    client = secret_data(cluster, CLIENT)
+    assert client is not None and client["ca.crt"] == ca
     pods.create("after-rotation", [{NEURONCORE: 1}])
     pods.wait_running("after-rotation", 180)
     scheduled = time.monotonic()
     print(
-        f"\nTLS rotation: extender saw the new CA after {rolled - start:.0f} s; a Neuron pod "
-        f"created then ran {scheduled - rolled:.0f} s later"
+        f"\nTLS rotation: my-scheduler rolled {rolled - start:.0f} s after the CA was deleted; "
+        f"a Neuron pod created then ran {scheduled - rolled:.0f} s later"
     )
     # The pod went through the extender over TLS with the new CA: it holds an allocation.
     assert pods.allocation("after-rotation")["containers"]

@@ -77,6 +77,15 @@ def test_helm_uninstall_leaves_nothing_of_ours_behind(cluster: Cluster, node_hos
         return out.split()
 
     wait_for("no object of the release left", lambda: not leftovers(), 120)
+    # The extender's certificate Secrets (TLS mode chart) are not Helm's: my-scheduler's
+    # Deployment owns them, and the garbage collector deletes them with it.
+    issued = {f"{RELEASE}-extender-tls-ca", f"{RELEASE}-scheduler-client-cert"}
+
+    def secrets_left() -> set[str]:
+        names = cluster.kubectl("get", "secrets", "-n", NAMESPACE, "-o", "name").stdout.split()
+        return issued & {n.removeprefix("secret/") for n in names}
+
+    wait_for("the issued certificate Secrets deleted", lambda: not secrets_left(), 120)
     for node in nodes:
         host = node_host(node)
         wait_for(

@@ -18,16 +18,13 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
+from adoption import Steps, holding, place_around, start_neuron_pods
 from aws_manifests import ADOPTED, FILES, NAMESPACE, NOT_ADOPTED, render
 from conftest import (
-    ALLOCATION,
     NEURON,
-    NEURONCORE,
     SHAPES,
     Cluster,
     Pods,
@@ -42,7 +39,6 @@ TERRAFORM = ROOT / "cluster" / ".cache" / "terraform"
 SEED = Path(__file__).resolve().parent / "terraform"
 GUIDE = Guide(ROOT / "docs" / "migration.md")
 RELEASE = "neuron"  # the guide's $RELEASE
-AWS_NEURON_IDS = "AWS_NEURON_IDS"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -50,22 +46,8 @@ def release_running() -> None:
     """This module starts with no release of the chart: it brings up AWS's objects itself."""
 
 
-@dataclass
-class Migration:
-    """What the steps share: the working directory, the environment of the guide's commands,
-    and what was seen before the migration, to compare with after."""
-
-    cluster: Cluster
-    workdir: Path
-    env: dict[str, str]
-    pods: Pods
-    done: list[str] = field(default_factory=list)
-    uids: dict[tuple[str, str], str] = field(default_factory=dict)
-    held: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def needs(self, step: str) -> None:
-        if step not in self.done:
-            pytest.fail(f"needs the step {step!r}, which did not pass")
+class Migration(Steps):
+    """The steps of the migration (adoption.Steps), with Terraform."""
 
     def terraform(self, *args: str) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
@@ -73,15 +55,6 @@ class Migration:
         )
         assert result.returncode == 0, f"terraform {args}:\n{result.stdout}\n{result.stderr}"
         return result
-
-    def object_uids(self, objects: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
-        uids = {}
-        for kind, name in objects:
-            out = self.cluster.kubectl(
-                "get", kind, name, "-n", NAMESPACE, "-o", "jsonpath={.metadata.uid}", check=False
-            )
-            uids[(kind, name)] = out.stdout if out.returncode == 0 else ""
-        return uids
 
 
 def _kube_version(cluster: Cluster) -> str:
@@ -142,18 +115,6 @@ def _cores_per_device(cluster: Cluster, node: str) -> int:
     return SHAPES[labels["node.kubernetes.io/instance-type"]][1]
 
 
-def _holding(m: Migration, name: str) -> dict[str, Any]:
-    """What a running pod holds and shows: to compare before and after the migration."""
-    pod = m.pods.get(name)
-    return {
-        "uid": pod.metadata.uid,
-        "node": pod.spec.node_name,
-        "restarts": sum(s.restart_count for s in pod.status.container_statuses or []),
-        "annotations": {k: pod.metadata.annotations.get(k) for k in (AWS_NEURON_IDS, ALLOCATION)},
-        "cores": m.pods.cores(name),
-    }
-
-
 def test_terraform_applies_awss_manifests_one_resource_per_object(migration: Migration) -> None:
     migration.terraform("init", "-no-color")
     migration.terraform("apply", "-auto-approve", "-no-color")
@@ -176,13 +137,7 @@ def test_neuron_pods_get_cores_from_awss_objects(migration: Migration) -> None:
         )
 
     wait_for("Neuron cores offered by the manifests' device plugin", offered, 180)
-    migration.pods.create("before-cores", [{NEURONCORE: 3}])
-    migration.pods.create("before-device", [{NEURON: 1}])
-    for name in ("before-cores", "before-device"):
-        migration.pods.wait_running(name, 180)
-        migration.held[name] = _holding(migration, name)
-        assert contiguous(migration.held[name]["cores"]), migration.held[name]
-        assert migration.held[name]["annotations"][AWS_NEURON_IDS], migration.held[name]
+    migration.held = start_neuron_pods(migration.pods)
     migration.done.append("pods")
 
 
@@ -217,18 +172,13 @@ def test_running_neuron_pods_keep_their_cores_and_annotations(migration: Migrati
     migration.needs("adopted")
     migration.needs("pods")
     for name, before in migration.held.items():
-        assert _holding(migration, name) == before, name
+        assert holding(migration.pods, name) == before, name
 
 
 def test_a_new_pod_is_placed_around_the_cores_held_before(migration: Migration) -> None:
     migration.needs("adopted")
     migration.needs("pods")
-    node = migration.held["before-cores"]["node"]
-    held = set(migration.held["before-cores"]["cores"])
-    migration.pods.create("after-cores", [{NEURONCORE: 2}], node=node)
-    migration.pods.wait_running("after-cores", 180)
-    got = migration.pods.cores("after-cores")
-    assert contiguous(got) and not held & set(got), (held, got)
+    place_around(migration.pods, migration.held)
 
 
 def test_terraform_forgets_the_manifests_and_deletes_nothing(migration: Migration) -> None:

@@ -368,53 +368,23 @@ or disabled. AWS's extender serves plain HTTP only. */}}
 {{- end -}}
 {{- end -}}
 
-{{/* Secret of my-scheduler's client certificate and the extender's CA. */}}
+{{/* Secret of the CA the extender issues with in mode "chart" (only the extender reads it). */}}
+{{- define "neuron.tls.caSecret" -}}
+{{- printf "%s-tls-ca" (include "neuron.extender.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Secret of my-scheduler's client certificate and the extender's CA. Mode "chart": the
+extender writes it (plugin-src extender/clustercerts.py), under a name no Helm release of this
+chart up to 0.12 owned, so that an upgrade from one, deleting the Secrets it rendered, cannot
+delete it. */}}
 {{- define "neuron.tls.clientSecret" -}}
-{{- if eq (include "neuron.tls.mode" .) "secrets" -}}
+{{- $mode := include "neuron.tls.mode" . -}}
+{{- if eq $mode "secrets" -}}
 {{- .Values.extender.tls.clientSecret -}}
+{{- else if eq $mode "chart" -}}
+{{- printf "%s-client-cert" (include "neuron.scheduler.fullname" .) | trunc 63 | trimSuffix "-" -}}
 {{- else -}}
 {{- printf "%s-extender-client" (include "neuron.scheduler.fullname" .) | trunc 63 | trimSuffix "-" -}}
-{{- end -}}
-{{- end -}}
-
-{{/* The certificates of mode "chart", as JSON {server: {tls.crt, tls.key, ca.crt}, client: ...}
-(base64 values): the ones the two Secrets already hold, so that an upgrade keeps them, else a
-new CA and two certificates signed by it. Worked out once per render and kept in .Values, so
-that the Secrets and the pods' checksums see the same ones. */}}
-{{- define "neuron.tls.chartCerts" -}}
-{{- if not (hasKey .Values "_neuronCerts") -}}
-{{- $ns := include "neuron.namespace" . -}}
-{{- $server := lookup "v1" "Secret" $ns (include "neuron.tls.serverSecret" .) -}}
-{{- $client := lookup "v1" "Secret" $ns (include "neuron.tls.clientSecret" .) -}}
-{{- $keys := list "tls.crt" "tls.key" "ca.crt" -}}
-{{- $have := and $server $client -}}
-{{- range $keys -}}
-{{- if not (and $have (index ($server.data | default dict) .) (index ($client.data | default dict) .)) -}}
-{{- $have = false -}}
-{{- end -}}
-{{- end -}}
-{{- $certs := dict -}}
-{{- if $have -}}
-{{- $_ := set $certs "server" (pick $server.data "tls.crt" "tls.key" "ca.crt") -}}
-{{- $_ := set $certs "client" (pick $client.data "tls.crt" "tls.key" "ca.crt") -}}
-{{- else -}}
-{{- $days := int .Values.extender.tls.validityDays -}}
-{{- $ca := genCA (printf "%s-ca" (include "neuron.extender.fullname" .)) $days -}}
-{{- $names := include "neuron.extender.dnsNames" . | fromJsonArray -}}
-{{- $srv := genSignedCert (last $names) nil $names $days $ca -}}
-{{- $cli := genSignedCert .Values.scheduler.name nil nil $days $ca -}}
-{{- $_ := set $certs "server" (dict "tls.crt" ($srv.Cert | b64enc) "tls.key" ($srv.Key | b64enc) "ca.crt" ($ca.Cert | b64enc)) -}}
-{{- $_ := set $certs "client" (dict "tls.crt" ($cli.Cert | b64enc) "tls.key" ($cli.Key | b64enc) "ca.crt" ($ca.Cert | b64enc)) -}}
-{{- end -}}
-{{- $_ := set .Values "_neuronCerts" $certs -}}
-{{- end -}}
-{{- toJson .Values._neuronCerts -}}
-{{- end -}}
-
-{{/* A checksum of one side's certificates (mode "chart"), to roll its pods when they change. */}}
-{{- define "neuron.tls.checksum" -}}
-{{- if eq (include "neuron.tls.mode" .root) "chart" -}}
-{{- get (include "neuron.tls.chartCerts" .root | fromJson) .side | toJson | sha256sum -}}
 {{- end -}}
 {{- end -}}
 

@@ -17,9 +17,11 @@ class ClientConfig:
     token: str | None
     token_file: str | None
     ssl_context: ssl.SSLContext | None
+    namespace: str | None = None  # the context's namespace, if it names one
 
 
-def read_kubeconfig(path: str) -> ClientConfig:
+def read_kubeconfig(path: str, context_name: str | None = None) -> ClientConfig:
+    """The file's current context, or `context_name` (ValueError when it has no such one)."""
     import yaml  # only kubeconfig files need it
 
     with open(path) as f:
@@ -28,7 +30,9 @@ def read_kubeconfig(path: str) -> ClientConfig:
         kind: {e["name"]: e.get(kind[:-1], {}) for e in cfg.get(kind) or []}
         for kind in ("clusters", "users", "contexts")
     }
-    ctx_name = cfg.get("current-context")
+    ctx_name = context_name or cfg.get("current-context")
+    if context_name and context_name not in by_name["contexts"]:
+        raise ValueError(f"kubeconfig {path}: no context {context_name!r}")
     context: dict[str, Any] = by_name["contexts"].get(ctx_name) or next(
         iter(by_name["contexts"].values()), {}
     )
@@ -53,7 +57,7 @@ def read_kubeconfig(path: str) -> ClientConfig:
         _load_client_cert(ssl_ctx, user, base)
     token = user.get("token")
     token_file = os.path.join(base, user["tokenFile"]) if user.get("tokenFile") else None
-    return ClientConfig(server, token, token_file, ssl_ctx)
+    return ClientConfig(server, token, token_file, ssl_ctx, context.get("namespace"))
 
 
 def _load_client_cert(ctx: ssl.SSLContext, user: dict[str, Any], base: str) -> None:

@@ -20,6 +20,8 @@ def test_cluster_role_has_exactly_the_calls_of_the_driver(dra):
             "resources": ["resourceclaims"],
             "verbs": ["list", "watch"],
         },
+        # the pods of its node: which container uses each prepared claim (docs/metrics.md)
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]},
         {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]},
         {"apiGroups": [""], "resources": ["nodes/status"], "verbs": ["patch"]},
         {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},

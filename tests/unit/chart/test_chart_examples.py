@@ -195,8 +195,8 @@ def test_aws_compat_renders_the_aws_object_names(compat_objects):
             ("Deployment", "my-scheduler"),
             # Not in AWS's manifests (docs/migration.md lists why): narrower RBAC for the
             # scheduler's lease and authentication ConfigMap instead of ClusterRole my-scheduler,
-            # the extender's patch of its own pod, the admission policies, mutual TLS, and the
-            # NetworkPolicy.
+            # the extender's patch of its own pod, the admission policies, mutual TLS (its
+            # certificates issued by the extender, in the cluster), and the NetworkPolicy.
             ("Role", "my-scheduler"),
             ("RoleBinding", "my-scheduler"),
             ("RoleBinding", "my-scheduler-auth-reader"),
@@ -208,10 +208,10 @@ def test_aws_compat_renders_the_aws_object_names(compat_objects):
             ("ValidatingAdmissionPolicyBinding", "neuron-device-plugin-node-health"),
             ("ValidatingAdmissionPolicy", "k8s-neuron-scheduler"),
             ("ValidatingAdmissionPolicyBinding", "k8s-neuron-scheduler"),
+            ("ValidatingAdmissionPolicy", "k8s-neuron-scheduler-secrets"),
+            ("ValidatingAdmissionPolicyBinding", "k8s-neuron-scheduler-secrets"),
             ("ValidatingAdmissionPolicy", "neuron-pod-records"),
             ("ValidatingAdmissionPolicyBinding", "neuron-pod-records"),
-            ("Secret", "k8s-neuron-scheduler-tls"),
-            ("Secret", "my-scheduler-extender-client"),
             ("NetworkPolicy", "k8s-neuron-scheduler"),
             ("NetworkPolicy", "neuron-device-plugin"),
             ("NetworkPolicy", "my-scheduler"),

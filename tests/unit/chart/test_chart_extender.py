@@ -195,10 +195,13 @@ def test_api_timeout_is_compared_with_compound_durations():
     )
 
 
-def test_the_extender_may_patch_only_pods_and_the_scheduler_of_its_own_namespace(default_objects):
+def test_the_extender_may_patch_pods_roll_the_scheduler_and_keep_its_two_secrets(
+    default_objects,
+):
     role = one(default_objects, "Role", "extender")
     assert role["metadata"]["namespace"] == "neuron-system"
-    # The Deployment rule: a new client CA rolls my-scheduler (test_chart_tls_rotation.py).
+    # The Deployment rule: a new client CA rolls my-scheduler (test_chart_tls_rotation.py);
+    # the Secret rules: TLS mode chart, certificates issued in the cluster (test_chart_security).
     assert role["rules"] == [
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["patch"]},
         {
@@ -207,6 +210,13 @@ def test_the_extender_may_patch_only_pods_and_the_scheduler_of_its_own_namespace
             "resourceNames": ["neuron-scheduler"],
             "verbs": ["get", "patch"],
         },
+        {
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "resourceNames": ["neuron-extender-tls-ca", "neuron-scheduler-client-cert"],
+            "verbs": ["get", "update", "delete"],
+        },
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
     ]
     binding = one(default_objects, "RoleBinding", "extender")
     assert binding["roleRef"]["name"] == "neuron-extender"

@@ -66,7 +66,9 @@ def test_a_service_monitor_when_the_cluster_serves_its_api():
         "app.kubernetes.io/instance": "neuron",
         "neuron.k8s.local/metrics": "true",
     }
-    assert sm["spec"]["endpoints"] == [{"port": "metrics", "path": "/metrics", "interval": "30s"}]
+    assert sm["spec"]["endpoints"] == [
+        {"port": "metrics", "path": "/metrics", "interval": "30s", "honorLabels": True}
+    ]
 
 
 def test_the_service_monitor_selects_exactly_the_metrics_services():
@@ -101,9 +103,26 @@ def test_pod_monitors_scrape_each_components_metrics_port():
         for o in objects_of(objs, "PodMonitor")
     }
     assert ports == {
-        "device-plugin": [{"port": "http", "path": "/metrics", "interval": "15s"}],
-        "extender": [{"port": "probes", "path": "/metrics", "interval": "15s"}],
+        "device-plugin": [
+            {"port": "http", "path": "/metrics", "interval": "15s", "honorLabels": True}
+        ],
+        "extender": [
+            {"port": "probes", "path": "/metrics", "interval": "15s", "honorLabels": True}
+        ],
     }
+
+
+def test_monitors_keep_the_workload_labels_of_the_allocation_metrics():
+    # neuron_container_cores{namespace, pod, container} names the workload's container: without
+    # honorLabels, Prometheus would rename them exported_* under the scraped pod's own labels.
+    objs = _with_api(
+        {"metrics": {"podMonitor": {"enabled": True}, "serviceMonitor": {"enabled": False}}}
+    )
+    endpoints = [
+        e for o in objects_of(objs, "PodMonitor") for e in o["spec"]["podMetricsEndpoints"]
+    ]
+    sm = one(_with_api(), "ServiceMonitor")["spec"]["endpoints"]
+    assert endpoints and all(e["honorLabels"] is True for e in endpoints + sm)
 
 
 DRA = {"enabled": True, "nodeSelector": {"neuron.k8s.local/dra": "true"}}

@@ -8,7 +8,8 @@ when `keeps_counters` is off (gate DRAPartitionableDevices off) and of taints wh
 `keeps_taints` is off (gate DRADeviceTaints off), and given the `timeAdded` the API server
 sets on taints), Events (create, kept in `events`) and ResourceClaims (list, and a watch
 that streams JSON-line events from the resource version the list returned, as
-neuron_k8s.kube.Reflector expects). The tests add, modify and delete claims, read the slices,
+neuron_k8s.kube.Reflector expects), and Pods likewise (list and watch, by field selector).
+The tests add, modify and delete claims and pods, read the slices,
 and delete every slice as the kubelet does when it starts.
 """
 
@@ -32,6 +33,7 @@ SLICES = "/apis/resource.k8s.io/v1/resourceslices"
 EVENTS = "/api/v1/namespaces/default/events"
 TIME_ADDED = "2026-12-01T10:00:00Z"
 CLAIMS = "/apis/resource.k8s.io/v1/resourceclaims"
+PODS = "/api/v1/pods"
 INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
 
 
@@ -80,10 +82,12 @@ class FakeApi:
         self.nodes: dict[str, dict[str, Any]] = {}
         self.slices: dict[str, dict[str, Any]] = {}
         self.claims: dict[str, dict[str, Any]] = {}  # by uid
+        self.pods: dict[str, dict[str, Any]] = {}  # by uid
         self.requests: list[tuple[str, str]] = []  # (method, path with query), watches too
         self.version = 1
-        self._events: list[tuple[int, dict[str, Any]]] = []  # claim events, by version
-        self._watchers: list[queue.Queue[dict[str, Any] | None]] = []
+        # claim and pod events, by version and path
+        self._events: list[tuple[int, str, dict[str, Any]]] = []
+        self._watchers: list[tuple[str, queue.Queue[dict[str, Any] | None]]] = []
         self._lock = threading.Lock()
         api = self
 
@@ -98,8 +102,9 @@ class FakeApi:
                 with api._lock:
                     api.requests.append((method, self.path))
                 body = self._body() if method in ("POST", "PUT") else None
-                if method == "GET" and url.path == CLAIMS and query.get("watch") == "true":
-                    return self._watch(query)
+                watched = url.path in (CLAIMS, PODS)
+                if method == "GET" and watched and query.get("watch") == "true":
+                    return self._watch(url.path, query)
                 code, doc = api.handle(method, url.path, query, body)
                 self._send(code, doc)
 
@@ -115,21 +120,22 @@ class FakeApi:
             def do_DELETE(self) -> None:
                 self._route("DELETE")
 
-            def _watch(self, query: dict[str, str]) -> None:
+            def _watch(self, path: str, query: dict[str, str]) -> None:
                 q: queue.Queue[dict[str, Any] | None] = queue.Queue()
                 since = int(query.get("resourceVersion") or 0)
+                selector = query.get("fieldSelector", "")
                 with api._lock:
                     # Events after the listed version first, then live ones: none is lost
                     # between the reflector's list and its watch.
-                    for version, event in api._events:
-                        if version > since:
+                    for version, where, event in api._events:
+                        if version > since and where == path:
                             q.put(event)
-                    api._watchers.append(q)
+                    api._watchers.append((path, q))
                 try:
-                    self._stream(q)
+                    self._stream(q, lambda e: matches(e["object"], selector))
                 finally:
                     with api._lock:
-                        api._watchers.remove(q)
+                        api._watchers.remove((path, q))
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
@@ -151,7 +157,7 @@ class FakeApi:
     def end_watches(self) -> None:
         """Close every open watch (an API server restart, or the test's end)."""
         with self._lock:
-            for q in self._watchers:
+            for _, q in self._watchers:
                 q.put(None)
 
     # --- request handling ----------------------------------------------------------------
@@ -182,6 +188,8 @@ class FakeApi:
                 return self._one_slice(method, path[len(SLICES) + 1 :], body)
             if path == CLAIMS and method == "GET":
                 return 200, self._list("ResourceClaimList", self.claims.values(), query)
+            if path == PODS and method == "GET":
+                return 200, self._list("PodList", self.pods.values(), query)
         return 404, _status(404, "NotFound", f"{method} {path}: no such path")
 
     def _list(
@@ -299,11 +307,12 @@ class FakeApi:
             self.version += 1
 
     # --- claims ----------------------------------------------------------------------------
-    def _claim_event(self, kind: str, claim: dict[str, Any]) -> None:
+    def _claim_event(self, kind: str, claim: dict[str, Any], path: str = CLAIMS) -> None:
         event = {"type": kind, "object": copy.deepcopy(claim)}
-        self._events.append((self.version, event))
-        for q in self._watchers:
-            q.put(event)
+        self._events.append((self.version, path, event))
+        for where, q in self._watchers:
+            if where == path:
+                q.put(event)
 
     def add_claim(self, claim: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
@@ -331,3 +340,20 @@ class FakeApi:
     def request_count(self) -> int:
         with self._lock:
             return len(self.requests)
+
+    # --- pods ------------------------------------------------------------------------------
+    def add_pod(self, pod: dict[str, Any]) -> dict[str, Any]:
+        """Add or replace a pod (by uid), streamed to the pod watches its node matches."""
+        with self._lock:
+            doc = self._stamp(copy.deepcopy(pod))
+            uid = doc["metadata"]["uid"]
+            kind = "MODIFIED" if uid in self.pods else "ADDED"
+            self.pods[uid] = doc
+            self._claim_event(kind, doc, PODS)
+            return copy.deepcopy(doc)
+
+    def delete_pod(self, uid: str) -> None:
+        with self._lock:
+            doc = self.pods.pop(uid)
+            self._stamp(doc)
+            self._claim_event("DELETED", doc, PODS)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from neuron_k8s.allocationmetrics import ContainerCores
 from neuron_k8s.allocator import Resource, indices, mask
 from neuron_k8s.topology import Shape
 
@@ -183,6 +184,20 @@ class Ledger:
             owner = f"{s.pod}/{s.container}" if s.pod else "a container admitted moments ago"
             out.append(Holding(s.resource, s.ids, cores_of(self.shape, s.resource, s.ids), owner))
         self._holdings = out
+        return out
+
+    def containers(self) -> list[ContainerCores]:
+        """The cores each container holds, by the same account as holdings() (names empty for
+        an answer the plugin could not attribute), for the allocation metrics."""
+        out = []
+        listed = self.listed.containers if self.listed else self._by_record()
+        for (ns, pod, container), by_res in listed.items():
+            for resource, ids in by_res.items():
+                out.append(ContainerCores(ns, pod, container, cores_of(self.shape, resource, ids)))
+        for s in self.served:
+            ns, _, pod = (s.pod or "").partition("/")
+            cores = cores_of(self.shape, s.resource, s.ids)
+            out.append(ContainerCores(ns, pod, s.container or "", cores))
         return out
 
     def held(self, resource: Resource | None = None) -> int:

@@ -3,7 +3,15 @@ that several instances can run in one test process)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from neuron_k8s.allocationmetrics import AllocationCollector, NodeAllocations
+
+from .api import SERVED
+
+REFUSAL_REASONS = ("unhealthy", "invalid", "in_use")
 
 
 class Metrics:
@@ -61,6 +69,10 @@ class Metrics:
             ["resource", "reason"],
             registry=r,
         )
+        # Every series from the start, so that a dashboard shows 0 rather than no data.
+        for resource in SERVED:
+            for reason in REFUSAL_REASONS:
+                self.refusals.labels(resource.value, reason)
         self.recorded = Counter(
             "neuron_device_plugin_pods_recorded",
             "Pods whose annotations were patched to what the kubelet assigned: confirmed (the "
@@ -89,3 +101,7 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+
+    def track_allocations(self, read: Callable[[], NodeAllocations | None]) -> None:
+        """Export what the node's containers hold, read at each scrape (allocationmetrics.py)."""
+        self.registry.register(AllocationCollector(read))

@@ -7,6 +7,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
+from functools import partial
 
 from neuron_k8s.hardwareerrors import BOOT_ID, DEFAULT_STATE, HardwareErrors
 from neuron_k8s.kube import ApiError, KubeClient
@@ -185,6 +186,7 @@ class Plugin:
             device_plugin_dir=c.device_plugin_dir,
         )
         state = self.state = PluginState(inventory, self.metrics, c.withhold_in_use)
+        self.metrics.track_allocations(partial(state.allocations, c.node_name or ""))
         if c.pod_resources_socket:
             self._podresources = PodResourcesClient(c.pod_resources_socket)
         if api and self.client is not None and c.node_name:

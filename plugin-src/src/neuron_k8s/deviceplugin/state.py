@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 
+from neuron_k8s.allocationmetrics import DEVICE_PLUGIN, NodeAllocations
 from neuron_k8s.allocator import Resource, mask, unhealthy_core_mask
 from neuron_k8s.logs import get_logger
 
@@ -86,6 +87,12 @@ class PluginState:
     def view(self, resource: Resource) -> tuple[int, DeviceView]:
         with self.lock:
             return self.generation, self._views[resource]
+
+    def allocations(self, node: str) -> NodeAllocations:
+        """What the node's containers hold and which devices are unhealthy, for the metrics."""
+        with self.lock:
+            containers = tuple(self.ledger.containers())
+            return NodeAllocations(node, DEVICE_PLUGIN, self.shape, containers, self.unhealthy)
 
     def set_unhealthy(self, devices: frozenset[int], advertised: bool = True) -> None:
         with self.lock:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import partial
 
 from neuron_k8s import __version__
 from neuron_k8s.deviceplugin.discovery import Discovery, DiscoveryError, Inventory
@@ -34,6 +35,7 @@ from .health import HEARTBEAT, HealthReporter, prepared_devices
 from .metrics import Metrics
 from .offers import offers
 from .partitions import CORE_SET_CHOICES, DEFAULT_CORE_SETS
+from .podclaims import NodePods, node_allocations
 from .prepare import Preparer
 from .publisher import SlicePublisher
 from .service import DraService
@@ -120,6 +122,7 @@ class Driver:
         self.client = client
         self.metrics = Metrics()
         self.claims = ClaimCache()
+        self.pods = NodePods()  # the containers of prepared claims, for the metrics
         self.inventory: Inventory | None = None
         self.publisher: SlicePublisher | None = None
         self.sockets: Sockets | None = None
@@ -231,6 +234,18 @@ class Driver:
             c.wait_for_claim,
         )
         self.claims.start(client)
+        self.pods.start(client, c.node_name)
+        self.metrics.track_allocations(
+            partial(
+                node_allocations,
+                c.node_name,
+                shape,
+                checkpoint,
+                self.claims,
+                self.pods.pods,
+                lambda: self._health.unhealthy if self._health else frozenset(),
+            )
+        )
         # Every device healthy first: the monitor reports only changes, and its first check
         # (in start) reports the devices already unhealthy.
         on_health(frozenset())
@@ -271,7 +286,7 @@ class Driver:
             self.health_service.close()  # ends the kubelet's streams before their server goes
         if sockets is not None:
             sockets.stop()
-        for part in (self._health, self.claims, publisher, self.http, self._condition):
+        for part in (self._health, self.claims, self.pods, publisher, self.http, self._condition):
             if part is not None:
                 part.stop()
         # The last driver of the node takes its slices with it (an uninstall leaves nothing);

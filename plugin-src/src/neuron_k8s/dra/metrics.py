@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from neuron_k8s.allocationmetrics import AllocationCollector, NodeAllocations
 
 
 class Metrics:
@@ -15,6 +19,8 @@ class Metrics:
         self.prepares = Counter(
             "neuron_dra_driver_prepares", "Claims prepared, by outcome.", ["outcome"], registry=r
         )
+        for outcome in ("ok", "error"):  # 0 from the start rather than no data
+            self.prepares.labels(outcome)
         self.prepare_seconds = Histogram(
             "neuron_dra_driver_prepare_seconds",
             "Time to prepare one claim.",
@@ -27,3 +33,7 @@ class Metrics:
             "1 once the kubelet has registered the driver.",
             registry=r,
         )
+
+    def track_allocations(self, read: Callable[[], NodeAllocations | None]) -> None:
+        """Export what the node's containers hold, read at each scrape (allocationmetrics.py)."""
+        self.registry.register(AllocationCollector(read))

@@ -14,8 +14,9 @@ from types import FrameType
 from .. import logs
 from ..kube import KubeClient
 from ..pods import INSTANCE_TYPE_LABEL
+from . import tlsflags
 from .requeue import Requeuer
-from .schedulerrestart import SchedulerRestarter
+from .schedulerrestart import SchedulerRestarter, ca_hash
 from .server import ExtenderServer
 from .state import ClusterState
 from .tls import ServerTls
@@ -132,23 +133,7 @@ def parser() -> argparse.ArgumentParser:
         help=f"The only scheduler whose pods bind accepts (the pod's spec.schedulerName), such as "
         f"my-scheduler. Empty: any. Env {ENV_PREFIX}SCHEDULER_NAME.",
     )
-    p.add_argument(
-        "--tls-cert-file",
-        default=_env("TLS_CERT_FILE"),
-        help=f"Serve the verbs over HTTPS with this certificate (PEM), and only to clients whose "
-        f"certificate --tls-client-ca-file signed. Env {ENV_PREFIX}TLS_CERT_FILE.",
-    )
-    p.add_argument(
-        "--tls-key-file",
-        default=_env("TLS_KEY_FILE"),
-        help=f"Private key of --tls-cert-file (PEM). Env {ENV_PREFIX}TLS_KEY_FILE.",
-    )
-    p.add_argument(
-        "--tls-client-ca-file",
-        default=_env("TLS_CLIENT_CA_FILE"),
-        help=f"CA certificate (PEM) that signed the clients allowed to call the verbs. Env "
-        f"{ENV_PREFIX}TLS_CLIENT_CA_FILE.",
-    )
+    tlsflags.add_arguments(p, _env)
     p.add_argument(
         "--http-port",
         type=int,
@@ -189,7 +174,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             "no --pod-name/--pod-namespace: a pod turned away just before room appears waits "
             "for kube-scheduler's next retry"
         )
-    tls_files = (args.tls_cert_file, args.tls_key_file, args.tls_client_ca_file)
+    certs = None
+    if args.tls_issue_dir:
+        made = tlsflags.cluster_certs(args, client)
+        if isinstance(made, str):
+            print(f"neuron-scheduler-extender: {made}", file=sys.stderr)
+            return 2
+        certs = made
+    tls_files: tuple[str | None, str | None, str | None] = (
+        certs.files
+        if certs is not None
+        else (args.tls_cert_file, args.tls_key_file, args.tls_client_ca_file)
+    )
     if any(tls_files) and not all(tls_files):
         print(
             "neuron-scheduler-extender: --tls-cert-file, --tls-key-file and "
@@ -213,9 +209,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return 2
         restarter = SchedulerRestarter(client, args.pod_namespace, args.scheduler_deployment)
+    if certs is not None:
+        if restarter is not None:
+            rolls = restarter
+            certs.on_new_ca = lambda pem: rolls.ca_changed(ca_hash(pem))
+        # Nothing can be served before the certificates exist.
+        if not certs.ensure_until_done():
+            return 1
     try:
         on_ca_change = restarter.ca_changed if restarter is not None else None
-        tls = ServerTls(*tls_files, on_ca_change=on_ca_change) if all(tls_files) else None
+        cert, key, client_ca = tls_files
+        tls = None
+        if cert and key and client_ca:
+            tls = ServerTls(cert, key, client_ca, on_ca_change=on_ca_change)
         server = ExtenderServer(extender, args.address, port, tls)
         servers = [server]
         if args.http_port:
@@ -233,6 +239,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "(give --tls-cert-file, --tls-key-file and --tls-client-ca-file)"
         )
     extender.start()
+    if certs is not None:
+        certs.start()
     if restarter is not None and tls is not None:
         metrics = server.metrics
         restarter.start(
@@ -264,6 +272,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         srv.stop()
     if restarter is not None:
         restarter.stop()
+    if certs is not None:
+        certs.stop()
     extender.stop()
     return 0
 

@@ -18,9 +18,12 @@ BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 class _StateCollector(Collector):
     """Gauges read from the state at scrape time, so they cannot drift from it."""
 
-    def __init__(self, state: ClusterState, ready: Callable[[], bool]) -> None:
+    def __init__(
+        self, state: ClusterState, ready: Callable[[], bool], pending: Callable[[], int] | None
+    ) -> None:
         self._state = state
         self._ready = ready
+        self._pending = pending
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         t = self._state.totals()
@@ -55,10 +58,21 @@ class _StateCollector(Collector):
             "Reservations of binds in flight",
             value=t["reservations"],
         )
+        if self._pending is not None:
+            yield GaugeMetricFamily(
+                "neuron_extender_pending_pods",
+                "Pods not bound to a node whose containers ask for Neuron devices or cores",
+                value=self._pending(),
+            )
 
 
 class Metrics:
-    def __init__(self, state: ClusterState, ready: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        state: ClusterState,
+        ready: Callable[[], bool],
+        pending: Callable[[], int] | None = None,
+    ) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "neuron_extender_requests",
@@ -88,7 +102,7 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
-        self.registry.register(_StateCollector(state, ready))
+        self.registry.register(_StateCollector(state, ready, pending))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -336,7 +336,9 @@ class ExtenderServer:
         metrics: Metrics | None = None,
     ) -> None:
         self.extender = extender
-        self.metrics = metrics or Metrics(extender.state, lambda: extender.ready)
+        self.metrics = metrics or Metrics(
+            extender.state, lambda: extender.ready, extender.pending.count
+        )
         handler = type(
             "Handler",
             (_Handler,),

@@ -19,6 +19,7 @@ from .binding import Binder, BindOutcome
 from .caches import KnownList, KnownLists, PodCache, trimmed, watched_node, watched_pod
 from .events import RecordEvents
 from .fit import FITS, NodeClasses, Verdict, evaluate
+from .pending import PendingPods
 from .protocol import BindingArgs, ExtenderArgs, filter_result
 from .records import UNKNOWN_NODE, read_node
 from .requeue import Requeuer
@@ -60,6 +61,8 @@ class Extender:
         self._known = {"filter": KnownLists(), "prioritize": KnownLists()}
         self.demand = scoring.Demand()
         self._reflectors: list[Reflector] = []
+        # The pod watch passes through the count of pending Neuron pods (metrics).
+        self.pending = PendingPods(self.state.apply_pod, self.state.replace_pods)
 
     # --- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -83,8 +86,8 @@ class Extender:
                 self.client,
                 "/api/v1/pods",
                 None,
-                self.state.apply_pod,
-                self.state.replace_pods,
+                self.pending.apply,
+                self.pending.replace,
                 name="pods",
                 list_timeout=self.list_timeout,
                 transform=watched_pod,
