@@ -6,9 +6,13 @@ records the extender writes, and claims on the DRA nodes; then times
 
   pure     the views, the drawing, the JSON and the pods table from the lists in memory;
   http     the same through apiread's paged lists, from a local HTTP server that answers them
-           (JSON decoding and paging included; no API server's own work).
+           (JSON decoding and paging included; no API server's own work);
+  api      with --api-server: the same fleet stored in a real kube-apiserver and etcd (the scale
+           benchmark's control plane, plugin-src/bench/scale_cluster.py: the current release,
+           on 127.0.0.1, no kubelets), and `kubectl-neuron nodes` and `pods -A` run as a user
+           runs them, as processes with a kubeconfig.
 
-    python scripts/bench-kubectl-neuron.py [--nodes 5000] [--seed 1]
+    python scripts/bench-kubectl-neuron.py [--nodes 5000] [--seed 1] [--api-server]
 
 Prints the figures; asserts nothing (docs/kubectl-neuron.md quotes them).
 """
@@ -17,11 +21,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -41,6 +49,7 @@ from neuron_k8s.kube import KubeClient
 from neuron_k8s.pods import ContainerAllocation, allocation_annotations
 from neuron_k8s.topology import shape_for
 
+ROOT = Path(__file__).resolve().parents[1]
 DRIVER = "neuron.aws.com"
 VERSIONS = dra_devices.Versions("0.1.0", "fake")
 # (instance type, DRA?, share of the fleet)
@@ -187,10 +196,63 @@ def serve(objects: dict[str, list[dict[str, Any]]]) -> ThreadingHTTPServer:
     return server
 
 
+def store(objects: dict[str, list[dict[str, Any]]]) -> Any:
+    """A real control plane holding the fleet: nodes, namespaces, pods (their DRA claim
+    statuses set), slices, and claims allocated and reserved for their pods' real uids."""
+    sys.path.insert(0, str(ROOT / "plugin-src" / "bench"))
+    from scale_cluster import ControlPlane, create_all
+
+    plane = ControlPlane(Path(tempfile.mkdtemp(prefix="bench-kubectl-neuron-"))).start()
+    client = plane.client()
+    start = time.perf_counter()
+    create_all(plane, "/api/v1/nodes", [{"apiVersion": "v1", "kind": "Node", **n}
+                                       for n in objects["nodes"]])  # fmt: skip
+    spaces = sorted({q["metadata"]["namespace"] for q in objects["pods"]})
+    create_all(plane, "/api/v1/namespaces", [{"metadata": {"name": n}} for n in spaces])
+    claim_of = {c["status"]["reservedFor"][0]["name"]: c for c in objects["resourceclaims"]}
+    by_ns: dict[str, list[dict[str, Any]]] = {}
+    for pod in objects["pods"]:
+        body = {"apiVersion": "v1", "kind": "Pod", **json.loads(json.dumps(pod))}
+        body["metadata"].pop("uid"), body["metadata"].pop("creationTimestamp")
+        body.pop("status")
+        body["spec"]["containers"][0]["image"] = "bench"
+        by_ns.setdefault(body["metadata"]["namespace"], []).append(body)
+    for ns, bodies in by_ns.items():
+        create_all(plane, f"/api/v1/namespaces/{ns}/pods", bodies)
+    create_all(plane, "/apis/resource.k8s.io/v1/resourceslices", objects["resourceslices"])
+    uids = {
+        q["metadata"]["name"]: q["metadata"]["uid"]
+        for q in apiread.list_all(client, "/api/v1/pods")
+    }
+
+    def allocate(pod_name: str) -> None:
+        claim = claim_of[pod_name]
+        ns, name = claim["metadata"]["namespace"], claim["metadata"]["name"]
+        count = len(claim["status"]["allocation"]["devices"]["results"])
+        request = {"name": "neurons", "exactly": {"deviceClassName": DRIVER, "count": count}}
+        body = {"apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim",
+                "metadata": {"name": name, "namespace": ns},
+                "spec": {"devices": {"requests": [request]}}}  # fmt: skip
+        made = client.post(f"/apis/resource.k8s.io/v1/namespaces/{ns}/resourceclaims", body)
+        reserved = [{"resource": "pods", "name": pod_name, "uid": uids[pod_name]}]
+        made["status"] = {**claim["status"], "reservedFor": reserved}
+        path = f"/apis/resource.k8s.io/v1/namespaces/{ns}/resourceclaims/{name}/status"
+        client.request("PUT", path, body=made)
+        pod = client.get(f"/api/v1/namespaces/{ns}/pods/{pod_name}")
+        pod["status"]["resourceClaimStatuses"] = [{"name": "n", "resourceClaimName": name}]
+        client.request("PUT", f"/api/v1/namespaces/{ns}/pods/{pod_name}/status", body=pod)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(allocate, claim_of))
+    print(f"api: stored in a kube-apiserver in {time.perf_counter() - start:.0f} s")
+    return plane
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--nodes", type=int, default=5000)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--api-server", action="store_true", help="also time it on a kube-apiserver")
     args = p.parse_args()
     start = time.perf_counter()
     objects = fleet(args.nodes, random.Random(args.seed))
@@ -223,6 +285,26 @@ def main() -> int:
 
     timed("kubectl neuron nodes: read, views, drawing", whole, 1)
     server.shutdown()
+    if args.api_server:
+        plane = store(objects)
+        try:
+            print("api (kubectl-neuron as a process, against kube-apiserver and etcd):")
+            env = {**os.environ, "PYTHONPATH": str(ROOT / "plugin-src" / "src")}
+            for command in (["nodes"], ["nodes", "-o", "json"], ["pods", "-A"]):
+                argv = [sys.executable, "-m", "neuron_k8s.fleet.cli", *command,
+                        "--kubeconfig", str(plane.kubeconfig), "--no-color"]  # fmt: skip
+
+                def run(argv: list[str] = argv) -> str:
+                    done = subprocess.run(argv, env=env, capture_output=True, text=True)
+                    if done.returncode != 0:
+                        raise SystemExit(f"{' '.join(argv)} failed:\n{done.stderr}")
+                    return done.stdout
+
+                out = timed(f"kubectl neuron {' '.join(command)}", run)
+                same = ", the drawing made in memory" if out.strip() == text.strip() else ""
+                print(f"    ({len(out.splitlines())} lines of output{same})")
+        finally:
+            plane.stop()
     return 0
 
 
