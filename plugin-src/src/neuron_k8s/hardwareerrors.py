@@ -15,16 +15,14 @@ stopped; deleting it too makes the next start read the whole source again.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from neuron_k8s.atomicfile import write_atomically
 from neuron_k8s.kernelmessages import KINDS, MESSAGE_CHARS, HardwareError, parse_line
 from neuron_k8s.kernelsource import KernelSource, describe
 from neuron_k8s.logs import get_logger
@@ -58,22 +56,9 @@ def read_boot_id(path: str) -> str:
         return ""
 
 
-def write_atomically(path: str, doc: Mapping[str, Any]) -> None:
-    """A temporary file in the same directory, renamed over `path`: a reader sees the old
-    content or the new, never a part. Creates the directory."""
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".hardware-errors.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(doc, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+def write_json(path: str, doc: Mapping[str, Any]) -> None:
+    """`doc` as indented JSON, written whole or not at all (atomicfile.py)."""
+    write_atomically(path, json.dumps(doc, indent=1, sort_keys=True).encode())
 
 
 def _load(path: str) -> dict[str, Any] | None:
@@ -293,7 +278,7 @@ class HardwareErrors:
 
     def _write(self, path: str, doc: Mapping[str, Any]) -> bool:
         try:
-            write_atomically(path, doc)
+            write_json(path, doc)
         except OSError as err:
             why = err.strerror or str(err)
             if self._write_warned != why:

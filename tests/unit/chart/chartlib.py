@@ -74,8 +74,8 @@ def helm_binary() -> str:
     return path
 
 
-@functools.cache
-def _helm(args: tuple[str, ...], stdin: str | None = None) -> subprocess.CompletedProcess:
+def run_helm(args: tuple[str, ...], stdin: str | None = None) -> subprocess.CompletedProcess:
+    """helm, run anew each time (`_helm` caches: a test comparing two runs needs this)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HELM_")}
     # Keep helm away from the user's repositories, plugins and cluster.
     scratch = tempfile.mkdtemp(prefix="helm-home-")
@@ -94,6 +94,9 @@ def _helm(args: tuple[str, ...], stdin: str | None = None) -> subprocess.Complet
         timeout=120,
         check=False,
     )
+
+
+_helm = functools.cache(run_helm)
 
 
 def helm(*args: str) -> subprocess.CompletedProcess:

@@ -3,22 +3,18 @@ the cluster (plugin-src extender/clustercerts.py), so a render holds no key mate
 renders of the same values are byte-identical (Argo CD, Flux, `helm template`), and no key sits
 in Helm's release records. What the extender needs for it is rendered and narrowed here."""
 
-import os
-import subprocess
-import tempfile
-
 import pytest
 from chartlib import (
     CHART,
     EXAMPLES,
     _template_args,
     env_of,
-    helm_binary,
     objects_of,
     one,
     pod_spec,
     render,
     render_error,
+    run_helm,
     volumes,
     workload,
 )
@@ -33,16 +29,10 @@ CA_SECRET, CLIENT_SECRET = "neuron-extender-tls-ca", "neuron-scheduler-client-ce
 
 
 def fresh_render(files: list[str]) -> str:
-    """`helm template` run anew (chartlib caches its helm calls: a cached second render would
-    prove nothing), offline, as a GitOps controller renders."""
+    """`helm template` run anew (a cached second render would prove nothing), offline, as a
+    GitOps controller renders."""
     args = _template_args(None, files, (), "neuron-system", "neuron", "1.35.1")
-    scratch = tempfile.mkdtemp(prefix="helm-home-")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HELM_")}
-    env.update(HELM_CACHE_HOME=scratch, HELM_CONFIG_HOME=scratch, HELM_DATA_HOME=scratch)
-    env["KUBECONFIG"] = os.path.join(scratch, "none")
-    done = subprocess.run(
-        [helm_binary(), *args], capture_output=True, text=True, env=env, check=False, timeout=120
-    )
+    done = run_helm(tuple(args))
     assert done.returncode == 0, done.stderr
     return done.stdout
 

@@ -24,12 +24,12 @@ import base64
 import binascii
 import datetime as dt
 import os
-import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..atomicfile import write_atomically
 from ..kube import ApiError, KubeClient
 from ..logs import get_logger
 from . import certissuer
@@ -196,18 +196,27 @@ class ClusterCerts:
         assert pair is not None  # keep() or make() gave both keys
         return pair, written
 
+    def _current_leaf(
+        self, data: dict[str, bytes], ca: KeyPair, now: dt.datetime
+    ) -> KeyPair | None:
+        """The leaf in `data` when it is the CA's, with that CA beside it, and not yet due for
+        renewal (the client Secret and the server files alike); else None."""
+        pair = _pair(data)
+        if (
+            pair is not None
+            and data.get("ca.crt") == ca.cert
+            and certissuer.signed_by(pair.cert, ca.cert)
+            and certissuer.usable_for(pair, now, self._s.renew_before)
+        ):
+            return pair
+        return None
+
     def _ensure_client(self, ca: KeyPair) -> bool:
         """Whether my-scheduler's Secret existed (a scheduler may have started with it)."""
         now = self._clock()
 
         def keep(data: dict[str, bytes]) -> bool:
-            pair = _pair(data)
-            return (
-                pair is not None
-                and data.get("ca.crt") == ca.cert
-                and certissuer.signed_by(pair.cert, ca.cert)
-                and certissuer.usable_for(pair, now, self._s.renew_before)
-            )
+            return self._current_leaf(data, ca, now) is not None
 
         def make() -> dict[str, bytes]:
             leaf = certissuer.sign_leaf(
@@ -226,14 +235,8 @@ class ClusterCerts:
                     have[name] = f.read()
             except FileNotFoundError:
                 pass
-        pair = _pair(have)
-        if (
-            pair is not None
-            and have.get("ca.crt") == ca.cert
-            and certissuer.signed_by(pair.cert, ca.cert)
-            and certissuer.dns_names(pair.cert) == self._s.dns_names
-            and certissuer.usable_for(pair, now, self._s.renew_before)
-        ):
+        pair = self._current_leaf(have, ca, now)
+        if pair is not None and certissuer.dns_names(pair.cert) == self._s.dns_names:
             return
         leaf = certissuer.sign_leaf(
             ca, self._s.dns_names[-1], now, self._s.leaf_days, dns_names=self._s.dns_names
@@ -241,7 +244,7 @@ class ClusterCerts:
         # The key and certificate first, the CA last: tls.py reloads on any change and a CA
         # change rolls my-scheduler, which then finds a server certificate of that CA.
         for name, content in (("tls.key", leaf.key), ("tls.crt", leaf.cert), ("ca.crt", ca.cert)):
-            _write_file(os.path.join(self._s.out_dir, name), content)
+            write_atomically(os.path.join(self._s.out_dir, name), content)
         log.info("server certificate written", dir=self._s.out_dir, dns_names=self._s.dns_names)
 
     # --- in the background --------------------------------------------------------------------
@@ -292,17 +295,3 @@ def _decode(secret: dict[str, Any] | None) -> dict[str, bytes] | None:
 def _pair(data: dict[str, bytes]) -> KeyPair | None:
     cert, key = data.get("tls.crt"), data.get("tls.key")
     return KeyPair(cert, key) if cert and key else None
-
-
-def _write_file(path: str, content: bytes) -> None:
-    """Write whole or not at all: a reader sees the old file or the new one."""
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(content)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
