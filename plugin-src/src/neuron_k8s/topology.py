@@ -166,8 +166,14 @@ def shape_from_capacity(
     instance_type: str | None, devices: int, cores: int, lnc: int = DEFAULT_LNC
 ) -> Shape | None:
     """The shape of a node seen through the API: its instance-type label and its advertised
-    capacity. The instance type gives the rule; capacity wins on counts, since it is what the
-    device plugin actually found. None when the node has no Neuron capacity."""
+    capacity. The instance type gives the rule; capacity wins on cores per device, since it is
+    what the device plugin actually found. None when the node has no Neuron capacity.
+
+    Fewer devices than the instance type has (a plugin that counts only the device nodes it
+    found) keep the type's device count and rule: a trn1.32xlarge missing a device is still a
+    torus, and a 15-device ring would allow sets the torus forbids. The caller treats the
+    devices beyond capacity as unavailable (`absent_devices`). More devices than the type has
+    (a fake shape on a labelled node) are a ring of what capacity says."""
     known = INSTANCE_TYPES.get(instance_type or "")
     if devices <= 0 and cores <= 0:
         return None
@@ -178,5 +184,14 @@ def shape_from_capacity(
     if cores <= 0 or cores % devices:
         base = shape_for(instance_type, lnc) if known and instance_type else None
         cores = base.cores if base and base.devices == devices else devices
-    rule = known[2] if known and known[0] == devices else Rule.RING
-    return Shape(devices, cores // devices, rule, instance_type if known else None)
+    if known and devices <= known[0]:
+        return Shape(known[0], cores // devices, known[2], instance_type)
+    return Shape(devices, cores // devices, Rule.RING, instance_type if known else None)
+
+
+def absent_devices(shape: Shape, advertised: int) -> range:
+    """Devices of `shape` beyond what a node advertises (see `shape_from_capacity`): they are
+    handed to no one. Empty when the node advertises no device count of its own."""
+    if advertised <= 0:
+        return range(0)
+    return range(min(advertised, shape.devices), shape.devices)

@@ -11,8 +11,10 @@ from neuron_k8s.topology import (
     Rule,
     Shape,
     UnknownInstanceType,
+    absent_devices,
     lnc_cores_per_device,
     shape_for,
+    shape_from_capacity,
 )
 
 ALIGNED_TYPES = ["trn1.32xlarge", "trn1n.32xlarge", "trn2.48xlarge", "trn2u.48xlarge"]
@@ -86,3 +88,22 @@ def test_more_than_the_node_has_is_never_valid(shape: Shape) -> None:
     assert shape.device_request_error(shape.devices + 1) is not None
     assert shape.core_request_error(shape.cores + 1) is not None
     assert shape.device_request_error(0) is not None
+
+
+@given(st.sampled_from(sorted(INSTANCE_TYPES)), st.data())
+def test_capacity_short_of_the_instance_type_keeps_its_shape_and_marks_the_rest_absent(
+    instance_type: str, data: st.DataObject
+) -> None:
+    full = shape_for(instance_type)
+    devices = data.draw(st.integers(1, full.devices), label="advertised devices")
+    shape = shape_from_capacity(instance_type, devices, devices * full.cores_per_device)
+    assert shape == full
+    assert list(absent_devices(shape, devices)) == list(range(devices, full.devices))
+
+
+@given(st.integers(1, 64), st.integers(1, 16))
+def test_capacity_without_a_known_type_is_a_ring_of_what_it_says(devices: int, per: int) -> None:
+    shape = shape_from_capacity("kind-worker", devices, devices * per)
+    assert shape is not None
+    assert (shape.devices, shape.cores_per_device, shape.rule) == (devices, per, Rule.RING)
+    assert not absent_devices(shape, devices)

@@ -40,6 +40,16 @@ def test_filter_explains_seven_devices_on_trn1_32xlarge(cluster, start_extender)
     assert "Instance type trn1.32xlarge does not support requests for device: 7" in reason
 
 
+def test_filter_keeps_the_torus_rule_on_a_trn1_advertising_15_devices(cluster, start_extender):
+    cluster.put("nodes", make_node("trn1-a", "trn1.32xlarge", devices=15, cores=30))
+    ext = start_extender()
+    two = ext.post("filter", filter_args(make_pod("two", [("m", {NEURON: "2"})]), ["trn1-a"]))
+    reason = two.json()["FailedAndUnresolvableNodes"]["trn1-a"]
+    assert "does not support requests for device: 2" in reason
+    four = ext.post("filter", filter_args(make_pod("four", [("m", {NEURON: "4"})]), ["trn1-a"]))
+    assert four.json()["NodeNames"] == ["trn1-a"]
+
+
 def test_filter_fails_node_without_neuron_capacity(cluster, start_extender):
     cluster.put("nodes", make_node("cpu-a", "m5.large"))
     ext = start_extender()

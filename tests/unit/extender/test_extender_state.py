@@ -133,6 +133,15 @@ def test_node_with_capacity_but_unknown_type_is_a_ring():
     assert (shape.devices, shape.cores_per_device, shape.rule) == (4, 2, Rule.RING)
 
 
+def test_node_advertising_fewer_devices_than_its_type_keeps_the_torus_without_the_rest():
+    # Review A7: a plugin that counts only the device nodes it found reports 15 on a trn1.32xlarge
+    # whose /dev/neuron15 is missing; a 15-device ring would allow sets the torus forbids.
+    shape, problem, unhealthy = read_node(make_node("t", "trn1.32xlarge", devices=15, cores=30))
+    assert (shape.devices, shape.cores_per_device, shape.rule) == (16, 2, Rule.ALIGNED)
+    assert problem is None
+    assert unhealthy == mask([15])
+
+
 def test_node_with_unreadable_unhealthy_annotation_counts_as_healthy():
     _, _, unhealthy = read_node(make_node("n", "inf2.xlarge", unhealthy="zero"))
     assert unhealthy == 0

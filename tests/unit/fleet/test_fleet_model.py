@@ -70,6 +70,14 @@ def test_the_device_plugins_annotation_marks_devices_unhealthy() -> None:
     assert sorted(view([node])["a"].unhealthy) == [3, 5]
 
 
+def test_capacity_below_the_instance_types_keeps_its_shape_with_the_rest_unhealthy() -> None:
+    node = dp_node("a", "trn1.32xlarge")
+    node["status"]["capacity"].update({NEURON: "15", CORE: "30"})
+    v = view([node])["a"]
+    assert (v.shape.devices, v.shape.rule.value) == (16, "aligned")
+    assert v.unhealthy == {15: "beyond the 15 devices the node advertises"}
+
+
 def test_allocatable_below_capacity_is_noted() -> None:
     node = dp_node("a", "inf2.48xlarge")
     node["status"]["allocatable"]["aws.amazon.com/neuron"] = "11"

@@ -27,7 +27,7 @@ from ..pods import (
     read_allocation,
     read_record,
 )
-from ..topology import Shape, shape_from_capacity
+from ..topology import Shape, absent_devices, shape_from_capacity
 from .caches import LEGACY_INSTANCE_TYPE_LABEL
 
 log = get_logger("extender.records")
@@ -81,7 +81,7 @@ def read_node(
         # Unreadable health: assume healthy rather than refuse the node; the kubelet still
         # refuses pods beyond allocatable.
         log.warning("unreadable unhealthy-devices annotation", node=meta.get("name"), value=raw)
-    return shape, None, unhealthy
+    return shape, None, unhealthy | mask(absent_devices(shape, devices))
 
 
 class Unusable(Exception):

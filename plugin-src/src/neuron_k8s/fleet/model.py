@@ -24,7 +24,14 @@ from neuron_k8s.pods import (
     holds_resources,
     parse_id_list,
 )
-from neuron_k8s.topology import Rule, Shape, UnknownInstanceType, shape_for, shape_from_capacity
+from neuron_k8s.topology import (
+    Rule,
+    Shape,
+    UnknownInstanceType,
+    absent_devices,
+    shape_for,
+    shape_from_capacity,
+)
 
 from .holdings import (
     DEVICE_PLUGIN,
@@ -221,6 +228,9 @@ def device_plugin_health(node: Mapping[str, Any], shape: Shape) -> tuple[dict[in
         except ValueError as err:
             notes.append(f"annotation {UNHEALTHY_DEVICES} is unreadable: {err}")
     capacity = dig(node, "status", "capacity") or {}
+    advertised = max(_int(capacity.get(k, 0)) for k in NEURON_KEYS)
+    for d in absent_devices(shape, advertised):
+        unhealthy.setdefault(d, f"beyond the {advertised} devices the node advertises")
     allocatable = dig(node, "status", "allocatable") or {}
     for key in (*NEURON_KEYS, NEURONCORE_KEY):
         cap, alloc = _int(capacity.get(key, 0)), _int(allocatable.get(key, 0))
