@@ -39,7 +39,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from neuron_k8s.deviceplugin.api import target  # noqa: E402
 from process_memory import rss_kib  # noqa: E402
 
-SOCKETS = ("neuron-devplugin.sock", "neuroncore-devplugin.sock")
+RESOURCES = ("aws.amazon.com/neuron", NEURONCORE)
 
 
 def main() -> int:
@@ -97,14 +97,17 @@ def fuzz_grpc(count: int) -> bool:
     statuses: collections.Counter[str] = collections.Counter()
     bad: list[tuple[str, bytes, str]] = []
     peak = [0]
-    channels = [grpc.insecure_channel(target(os.path.join(root, s))) for s in SOCKETS]
+    channels: list[grpc.Channel] = []
     try:
         deadline = time.monotonic() + 20
-        while not (kubelet.registered(NEURONCORE) and kubelet.registered("aws.amazon.com/neuron")):
+        while not all(kubelet.registered(r) for r in RESOURCES):
             if time.monotonic() > deadline or proc.poll() is not None:
                 print("the plugin did not register", file=sys.stderr)
                 return False
             time.sleep(0.1)
+        for r in RESOURCES:  # socket names carry a suffix per start: the kubelet is told them
+            sock = kubelet.registered(r)[-1].endpoint
+            channels.append(grpc.insecure_channel(target(os.path.join(root, sock))))
 
         @settings(
             max_examples=args.calls,

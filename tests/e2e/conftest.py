@@ -36,7 +36,8 @@ SCHEDULER = os.environ.get("NEURON_E2E_SCHEDULER", "my-scheduler")
 IMAGE = os.environ.get("NEURON_E2E_IMAGE", "neuron-k8s:0.1.0")
 PULL_POLICY = "Never" if KIND_CLUSTER else "IfNotPresent"
 PLUGIN_DIR = "/var/lib/kubelet/device-plugins"
-SOCKETS = ("neuron-devplugin.sock", "neuroncore-devplugin.sock")
+# The plugin's socket files: a stem per resource, and a suffix of their own per start.
+SOCKET_STEMS = ("neuron-devplugin", "neuroncore-devplugin")
 
 NEURON = "aws.amazon.com/neuron"
 NEURONCORE = "aws.amazon.com/neuroncore"
@@ -394,3 +395,14 @@ def valid_on(instance_type: str, cores: list[int]) -> bool:
     span = len(devs)
     block = next(b for b in (1, 4, 8, 16) if b >= span)
     return devs[0] // block == devs[-1] // block
+
+
+def plugin_sockets(host: Any) -> dict[str, list[str]]:
+    """The plugin's socket files on a node (testinfra host), by stem; only sockets count."""
+    listing = host.check_output(f"find {PLUGIN_DIR} -maxdepth 1 -type s -printf '%f\\n'")
+    out: dict[str, list[str]] = {stem: [] for stem in SOCKET_STEMS}
+    for name in sorted(listing.split()):
+        stem, _, suffix = name.rpartition("-")
+        if stem in out and len(suffix) == len("01234567.sock") and suffix.endswith(".sock"):
+            out[stem].append(name)
+    return out

@@ -3,10 +3,9 @@
 from conftest import (
     NEURON,
     NEURONCORE,
-    PLUGIN_DIR,
-    SOCKETS,
     Cluster,
     Pods,
+    plugin_sockets,
     wait_for,
 )
 
@@ -26,16 +25,18 @@ def test_plugin_registers_again_after_a_kubelet_restart_and_pods_keep_cores(
     wait_for("allocatable to settle", lambda: cluster.allocatable(node) == before, 60)
     # The plugin listens in its pod's network namespace, so `ss` on the node cannot see it:
     # check the socket files, and registration through allocatable coming back.
-    for sock in SOCKETS:
-        assert host.file(f"{PLUGIN_DIR}/{sock}").is_socket, sock
+    before_sockets = plugin_sockets(host)
+    assert all(len(names) == 1 for names in before_sockets.values()), before_sockets
 
     host.check_output("systemctl restart kubelet")
     wait_for("kubelet active", lambda: host.service("kubelet").is_running, 60)
-    wait_for(
-        "plugin sockets back",
-        lambda: all(host.file(f"{PLUGIN_DIR}/{s}").is_socket for s in SOCKETS),
-        60,
-    )
+
+    def served_again() -> bool:
+        # The kubelet deleted the sockets; the plugin serves each resource on a new name.
+        now = plugin_sockets(host)
+        return all(len(now[s]) == 1 and now[s] != before_sockets[s] for s in now)
+
+    wait_for("plugin sockets back under new names", served_again, 60)
     wait_for("allocatable back", lambda: cluster.allocatable(node) == before, 90)
 
     after = pods.get("survivor")

@@ -1,15 +1,25 @@
-"""Restarting the extender and the plugin while pods run: no double allocation afterwards."""
+"""Restarting the extender and the plugin while pods run: no double allocation afterwards; a
+surge roll of the plugin, old and new on a node at once, leaves every node registered."""
 
+import uuid
+from pathlib import Path
+
+import yaml
 from conftest import (
+    NAMESPACE,
     NEURONCORE,
     NO_CONTIGUOUS_SET,
+    RELEASE,
     Cluster,
     Pods,
     contiguous,
     needs_kind,
+    plugin_sockets,
     restart_component,
     wait_for,
 )
+
+CHART = str(Path(__file__).resolve().parents[2] / "charts" / "neuron")
 
 INF2 = "inf2.48xlarge"
 
@@ -49,3 +59,37 @@ def test_restarted_extender_and_plugin_rebuild_usage_from_the_pods(
     still_held = set().union(*(cores for name, cores in held.items() if name != middle))
     assert not set(late) & still_held, f"late got {late}, still held: {sorted(still_held)}"
     assert set(late) & held[middle], "late should use the pair freed last"
+
+
+def test_a_surge_roll_of_the_plugin_leaves_every_node_registered(
+    cluster: Cluster, pods: Pods, node_host, tmp_path: Path
+) -> None:
+    # maxSurge starts the new plugin beside the old one on each node, and the old one stops only
+    # once the new one is ready (registered). A 1.37 kubelet refuses a path it still holds and
+    # then never frees it, so two plugins sharing a socket name would stall this roll for good
+    # (docs/architecture.md, "Socket names").
+    needs_kind()
+    nodes = list(cluster.neuron_nodes())
+    before = {n: cluster.allocatable(n) for n in nodes}
+    saved = tmp_path / "values.yaml"
+    saved.write_text(cluster.helm("get", "values", RELEASE, "-n", NAMESPACE, "-o", "yaml").stdout)
+    surge = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    values = yaml.safe_load(saved.read_text()) or {}
+    values.setdefault("devicePlugin", {})["updateStrategy"] = surge
+    annotations = values["devicePlugin"].setdefault("podAnnotations", {})
+    annotations["e2e/roll"] = uuid.uuid4().hex[:8]
+    rolled = tmp_path / "surge.yaml"
+    rolled.write_text(yaml.safe_dump(values))
+    try:
+        cluster.helm("upgrade", RELEASE, CHART, "-n", NAMESPACE, "-f", str(rolled),
+                     "--wait", "--timeout", "4m")  # fmt: skip
+        for node in nodes:
+            wait_for(f"{node} offers all again", lambda n=node: cluster.allocatable(n) == before[n])
+            sockets = plugin_sockets(node_host(node))
+            assert all(len(names) == 1 for names in sockets.values()), (node, sockets)
+            name = pods.create(f"after-roll-{node[-1]}", [{NEURONCORE: 2}], node=node)
+            pods.wait_running(name)
+            assert contiguous(pods.cores(name)), pods.cores(name)
+    finally:
+        cluster.helm("upgrade", RELEASE, CHART, "-n", NAMESPACE, "-f", str(saved),
+                     "--wait", "--timeout", "4m")  # fmt: skip

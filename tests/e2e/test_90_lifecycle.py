@@ -7,11 +7,10 @@ from pathlib import Path
 from conftest import (
     DRA_NODE_LABEL,
     NAMESPACE,
-    PLUGIN_DIR,
     RELEASE,
-    SOCKETS,
     Cluster,
     needs_kind,
+    plugin_sockets,
     wait_for,
 )
 
@@ -90,7 +89,7 @@ def test_helm_uninstall_leaves_nothing_of_ours_behind(cluster: Cluster, node_hos
         host = node_host(node)
         wait_for(
             f"plugin sockets removed on {node}",
-            lambda h=host: not any(h.file(f"{PLUGIN_DIR}/{s}").exists for s in SOCKETS),
+            lambda h=host: not any(plugin_sockets(h).values()),
             60,
         )
         annotations = cluster.core.read_node(node).metadata.annotations or {}

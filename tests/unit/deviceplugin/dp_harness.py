@@ -34,6 +34,14 @@ class _Registration(pb_grpc.RegistrationServicer):
         self.kubelet = kubelet
 
     def Register(self, request: pb.RegisterRequest, context: grpc.ServicerContext) -> pb.Empty:
+        path = os.path.join(self.kubelet.plugin_dir, request.endpoint)
+        with self.kubelet._lock:
+            held = self.kubelet.hold > 0
+            self.kubelet.hold -= 1 if held else 0
+        if held:
+            # A 1.37 kubelet's answer for a path it still holds (pkg/kubelet/cm/devicemanager).
+            self.kubelet.refused.append(request.endpoint)
+            context.abort(grpc.StatusCode.UNKNOWN, f"device plugin already connected: {path}")
         self.kubelet._on_register(request)
         return pb.Empty()
 
@@ -44,6 +52,9 @@ class FakeKubelet:
         self.socket = os.path.join(plugin_dir, KUBELET_SOCKET)
         self.watch = watch
         self.registrations: list[pb.RegisterRequest] = []
+        # Registrations to refuse as "already connected", and the endpoints refused so.
+        self.hold = 0
+        self.refused: list[str] = []
         self.devices: dict[str, list[tuple[str, str]]] = {}
         self.updates: dict[str, int] = {}
         self._lock = threading.Lock()

@@ -36,10 +36,8 @@ def test_every_adversarial_call_gets_a_defined_answer(
             fake_instance_type="inf2.48xlarge"
         )
     method, body, well_formed = request
-    for resource, sock in (
-        (NEURON, "neuron-devplugin.sock"),
-        (NEURONCORE, "neuroncore-devplugin.sock"),
-    ):
+    for resource in (NEURON, NEURONCORE):
+        sock = kubelet.registered(resource)[-1].endpoint
         with grpc.insecure_channel(target(os.path.join(short_dir, sock))) as channel:
             code = call(channel, method, body)
         assert code in (DEFINED if well_formed else RAW_DEFINED), (resource, method, body[:100])

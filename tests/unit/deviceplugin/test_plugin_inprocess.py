@@ -5,6 +5,7 @@ the two resources, kubelet restarts, and the HTTP endpoints."""
 from __future__ import annotations
 
 import os
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -46,8 +47,8 @@ def test_registers_both_resources_with_v1beta1_and_preferred_allocation(
     start_plugin(fake_instance_type="inf2.24xlarge")
     by_resource = {r.resource_name: r for r in kubelet.registrations}
     assert set(by_resource) == {NEURON, NEURONCORE}
-    assert by_resource[NEURON].endpoint == "neuron-devplugin.sock"
-    assert by_resource[NEURONCORE].endpoint == "neuroncore-devplugin.sock"
+    assert re.fullmatch(r"neuron-devplugin-[0-9a-f]{8}\.sock", by_resource[NEURON].endpoint)
+    assert re.fullmatch(r"neuroncore-devplugin-[0-9a-f]{8}\.sock", by_resource[NEURONCORE].endpoint)
     for r in by_resource.values():
         assert r.version == "v1beta1"
         assert r.options.get_preferred_allocation_available
@@ -66,7 +67,8 @@ def test_serves_before_registering_even_without_a_kubelet(
     short_dir: str, start_plugin: StartPlugin
 ) -> None:
     plugin = start_plugin(fake_instance_type="inf1.xlarge", wait=False)
-    assert os.path.exists(os.path.join(short_dir, "neuron-devplugin.sock"))
+    assert plugin.manager is not None
+    assert all(os.path.exists(s.socket_path) for s in plugin.manager.servers)
     assert plugin.manager is not None and not plugin.manager.ready
     kubelet = FakeKubelet(short_dir).start()
     try:
@@ -352,7 +354,7 @@ def test_kubelet_restart_reregisters_and_keeps_what_is_in_use(
         5,
         "registered again",
     )
-    assert os.path.exists(os.path.join(short_dir, "neuron-devplugin.sock"))
+    assert os.path.exists(os.path.join(short_dir, kubelet.registered(NEURON)[-1].endpoint))
     wait_until(lambda: kubelet.unhealthy(NEURONCORE) == {"0", "1"}, 5, "stream after restart")
     with pytest.raises(grpc.RpcError):
         allocate(kubelet.stub(NEURONCORE), ["1"])
@@ -364,9 +366,7 @@ def test_stop_removes_the_sockets(
 ) -> None:
     plugin = start_plugin(fake_instance_type="inf1.xlarge")
     plugin.stop()
-    assert not os.path.exists(os.path.join(short_dir, "neuron-devplugin.sock"))
-    assert not os.path.exists(os.path.join(short_dir, "neuroncore-devplugin.sock"))
-    assert os.path.exists(kubelet.socket)
+    assert sorted(os.listdir(short_dir)) == [os.path.basename(kubelet.socket)]
 
 
 @pytest.fixture

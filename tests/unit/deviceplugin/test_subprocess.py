@@ -98,7 +98,7 @@ def test_process_registers_allocates_survives_a_kubelet_restart_and_stops_on_sig
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
     assert proc.stop() == 0
-    assert not any(n.endswith("devplugin.sock") for n in os.listdir(short_dir))
+    assert not any("devplugin" in n for n in os.listdir(short_dir))
     assert "stopped" in proc.text()
 
 

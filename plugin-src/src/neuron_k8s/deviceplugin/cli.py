@@ -38,7 +38,8 @@ FLAGS: list[tuple[str, Callable[[str], Any], Any, str]] = [
         str,
         DEFAULT_DEVICE_PLUGIN_DIR,
         "Directory of the kubelet's device plugin sockets: kubelet.sock, and where this plugin "
-        "creates neuron-devplugin.sock and neuroncore-devplugin.sock.",
+        "creates neuron-devplugin-<suffix>.sock and neuroncore-devplugin-<suffix>.sock (a new "
+        "suffix at each start).",
     ),
     (
         "--kubeconfig",

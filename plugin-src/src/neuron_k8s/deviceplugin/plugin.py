@@ -3,7 +3,6 @@ what the console script and the in-process tests both use."""
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -226,7 +225,8 @@ class Plugin:
         servers = [
             ResourceServer(
                 DevicePluginServicer(r, state, allocation, self.metrics),
-                os.path.join(c.device_plugin_dir, SOCKETS[r]),
+                c.device_plugin_dir,
+                SOCKETS[r],
             )
             for r in SERVED
         ]

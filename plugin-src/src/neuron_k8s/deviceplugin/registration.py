@@ -6,12 +6,15 @@ answers, then Register with <dir>/kubelet.sock. A watcher thread then polls, eve
   starts): serve again on a fresh socket, then register again;
 - kubelet.sock replaced (a new inode: the kubelet restarted) or registration not yet done:
   register again.
-Only the gRPC servers are replaced; the state (health, ledger, progress) lives on.
+- the kubelet refuses our path as "already connected": serve again on a fresh socket name.
+Only the gRPC servers are replaced; the state (health, ledger, progress) lives on. At start,
+sockets of this plugin's earlier runs that no one answers on are removed.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -20,11 +23,14 @@ import grpc
 
 from neuron_k8s.logs import get_logger
 
-from .api import KUBELET_SOCKET, SOCKETS, VERSION, pb, pb_grpc, target
+from .api import KUBELET_SOCKET, OWN_SOCKET, VERSION, pb, pb_grpc, target
 from .metrics import Metrics
 from .server import ResourceServer
 
 log = get_logger("deviceplugin.registration")
+
+# The kubelet's words when a registration names a path it already holds.
+ALREADY_CONNECTED = "already connected"
 
 
 def _identity(path: str) -> tuple[int, int, int] | None:
@@ -69,6 +75,8 @@ class PluginManager:
 
     def start(self) -> None:
         os.makedirs(self.plugin_dir, exist_ok=True)
+        for name in remove_stale_sockets(self.plugin_dir):
+            log.info("removed a stale socket of an earlier run", socket=name)
         for s in self.servers:
             s.start()
         self.sync()
@@ -154,6 +162,10 @@ class PluginManager:
                 )
         except grpc.RpcError as err:
             self._metrics.errors.labels("registration").inc()
+            if ALREADY_CONNECTED in (err.details() or ""):
+                # A kubelet (1.37) that still holds this path refuses it, and may keep refusing
+                # it after that connection ends: a new name is never refused.
+                server.start()
             _, backoff = self._retry.get(name, (0.0, self._interval / 2))
             backoff = min(backoff * 2, 10.0)
             self._retry[name] = (time.monotonic() + backoff, backoff)
@@ -171,5 +183,34 @@ class PluginManager:
         log.info("registered", resource=name, endpoint=endpoint, version=VERSION)
 
 
-def socket_paths(plugin_dir: str) -> dict[str, str]:
-    return {r.value: os.path.join(plugin_dir, s) for r, s in SOCKETS.items()}
+def remove_stale_sockets(plugin_dir: str) -> list[str]:
+    """Remove the sockets of this plugin's earlier runs (its names, nobody listening): a killed
+    plugin leaves its file behind, and with a name per start they would pile up. Another
+    plugin's socket, or one that answers, is left alone."""
+    try:
+        names = sorted(os.listdir(plugin_dir))
+    except OSError:
+        return []
+    removed = []
+    for name in names:
+        path = os.path.join(plugin_dir, name)
+        if OWN_SOCKET.match(name) and not _answers(path):
+            try:
+                os.unlink(path)
+            except OSError:
+                continue
+            removed.append(name)
+    return removed
+
+
+def _answers(path: str) -> bool:
+    """False only when the socket certainly has no listener (refused); unsure counts as alive."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        try:
+            probe.connect(path)
+        except (ConnectionRefusedError, FileNotFoundError):
+            return False
+        except OSError:
+            return True
+    return True

@@ -14,7 +14,7 @@ from neuron_k8s.allocator import Resource
 from neuron_k8s.logs import get_logger
 
 from .allocation import DEVICE_PERMISSIONS, AllocationError, AllocationService
-from .api import HEALTHY, UNHEALTHY, pb, pb_grpc, target
+from .api import HEALTHY, UNHEALTHY, pb, pb_grpc, socket_name, target
 from .metrics import Metrics
 from .state import PluginState
 
@@ -127,13 +127,18 @@ def _inode(path: str) -> int | None:
 
 
 class ResourceServer:
-    """The gRPC server of one resource. It can be stopped and started again on the same
-    socket path (after the kubelet deleted the socket) with the same servicer and state."""
+    """The gRPC server of one resource. It can be stopped and started again (after the kubelet
+    deleted the socket, or refused the path) with the same servicer and state; each start
+    serves on a socket file name of its own in `plugin_dir` (api.socket_name)."""
 
-    def __init__(self, servicer: DevicePluginServicer, socket_path: str, workers: int = 8) -> None:
+    def __init__(
+        self, servicer: DevicePluginServicer, plugin_dir: str, stem: str, workers: int = 8
+    ) -> None:
         self.servicer = servicer
         self.resource = servicer.resource
-        self.socket_path = socket_path
+        self.plugin_dir = plugin_dir
+        self.stem = stem
+        self.socket_path = os.path.join(plugin_dir, socket_name(stem))
         self._workers = workers
         self._server: grpc.Server | None = None
         self._inode: int | None = None
@@ -141,9 +146,9 @@ class ResourceServer:
 
     def start(self) -> None:
         with self._lock:
-            self._stop_locked(remove=False)
-            if os.path.lexists(self.socket_path):
-                os.unlink(self.socket_path)  # stale, from an earlier run
+            # A start serves on a new name; the file of the previous one goes.
+            self._stop_locked(remove=True)
+            self.socket_path = os.path.join(self.plugin_dir, socket_name(self.stem))
             server = grpc.server(
                 ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="dp-grpc")
             )
