@@ -326,6 +326,9 @@ class FakeApi:
         self.version = 1
         self._lock = threading.Lock()
         self._watchers: list[queue.Queue[dict[str, Any] | None]] = []
+        # Every pod event with its version: a watch from a list's resourceVersion gets what came
+        # after it, as from the API server, even when it connects late.
+        self._history: list[tuple[int, dict[str, Any]]] = []
         api = self
 
         class Handler(JsonHandler):
@@ -355,7 +358,14 @@ class FakeApi:
 
             def _watch(self, query: dict[str, str]) -> None:
                 q: queue.Queue[dict[str, Any] | None] = queue.Queue()
+                try:
+                    since = int(query.get("resourceVersion") or "0")
+                except ValueError:
+                    since = 0
                 with api._lock:
+                    for version, event in api._history if since else ():
+                        if version > since:
+                            q.put(copy.deepcopy(event))
                     api._watchers.append(q)
                 selector = query.get("fieldSelector", "")
                 try:
@@ -440,16 +450,20 @@ class FakeApi:
             self.version += 1
             meta["resourceVersion"] = str(self.version)
             self.pods[(meta["namespace"], meta["name"])] = pod
-            for q in self._watchers:
-                q.put({"type": kind, "object": copy.deepcopy(pod)})
+            self._publish({"type": kind, "object": copy.deepcopy(pod)})
         return copy.deepcopy(pod)
 
     def delete_pod(self, namespace: str, name: str) -> None:
         with self._lock:
             pod = self.pods.pop((namespace, name))
             self.version += 1
-            for q in self._watchers:
-                q.put({"type": "DELETED", "object": copy.deepcopy(pod)})
+            self._publish({"type": "DELETED", "object": copy.deepcopy(pod)})
+
+    def _publish(self, event: dict[str, Any]) -> None:
+        """Under the lock: to every watcher now, and to the history for those to come."""
+        self._history.append((self.version, event))
+        for q in self._watchers:
+            q.put(copy.deepcopy(event))
 
     def pod(self, namespace: str, name: str) -> dict[str, Any]:
         with self._lock:
