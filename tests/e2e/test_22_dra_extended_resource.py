@@ -7,7 +7,10 @@ more than one device only where the instance type's rule allows the set the sche
 
 from __future__ import annotations
 
-from conftest import NEURON, wait_for
+import time
+from typing import Any
+
+from conftest import IMAGE, NEURON, PLUGIN_DIR, PULL_POLICY, wait_for
 from dra_claims import Claims, claims_fixture, held_on
 
 inf2 = claims_fixture("inf2.48xlarge", "inf2")
@@ -84,3 +87,65 @@ def _has_claim(claims: Claims) -> bool:
         return bool(claims.claim_of("four")["status"]["allocation"])
     except (KeyError, StopIteration, TypeError):
         return False
+
+
+# The kubelet drops a device plugin's endpoint this long after the plugin left
+# (pkg/kubelet/cm/devicemanager endpointStopGracePeriod), plus two node-status periods.
+ENDPOINT_GRACE = 5 * 60 + 20
+
+
+def stray_plugin(node: str) -> dict[str, Any]:
+    """A device plugin run by hand on a DRA node, as a node moved from the device plugin to DRA
+    had one: fake inf2.xlarge, one aws.amazon.com/neuron device."""
+    command = ["neuron-device-plugin", "--fake-instance-type", "inf2.xlarge", "--http-port", "0"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "stray-device-plugin"},
+        "spec": {
+            "nodeName": node,
+            "terminationGracePeriodSeconds": 2,
+            "tolerations": [{"operator": "Exists"}],
+            "containers": [
+                {
+                    "name": "plugin",
+                    "image": IMAGE,
+                    "imagePullPolicy": PULL_POLICY,
+                    "command": [*command, "--pod-resources-socket", ""],
+                    "volumeMounts": [{"name": "dp", "mountPath": PLUGIN_DIR}],
+                }
+            ],
+            "volumes": [{"name": "dp", "hostPath": {"path": PLUGIN_DIR}}],
+        },
+    }
+
+
+def test_a_node_that_ran_a_device_plugin_starts_such_pods_after_the_kubelets_grace(
+    inf2: Claims,
+) -> None:
+    """docs/dra.md, "A node that ran the device plugin": the kubelet keeps the allocations of a
+    device-plugin pod that is gone until someone lists its PodResources, and five minutes after
+    the plugin left it refused every container asking for aws.amazon.com/neuron through DRA
+    ("endpoint not found in cache for a registered resource"). The driver's lists prevent it."""
+    core, node = inf2.cluster.core, inf2.node
+    core.create_namespaced_pod(inf2.namespace, stray_plugin(node))
+
+    def offered() -> bool:
+        allocatable = core.read_node(node).status.allocatable or {}
+        return allocatable.get(NEURON) == "1"
+
+    wait_for("the stray plugin's device offered", offered, 120)
+    inf2.resource_pod("holder", NEURON, 1)  # through the plugin: the node has the capacity
+    inf2.running("holder")
+    assert (
+        inf2.cluster.core.read_namespaced_pod(
+            "holder", inf2.namespace
+        ).status.extended_resource_claim_status
+        is None
+    ), "holder went through DRA, not the plugin"
+    inf2.delete("holder", "stray-device-plugin")
+    time.sleep(ENDPOINT_GRACE)
+
+    inf2.resource_pod("after", NEURON, 1)
+    inf2.running("after")
+    assert inf2.claim_name("after")

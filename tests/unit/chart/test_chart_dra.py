@@ -85,6 +85,7 @@ def test_driver_name_paths_port_and_log_level_env_defaults(dra):
         "NEURON_DRA_CORE_PARTITIONS": "false",
         "NEURON_DRA_CORE_SET_SIZES": "powers",
         "NEURON_DRA_UNHEALTHY_TAINT_EFFECT": "NoSchedule",
+        "NEURON_DRA_POD_RESOURCES_SOCKET": "/var/lib/kubelet/pod-resources/kubelet.sock",
     }
 
 
@@ -137,11 +138,33 @@ def test_path_and_driver_name_values_move_mounts_and_env_together():
         "plugins-registry": "/var/lib/k0s/kubelet/plugins_registry",
         "plugin-dir": "/var/lib/k0s/kubelet/plugins/neuron.example.com",
         "cdi": "/etc/cdi",
+        "pod-resources": "/var/lib/kubelet/pod-resources",
         "opt-aws": "/opt/aws",
     }
     assert {n: v["hostPath"]["path"] for n, v in volumes(obj).items()} == {
         n: m["mountPath"] for n, m in mounts(obj).items()
     }
+
+
+def test_the_kubelets_pod_resources_socket_is_mounted_read_only_and_named(dra):
+    # dra/devicemanagersweep.py: the driver lists it so that the kubelet forgets the
+    # device-plugin allocations of pods that are gone.
+    obj = one(dra, "DaemonSet", "dra")
+    path = "/var/lib/kubelet/pod-resources"
+    assert volumes(obj)["pod-resources"]["hostPath"] == {"path": path, "type": "DirectoryOrCreate"}
+    assert mounts(obj)["pod-resources"] == {
+        "name": "pod-resources",
+        "mountPath": path,
+        "readOnly": True,
+    }
+    assert env_of(obj)["NEURON_DRA_POD_RESOURCES_SOCKET"] == f"{path}/kubelet.sock"
+
+
+def test_an_empty_pod_resources_path_mounts_nothing_and_turns_the_lists_off():
+    obj = daemonset({"podResourcesPath": ""})
+    assert "pod-resources" not in volumes(obj)
+    assert "pod-resources" not in mounts(obj)
+    assert env_of(obj)["NEURON_DRA_POD_RESOURCES_SOCKET"] == ""
 
 
 def test_opt_aws_mounted_read_only_like_the_device_plugins(dra):

@@ -353,6 +353,7 @@ def driver_config(dirs: Dirs, **overrides: Any) -> Config:
         "socket_interval": 0.05,
         "resync_interval": 0.2,
         "wait_for_claim": 0.5,
+        "pod_resources_socket": "",  # test_dra_device_manager_sweep.py sets one
     }
     values.update(overrides)
     return Config(**values)

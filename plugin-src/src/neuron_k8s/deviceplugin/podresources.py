@@ -30,9 +30,16 @@ class PodResourcesClient:
     """Safe to share between threads: one channel, which gRPC redials by itself; no call ever
     closes it under another."""
 
-    def __init__(self, socket_path: str, timeout: float = 2.0) -> None:
+    # What is lost while the API cannot be reached, for the log.
+    UNAVAILABLE = (
+        "pod resources api unavailable: the plugin cannot tell which pod the kubelet "
+        "is admitting, and knows what is in use only from its own answers"
+    )
+
+    def __init__(self, socket_path: str, timeout: float = 2.0, unavailable: str = "") -> None:
         self.socket_path = socket_path
         self._timeout = timeout
+        self._unavailable = unavailable or self.UNAVAILABLE
         self._channel = grpc.insecure_channel(target(socket_path), options=CHANNEL_OPTIONS)
         self._stub = pr_grpc.PodResourcesListerStub(self._channel)
         self._lock = threading.Lock()  # guards _failing only
@@ -77,11 +84,6 @@ class PodResourcesClient:
         with self._lock:
             was, self._failing = self._failing, failure is not None
         if failure is not None and not was:
-            log.warning(
-                "pod resources api unavailable: the plugin cannot tell which pod the kubelet "
-                "is admitting, and knows what is in use only from its own answers",
-                socket=self.socket_path,
-                reason=failure,
-            )
+            log.warning(self._unavailable, socket=self.socket_path, reason=failure)
         elif failure is None and was:
             log.info("pod resources api reachable", socket=self.socket_path)

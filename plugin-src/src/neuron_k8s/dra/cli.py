@@ -103,6 +103,15 @@ FLAGS: list[tuple[str, str | None, Callable[[str], Any], str]] = [
         "reboots, and the node gets the condition NeuronHealth. Empty: not read.",
     ),
     (
+        "--pod-resources-socket",
+        None,
+        str,
+        "The kubelet's PodResources socket. The driver lists it now and then, which makes the "
+        "kubelet forget the device-plugin allocations of pods that are gone: without that, a "
+        "node that ran a device plugin refuses DRA's aws.amazon.com/neuron pods five minutes "
+        "after the plugin left. Empty: not used.",
+    ),
+    (
         "--hardware-error-state",
         None,
         str,

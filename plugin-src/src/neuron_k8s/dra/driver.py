@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from neuron_k8s import __version__
+from neuron_k8s.deviceplugin.api import DEFAULT_POD_RESOURCES_SOCKET
 from neuron_k8s.deviceplugin.discovery import Discovery, DiscoveryError, Inventory
 from neuron_k8s.deviceplugin.discovery_fake import FakeDiscovery
 from neuron_k8s.deviceplugin.discovery_real import RealDiscovery, read_lnc
@@ -30,6 +31,7 @@ from .apifeatures import COMPONENT
 from .cdi import CdiSpecs
 from .checkpoint import Checkpoint
 from .claimcache import ClaimCache
+from .devicemanagersweep import DeviceManagerSweeper
 from .devices import DEFAULT_DRIVER, Versions
 from .health import HEARTBEAT, HealthReporter, prepared_devices
 from .metrics import Metrics
@@ -71,6 +73,7 @@ class Config:
     lnc_config: str = "/opt/aws/neuron/logical_nc_config"
     kernel_messages: str = ""  # empty: hardware errors are not read
     hardware_error_state: str = DEFAULT_STATE
+    pod_resources_socket: str = DEFAULT_POD_RESOURCES_SOCKET  # empty: no sweeps
     # Not flags: the boot id's file, polling periods and waits (tests change them).
     boot_id_file: str = BOOT_ID
     health_interval: float = 1.0
@@ -130,6 +133,7 @@ class Driver:
         self._health: HealthMonitor | None = None
         self.health_service: HealthReporter | None = None
         self._condition: NodeConditionWriter | None = None
+        self.sweeper: DeviceManagerSweeper | None = None
         self.driver_warned = False  # the NeuronDriverNotFound Event was posted
 
     def _discovery(self, node: dict[str, object], lnc: int) -> Discovery:
@@ -253,8 +257,13 @@ class Driver:
         if self._condition is not None:
             self._condition.start()  # after the first check: the Node never flaps at start
         publisher.start()
+        if c.pod_resources_socket:
+            self.sweeper = DeviceManagerSweeper(c.pod_resources_socket)
+            self.sweeper.start()
         self.sockets = Sockets(
-            DraService(preparer, self.metrics, reporter),
+            DraService(
+                preparer, self.metrics, reporter, self.sweeper.nudge if self.sweeper else None
+            ),
             c.driver_name,
             c.plugins_dir,
             c.registrar_dir,
@@ -286,7 +295,8 @@ class Driver:
             self.health_service.close()  # ends the kubelet's streams before their server goes
         if sockets is not None:
             sockets.stop()
-        for part in (self._health, self.claims, self.pods, publisher, self.http, self._condition):
+        parts = (self._health, self.claims, self.pods, publisher, self.http, self._condition)
+        for part in (*parts, self.sweeper):
             if part is not None:
                 part.stop()
         # The last driver of the node takes its slices with it (an uninstall leaves nothing);

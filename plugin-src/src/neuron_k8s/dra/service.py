@@ -7,6 +7,7 @@ HealthReporter, the same socket also serves the kubelet's DRAResourceHealth (hea
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -33,11 +34,16 @@ class DraService:
     """Version-neutral: `pb` is the messages module of the version being answered."""
 
     def __init__(
-        self, preparer: Preparer, metrics: Metrics, health: HealthReporter | None = None
+        self,
+        preparer: Preparer,
+        metrics: Metrics,
+        health: HealthReporter | None = None,
+        on_prepare: Callable[[], None] | None = None,
     ) -> None:
         self._preparer = preparer
         self._metrics = metrics
         self._health = health
+        self._on_prepare = on_prepare  # must not block: called inside the kubelet's call
 
     @property
     def services(self) -> list[str]:
@@ -80,6 +86,8 @@ class DraService:
         if self._health is not None and out.claims:
             # Their core and device sets now belong in the kubelet's health list.
             self._health.refresh()
+        if self._on_prepare is not None:
+            self._on_prepare()
         return out
 
     def unprepare(self, pb: Any, request: Any) -> Any:
