@@ -120,10 +120,19 @@ def test_every_dashboard_query_returns_series(
 def test_extender_latency_and_outcomes_cover_the_binds_the_test_caused(
     cluster: Cluster, prometheus: Prometheus, workload: Workload
 ) -> None:
-    # A bind now, under whichever extender runs (another test may have restarted it).
+    # A bind now, under whichever extender runs (another test may have restarted it). The
+    # probe goes when this test ends: the per-container test counts the workload's containers
+    # only, and failed in CI when a scrape had caught the probe before it read.
     pods = Pods(cluster, workload.namespace)
     pods.create("bind-probe", [{NEURONCORE: 1}])
-    pods.wait_running("bind-probe")
+    try:
+        pods.wait_running("bind-probe")
+        _extender_latency_and_outcomes(prometheus)
+    finally:
+        pods.delete("bind-probe")
+
+
+def _extender_latency_and_outcomes(prometheus: Prometheus) -> None:
     title = "Extender latency (p99 by verb)"
     for ref in ("A", "B"):
 
